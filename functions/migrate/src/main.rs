@@ -1,0 +1,18 @@
+//! `migrate`: applies pending migrations; invoked explicitly after a deploy, never at cold start.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use stormwater::config::Config;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    stormwater::telemetry::init();
+    let pool = stormwater::db::pool(&Config::from_env()?)?;
+    let pool = &pool;
+    run(service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move {
+            stormwater::db::migrate(pool).await?;
+            Ok::<_, Error>(serde_json::json!({ "migrated": stormwater::MIGRATOR.iter().count() }))
+        },
+    ))
+    .await
+}

@@ -1,0 +1,131 @@
+//! `GET /api/facilities`: SMARTS industrial facility records with filters and cursor paging.
+//!
+//! Until facility linking lands, each item is one SMARTS application record; `sources` says
+//! which datasets know the facility and `counts` gives what is known so far.
+
+use super::{ApiState, freshness};
+use crate::cache::{Cache, ttl};
+use crate::http::{ApiError, Query, encode_cursor, json_response};
+use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+const STATUSES: &[&str] = &[
+    "Active",
+    "Terminated",
+    "No Action Required",
+    "Undetermined",
+    "NOI Required",
+    "NONA Submitted",
+    "NOI Filed",
+    "NEC Required",
+    "NONA Required",
+    "SIC Not Required",
+    "Incorrect Operator",
+    "Expired",
+];
+const REGIONS: &[&str] = &[
+    "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
+];
+const CACHE_CONTROL: &str = "public, max-age=300";
+
+/// Handles the request; every client mistake is a 400 naming the parameter.
+pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
+    if req.method() != Method::GET {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    match respond(state, &Query::of(&req)).await {
+        Ok((body, hit)) => {
+            let mut resp = json_response(StatusCode::OK, &body, CACHE_CONTROL);
+            if let Ok(v) = (if hit { "hit" } else { "miss" }).parse() {
+                resp.headers_mut().insert("x-cache", v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
+    let sic = q.text("sic")?;
+    if let Some(s) = &sic {
+        if !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4 {
+            return Err(ApiError::bad("sic", "must be 1 to 4 digits of a SIC code"));
+        }
+    }
+    Ok(FacilityFilter {
+        county: q.text("county")?,
+        region: q.one_of("region", REGIONS)?.map(str::to_owned),
+        permit_type: q.text("permitType")?,
+        status: q.one_of("status", STATUSES)?.map(str::to_owned),
+        q: q.text("q")?,
+        sic,
+        wdid: q.text("wdid")?,
+        app_id: q.text("appId")?,
+    })
+}
+
+async fn respond(state: &ApiState, q: &Query) -> Result<(Value, bool), ApiError> {
+    let filter = filter(q)?;
+    let limit = q.limit(50, 1000)?;
+    let after = q.cursor()?;
+    let generation = state.cache.generation().await;
+    let key = Cache::key(generation, "facilities", &q.canonical());
+    if let Some(hit) = state.cache.get_json::<Value>(&key).await {
+        return Ok((hit, true));
+    }
+    let rows = facilities::list(&state.pool, &filter, after, limit).await?;
+    let total = facilities::count(&state.pool, &filter).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| encode_cursor(r.id)))
+        .flatten();
+    let body = json!({
+        "data": rows.iter().map(item).collect::<Vec<_>>(),
+        "page": { "limit": limit, "nextCursor": next, "total": total },
+        "meta": { "freshness": freshness(&state.pool).await? },
+    });
+    state.cache.put_json(&key, &body, ttl::HOT).await;
+    Ok((body, false))
+}
+
+fn item(r: &FacilityRow) -> Value {
+    let location = match (r.latitude, r.longitude) {
+        (Some(lat), Some(lon)) => json!({ "latitude": lat, "longitude": lon }),
+        _ => Value::Null,
+    };
+    json!({
+        "id": r.id.to_string(),
+        "appId": r.app_id,
+        "wdid": r.wdid,
+        "wdidStandard": r.wdid.as_deref().is_some_and(crate::domain::wdid::is_standard),
+        "name": r.facility_name,
+        "operator": r.operator_name,
+        "permitType": r.permit_type,
+        "status": r.status,
+        "region": r.region_board,
+        "county": r.county,
+        "address": {
+            "street": r.facility_address,
+            "street2": r.facility_address_2,
+            "city": r.facility_city,
+            "state": r.facility_state,
+            "zip": r.facility_zip,
+        },
+        "location": location,
+        "sic": { "primary": r.primary_sic, "secondary": r.secondary_sic, "tertiary": r.tertiary_sic },
+        "noiProcessedDate": r.noi_processed_date,
+        "notEffectiveDate": r.not_effective_date,
+        "receivingWater": r.receiving_water_name,
+        "sources": { "smartsIndustrial": true, "smartsConstruction": false, "esmr": false },
+        "counts": {
+            "recordsWithSameAppIdAndWdid": r.same_key_records,
+            "recordsWithSameWdid": r.same_wdid_records,
+        },
+        "provenance": {
+            "dataset": "smarts_industrial_facilities",
+            "sourceLine": r.source_line,
+            "changedInRun": r.changed_run_id,
+        },
+    })
+}

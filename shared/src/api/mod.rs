@@ -1,0 +1,53 @@
+//! HTTP handlers: each endpoint's Lambda calls one of these with its shared state.
+
+pub mod facilities;
+pub mod health;
+pub mod sync_status;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::repo;
+use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
+
+/// State of the read API, built once per execution environment.
+pub struct ApiState {
+    pub pool: sqlx::PgPool,
+    pub cache: Cache,
+}
+
+impl ApiState {
+    /// Builds the lazy pool and the cache handle.
+    pub fn init(cfg: &Config) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            pool: crate::db::pool(cfg)?,
+            cache: Cache::new(cfg.redis_url.as_deref()),
+        })
+    }
+}
+
+static EXTRACT_DATE: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(\d{4}-\d{2}-\d{2})[^/]*$").expect("date pattern compiles")
+});
+
+/// `meta.freshness`: per dataset, the last successful sync and the source extract date
+/// (the publisher puts it in the file name).
+pub async fn freshness(pool: &sqlx::PgPool) -> Result<Value, sqlx::Error> {
+    let rows = repo::facilities::freshness(pool).await?;
+    let mut out = Map::new();
+    for r in rows {
+        let extract = EXTRACT_DATE
+            .captures(&r.source_url)
+            .map(|c| c[1].to_owned());
+        out.insert(
+            r.dataset,
+            json!({
+                "lastSuccessfulSync": r.finished_at,
+                "sourceUrl": r.source_url,
+                "sourceExtractDate": extract,
+                "rows": r.rows_read,
+            }),
+        );
+    }
+    Ok(Value::Object(out))
+}

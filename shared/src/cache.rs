@@ -1,0 +1,153 @@
+//! Redis cache-aside. Keys carry the sync generation (`v1:g{generation}:…`), so a finished
+//! sync invalidates every cached answer at once by incrementing one counter, without key
+//! scans. Every Redis failure or timeout is logged at `warn` and treated as a miss: the
+//! cache can make a request faster, never make it fail.
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Serialize, de::DeserializeOwned};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+const GENERATION_KEY: &str = "v1:sync:generation";
+/// How long any one Redis call may take before the caller falls through to Postgres.
+const OP_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Cache tiers (seconds).
+pub mod ttl {
+    /// Lists and aggregates that change only with a sync, but are asked for often.
+    pub const HOT: u64 = 5 * 60;
+    /// Single-facility documents.
+    pub const WARM: u64 = 60 * 60;
+}
+
+/// The cache handle, built once per execution environment. It connects on first use, so a
+/// Redis outage at cold start costs nothing but cache misses.
+pub struct Cache {
+    client: Option<redis::Client>,
+    conn: OnceCell<ConnectionManager>,
+}
+
+impl Cache {
+    /// A cache for `url`; `None` (or an unparsable URL, logged) gives a cache that always misses.
+    pub fn new(url: Option<&str>) -> Self {
+        let client = url.and_then(|u| match redis::Client::open(u) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "REDIS_URL is not usable; caching disabled");
+                None
+            }
+        });
+        Self {
+            client,
+            conn: OnceCell::new(),
+        }
+    }
+
+    /// A cache that never stores anything.
+    pub fn disabled() -> Self {
+        Self::new(None)
+    }
+
+    async fn conn(&self) -> Option<ConnectionManager> {
+        let client = self.client.as_ref()?;
+        let init = async {
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(OP_TIMEOUT))
+                .set_response_timeout(Some(OP_TIMEOUT))
+                .set_number_of_retries(1);
+            ConnectionManager::new_with_config(client.clone(), cfg).await
+        };
+        match tokio::time::timeout(OP_TIMEOUT * 2, self.conn.get_or_try_init(|| init)).await {
+            Ok(Ok(c)) => Some(c.clone()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "redis connect failed; serving without cache");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("redis connect timed out; serving without cache");
+                None
+            }
+        }
+    }
+
+    async fn run<T, F, Fut>(&self, what: &'static str, f: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, op = what, "redis call failed; treating as a miss");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(op = what, "redis call timed out; treating as a miss");
+                None
+            }
+        }
+    }
+
+    /// The current sync generation (0 when unknown or Redis is down).
+    pub async fn generation(&self) -> u64 {
+        self.run("get generation", |mut c| async move {
+            c.get::<_, Option<u64>>(GENERATION_KEY).await
+        })
+        .await
+        .flatten()
+        .unwrap_or(0)
+    }
+
+    /// Starts a new generation: every key built before becomes unreachable (and expires by TTL).
+    pub async fn bump_generation(&self) -> Option<u64> {
+        self.run("incr generation", |mut c| async move {
+            c.incr::<_, _, u64>(GENERATION_KEY, 1).await
+        })
+        .await
+    }
+
+    /// A key for `name` and its parameters within the current generation.
+    pub fn key(generation: u64, name: &str, params: &str) -> String {
+        let digest = xxhash_rust::xxh3::xxh3_64(params.as_bytes());
+        format!("v1:g{generation}:{name}:{digest:016x}")
+    }
+
+    /// Reads a cached JSON value.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let key = key.to_owned();
+        let raw = self
+            .run("get", |mut c| async move {
+                c.get::<_, Option<String>>(key).await
+            })
+            .await
+            .flatten()?;
+        serde_json::from_str(&raw)
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "cached value does not decode; ignoring it"),
+            )
+            .ok()
+    }
+
+    /// Stores a JSON value with a TTL (seconds).
+    pub async fn put_json<T: Serialize>(&self, key: &str, value: &T, ttl_secs: u64) {
+        let Ok(raw) = serde_json::to_string(value) else {
+            return;
+        };
+        let key = key.to_owned();
+        self.run("set", |mut c| async move {
+            c.set_ex::<_, _, ()>(key, raw, ttl_secs).await
+        })
+        .await;
+    }
+
+    /// `true` when Redis answers a PING now.
+    pub async fn ping(&self) -> bool {
+        self.run("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .is_some()
+    }
+}

@@ -1,0 +1,124 @@
+//! Typed configuration, read from the environment once per execution environment.
+//! No other module reads environment variables.
+
+use secrecy::SecretString;
+use std::str::FromStr;
+
+/// A variable is missing or unreadable; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything the functions and local tools need. Sections a function does not use may be
+/// absent; the accessor for them fails with the variable's name.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL` (a secret: it carries the password).
+    pub database_url: SecretString,
+    /// `DB_MAX_CONNECTIONS`, default 2: one execution environment serves one request at a time.
+    pub db_max_connections: u32,
+    /// `REDIS_URL`; without it the read API serves from Postgres only.
+    pub redis_url: Option<String>,
+    /// `AWS_ENDPOINT_URL`: set locally to the S3/SQS emulator.
+    pub aws_endpoint_url: Option<String>,
+    /// `S3_FORCE_PATH_STYLE`: path-style S3 URLs (needed by emulators on `localhost`).
+    pub s3_force_path_style: bool,
+    staging_bucket: Option<String>,
+    import_queue_url: Option<String>,
+    finalize_queue_url: Option<String>,
+    /// `CHUNK_ROWS`: records per staged chunk (default chosen by measurement, see docs/BENCHMARKS.md).
+    pub chunk_rows: usize,
+    /// `WITHDRAW_MIN_SHARE`: a file with fewer rows than this share of the last good one is
+    /// imported but does not withdraw missing rows (a truncated download must not erase data).
+    pub withdraw_min_share: f64,
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl Config {
+    /// Reads the environment. Call once, in `main`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let database_url = var("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
+        let chunk_rows = parsed("CHUNK_ROWS", 20_000usize)?;
+        if chunk_rows == 0 {
+            return Err(ConfigError::Invalid {
+                name: "CHUNK_ROWS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            database_url: database_url.into(),
+            db_max_connections: parsed("DB_MAX_CONNECTIONS", 2u32)?,
+            redis_url: var("REDIS_URL"),
+            aws_endpoint_url: var("AWS_ENDPOINT_URL"),
+            s3_force_path_style: matches!(
+                var("S3_FORCE_PATH_STYLE").as_deref(),
+                Some("1" | "true" | "TRUE" | "yes")
+            ),
+            staging_bucket: var("STAGING_BUCKET"),
+            import_queue_url: var("IMPORT_QUEUE_URL"),
+            finalize_queue_url: var("FINALIZE_QUEUE_URL"),
+            chunk_rows,
+            withdraw_min_share: parsed("WITHDRAW_MIN_SHARE", 0.5f64)?,
+        })
+    }
+
+    /// `STAGING_BUCKET`: where staged chunks go.
+    pub fn staging_bucket(&self) -> Result<&str, ConfigError> {
+        self.staging_bucket
+            .as_deref()
+            .ok_or(ConfigError::Missing("STAGING_BUCKET"))
+    }
+
+    /// `IMPORT_QUEUE_URL`: one message per staged chunk.
+    pub fn import_queue_url(&self) -> Result<&str, ConfigError> {
+        self.import_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("IMPORT_QUEUE_URL"))
+    }
+
+    /// `FINALIZE_QUEUE_URL`: a FIFO queue; one message per completed run.
+    pub fn finalize_queue_url(&self) -> Result<&str, ConfigError> {
+        self.finalize_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("FINALIZE_QUEUE_URL"))
+    }
+
+    /// Replaces the AWS resource names (tests create their own bucket and queues).
+    pub fn with_aws_resources(
+        mut self,
+        bucket: &str,
+        import_queue: &str,
+        finalize_queue: &str,
+    ) -> Self {
+        self.staging_bucket = Some(bucket.to_owned());
+        self.import_queue_url = Some(import_queue.to_owned());
+        self.finalize_queue_url = Some(finalize_queue.to_owned());
+        self
+    }
+
+    /// Replaces the database URL (tests use one throw-away database each).
+    pub fn with_database_url(mut self, url: String) -> Self {
+        self.database_url = url.into();
+        self
+    }
+}

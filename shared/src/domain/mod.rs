@@ -1,0 +1,2 @@
+//! Domain types parsed once at the boundary.
+pub mod wdid;

@@ -1,0 +1,242 @@
+//! HTTP helpers for the API functions: one error type whose variants are HTTP outcomes, one
+//! JSON error shape, typed query-parameter readers that answer 400 naming the parameter, and
+//! opaque cursors.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+
+/// Every way an API request can fail. Client mistakes carry a message for the client; internal
+/// failures are logged once with their cause and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid parameter {parameter}: {message}")]
+    BadRequest { parameter: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming the parameter.
+    pub fn bad(parameter: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            parameter: parameter.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON error response: `{"error": {"status", "code", "message", "parameter"?}}`.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
+        }
+        let mut error = json!({
+            "status": status.as_u16(),
+            "code": status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
+            "message": self.to_string(),
+        });
+        if let Self::BadRequest { parameter, .. } = &self {
+            error["parameter"] = json!(parameter);
+        }
+        json_response(status, &json!({ "error": error }), "no-store")
+    }
+}
+
+/// A JSON response with a `Cache-Control` header.
+pub fn json_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    cache_control: &str,
+) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, cache_control)
+        .body(Body::Text(text))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// Typed access to a request's query string.
+pub struct Query {
+    params: lambda_http::aws_lambda_events::query_map::QueryMap,
+}
+
+impl Query {
+    /// The query parameters of `req` (API Gateway has already decoded them).
+    pub fn of(req: &Request) -> Self {
+        Self {
+            params: req.query_string_parameters(),
+        }
+    }
+
+    /// A text parameter; blank counts as absent. Repeated parameters are a 400.
+    pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.params.all(name) {
+            None => Ok(None),
+            Some(v) if v.len() > 1 => Err(ApiError::bad(name, "given more than once")),
+            Some(v) => {
+                let t = v[0].trim();
+                if t.len() > 200 {
+                    return Err(ApiError::bad(name, "longer than 200 characters"));
+                }
+                Ok((!t.is_empty()).then(|| t.to_owned()))
+            }
+        }
+    }
+
+    /// `limit`: 1..=max, `default` when absent.
+    pub fn limit(&self, default: i64, max: i64) -> Result<i64, ApiError> {
+        match self.text("limit")? {
+            None => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad(
+                    "limit",
+                    format!("must be a whole number from 1 to {max}"),
+                )),
+            },
+        }
+    }
+
+    /// A parameter restricted to a fixed set of values (compared case-insensitively);
+    /// returns the canonical spelling.
+    pub fn one_of(
+        &self,
+        name: &str,
+        allowed: &[&'static str],
+    ) -> Result<Option<&'static str>, ApiError> {
+        let Some(v) = self.text(name)? else {
+            return Ok(None);
+        };
+        allowed
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(&v))
+            .copied()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(name, format!("must be one of: {}", allowed.join(", "))))
+    }
+
+    /// A cursor produced by [`encode_cursor`].
+    pub fn cursor(&self) -> Result<Option<i64>, ApiError> {
+        self.text("cursor")?
+            .map(|c| {
+                decode_cursor(&c)
+                    .ok_or_else(|| ApiError::bad("cursor", "not a cursor from a previous page"))
+            })
+            .transpose()
+    }
+
+    /// The parameters as a stable string (cache keys).
+    pub fn canonical(&self) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        pairs.sort();
+        pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Opaque keyset cursor over an id.
+pub fn encode_cursor(after_id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("a:{after_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("a:")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn query(pairs: &[(&str, &str)]) -> Query {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Query { params: map.into() }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_a_bad_request() {
+        let c = encode_cursor(42);
+        assert_eq!(query(&[("cursor", &c)]).cursor().unwrap(), Some(42));
+        let err = query(&[("cursor", "nope")]).cursor().unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest { ref parameter, .. } if parameter == "cursor"));
+    }
+
+    #[test]
+    fn limit_outside_range_names_the_parameter() {
+        assert_eq!(query(&[]).limit(50, 1000).unwrap(), 50);
+        assert_eq!(query(&[("limit", "1000")]).limit(50, 1000).unwrap(), 1000);
+        for bad in ["0", "1001", "-3", "ten"] {
+            let err = query(&[("limit", bad)]).limit(50, 1000).unwrap_err();
+            assert!(err.to_string().contains("limit"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enum_parameters_answer_with_the_allowed_values() {
+        let q = query(&[("status", "active")]);
+        assert_eq!(
+            q.one_of("status", &["Active", "Terminated"]).unwrap(),
+            Some("Active")
+        );
+        let err = query(&[("status", "gone")])
+            .one_of("status", &["Active"])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid parameter status: must be one of: Active"
+        );
+    }
+
+    #[test]
+    fn error_responses_share_one_json_shape() {
+        let resp = ApiError::bad("limit", "too big").into_response();
+        assert_eq!(resp.status(), 400);
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["parameter"], "limit");
+        assert_eq!(v["error"]["status"], 400);
+        let resp = ApiError::Internal("secret detail".into()).into_response();
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        assert!(!t.contains("secret detail"));
+    }
+}

@@ -1,0 +1,283 @@
+//! COPY + set-based merge of one chunk into its dataset table.
+//!
+//! SQL here is built from the registry (table and column names are compile-time constants
+//! from `registry`, never input), which is why it uses `sqlx::query` rather than the
+//! checked macros: the statement text differs per dataset.
+
+use super::registry::{Dataset, Normalized};
+use crate::sync::SyncError;
+use crate::sync::import::{ChunkSource, Parsed, chunk_header_map, parse_record};
+use serde::Serialize;
+use sqlx::postgres::PgCopyIn;
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
+use tokio::io::AsyncRead;
+
+/// Row counts of one chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LoadCounts {
+    pub read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub quarantined: u64,
+    /// Column-level issues (values nulled or flagged) on rows that were stored.
+    pub value_issues: u64,
+}
+
+/// What happened to a record or value, as stored in `data_quality_issue.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueAction {
+    RowQuarantined,
+    ValueNulled,
+    ValueFlagged,
+}
+
+impl IssueAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::RowQuarantined => "row_quarantined",
+            Self::ValueNulled => "value_nulled",
+            Self::ValueFlagged => "value_flagged",
+        }
+    }
+}
+
+/// One data-quality finding with its source line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataIssue {
+    pub line: i64,
+    pub column: Option<String>,
+    pub action: IssueAction,
+    pub reason: String,
+    pub value: Option<String>,
+    pub raw: Option<String>,
+}
+
+/// Bytes buffered before each COPY `send` (bounded memory per chunk).
+const COPY_BATCH: usize = 1 << 20;
+
+fn staging_columns(dataset: &Dataset) -> String {
+    dataset
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads one chunk inside the caller's transaction; returns the counts.
+pub async fn load_chunk(
+    tx: &mut Transaction<'_, Postgres>,
+    source: &ChunkSource<'_>,
+    chunk: impl AsyncRead + Unpin + Send,
+) -> Result<LoadCounts, SyncError> {
+    let dataset = source.dataset;
+    let cols = staging_columns(dataset);
+    // A temp table shaped like the target's data columns; dropped at commit.
+    sqlx::query(AssertSqlSafe(format!(
+        "create temp table stage_rows on commit drop as
+         select row_key, row_ord, row_hash, source_line, {cols} from {} with no data",
+        dataset.table
+    )))
+    .execute(&mut **tx)
+    .await?;
+    let conn: &mut PgConnection = tx;
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "copy stage_rows (row_key, row_ord, row_hash, source_line, {cols}) from stdin with (format csv)"
+        ))
+        .await?;
+    let streamed = stream_rows(&mut copy, source, chunk).await;
+    let (mut counts, issues) = match streamed {
+        Ok(v) => v,
+        Err(e) => {
+            copy.abort(e.to_string()).await?;
+            return Err(e);
+        }
+    };
+    let copied = copy.finish().await?;
+    let stored = counts.read - counts.quarantined;
+    if copied != stored {
+        return Err(SyncError::Chunk {
+            key: source.s3_key.to_owned(),
+            message: format!("COPY stored {copied} rows, expected {stored}"),
+        });
+    }
+    let (updated, inserted) = merge(tx, dataset, source.run_id).await?;
+    counts.updated = updated;
+    counts.inserted = inserted;
+    counts.unchanged = stored - updated - inserted;
+    sqlx::query(
+        "insert into import_seen (file_id, row_key, row_ord)
+         select $1, row_key, row_ord from stage_rows on conflict do nothing",
+    )
+    .bind(source.file_id)
+    .execute(&mut **tx)
+    .await?;
+    insert_issues(tx, source, &issues).await?;
+    Ok(counts)
+}
+
+async fn stream_rows(
+    copy: &mut PgCopyIn<&mut PgConnection>,
+    source: &ChunkSource<'_>,
+    chunk: impl AsyncRead + Unpin + Send,
+) -> Result<(LoadCounts, Vec<DataIssue>), SyncError> {
+    let chunk_err = |message: String| SyncError::Chunk {
+        key: source.s3_key.to_owned(),
+        message,
+    };
+    let mut reader = csv_async::AsyncReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .create_reader(chunk);
+    let header: Vec<String> = reader
+        .byte_headers()
+        .await
+        .map_err(|e| chunk_err(e.to_string()))?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .collect();
+    let map = chunk_header_map(source.dataset, &header).map_err(chunk_err)?;
+    let mut counts = LoadCounts::default();
+    let mut issues = Vec::new();
+    let mut out = copy_writer();
+    let mut record = csv_async::ByteRecord::new();
+    while reader
+        .read_byte_record(&mut record)
+        .await
+        .map_err(|e| chunk_err(e.to_string()))?
+    {
+        counts.read += 1;
+        match parse_record(source.dataset, &map, &record).map_err(chunk_err)? {
+            Parsed::Quarantined(issue) => {
+                counts.quarantined += 1;
+                issues.push(issue);
+            }
+            Parsed::Row {
+                line,
+                key,
+                ord,
+                values,
+                issues: row_issues,
+            } => {
+                counts.value_issues += row_issues.len() as u64;
+                issues.extend(row_issues);
+                write_copy_row(&mut out, line, key, ord, &values)
+                    .map_err(|e| chunk_err(e.to_string()))?;
+                if out.get_ref().len() >= COPY_BATCH {
+                    let full = std::mem::replace(&mut out, copy_writer());
+                    copy.send(full.into_inner().map_err(|e| chunk_err(e.to_string()))?)
+                        .await?;
+                }
+            }
+        }
+    }
+    let rest = out.into_inner().map_err(|e| chunk_err(e.to_string()))?;
+    if !rest.is_empty() {
+        copy.send(rest).await?;
+    }
+    Ok((counts, issues))
+}
+
+fn copy_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::with_capacity(COPY_BATCH + 64 * 1024))
+}
+
+/// One COPY CSV row. NULL is an unquoted empty field; the parsers never produce empty
+/// strings, so every empty field really is NULL.
+fn write_copy_row(
+    out: &mut csv::Writer<Vec<u8>>,
+    line: i64,
+    key: i64,
+    ord: i32,
+    values: &[Normalized],
+) -> csv::Result<()> {
+    let hash = super::registry::row_hash(values.iter().map(Option::as_deref));
+    out.write_field(key.to_string())?;
+    out.write_field(ord.to_string())?;
+    out.write_field(format!("\\x{}", hex::encode(hash)))?;
+    out.write_field(line.to_string())?;
+    for v in values {
+        out.write_field(v.as_deref().unwrap_or(""))?;
+    }
+    out.write_record(None::<&[u8]>)
+}
+
+/// Inserts new rows and updates changed (or previously withdrawn) ones; unchanged rows are
+/// not written at all. Returns `(updated, inserted)`.
+async fn merge(
+    tx: &mut Transaction<'_, Postgres>,
+    dataset: &Dataset,
+    run_id: i64,
+) -> Result<(u64, u64), SyncError> {
+    let cols = staging_columns(dataset);
+    let s_cols = dataset
+        .columns
+        .iter()
+        .map(|c| format!("s.{}", c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let table = dataset.table;
+    let sql = format!(
+        "with upd as (
+            update {table} t
+               set ({cols}, row_hash, source_line, changed_run_id, withdrawn_run_id)
+                 = ({s_cols}, s.row_hash, s.source_line, $1, null)
+              from stage_rows s
+             where t.row_key = s.row_key and t.row_ord = s.row_ord
+               and (t.row_hash <> s.row_hash or t.withdrawn_run_id is not null)
+            returning 1
+         ), ins as (
+            insert into {table} (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
+            select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
+              from stage_rows s
+             where not exists (select 1 from {table} t where t.row_key = s.row_key and t.row_ord = s.row_ord)
+            on conflict (row_key, row_ord) do nothing
+            returning 1
+         )
+         select (select count(*) from upd), (select count(*) from ins)"
+    );
+    let (updated, inserted): (i64, i64) = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(run_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok((updated as u64, inserted as u64))
+}
+
+async fn insert_issues(
+    tx: &mut Transaction<'_, Postgres>,
+    source: &ChunkSource<'_>,
+    issues: &[DataIssue],
+) -> Result<(), SyncError> {
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<i64> = issues.iter().map(|i| i.line).collect();
+    let columns: Vec<Option<&str>> = issues.iter().map(|i| i.column.as_deref()).collect();
+    let actions: Vec<&str> = issues.iter().map(|i| i.action.as_str()).collect();
+    let reasons: Vec<&str> = issues.iter().map(|i| i.reason.as_str()).collect();
+    let values: Vec<Option<&str>> = issues.iter().map(|i| i.value.as_deref()).collect();
+    let raws: Vec<Option<&str>> = issues.iter().map(|i| i.raw.as_deref()).collect();
+    sqlx::query(
+        "insert into data_quality_issue (run_id, file_id, dataset, source_file, line, column_name, action, reason, value, raw)
+         select $1, $2, $3, $4, u.line, u.col, u.action, u.reason, u.value, u.raw
+           from unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                as u(line, col, action, reason, value, raw)",
+    )
+    .bind(source.run_id)
+    .bind(source.file_id)
+    .bind(source.dataset.name)
+    .bind(source.source_file)
+    .bind(&lines)
+    .bind(&columns)
+    .bind(&actions)
+    .bind(&reasons)
+    .bind(&values)
+    .bind(&raws)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Reading published files: typed parsers, the dataset registry, and the COPY + merge loader.
+
+pub mod load;
+pub mod parse;
+pub mod registry;

@@ -1,0 +1,426 @@
+//! The dataset registry: every published file is declared here once — its columns by header
+//! name (with the aliases older layouts use), their types, the key that identifies a row, and
+//! the table it lands in. Staging, importing and validation are driven by these declarations.
+
+use super::parse::{self, ValueError};
+use crate::domain::wdid;
+
+/// How a column's text is read and stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A WDID: stored exactly as published; nonstandard shapes are flagged, not refused.
+    Wdid,
+    Flag,
+    Date,
+    Time,
+    /// Oracle timestamp (raw SMARTS) or an ISO date (portal files convert it).
+    Timestamp,
+    Numeric,
+    Integer,
+    Latitude,
+    Longitude,
+}
+
+impl Kind {
+    /// The Postgres type of the staging/target column.
+    pub fn sql_type(self) -> &'static str {
+        match self {
+            Kind::Text | Kind::Wdid => "text",
+            Kind::Flag => "boolean",
+            Kind::Date => "date",
+            Kind::Time => "time",
+            Kind::Timestamp => "timestamp",
+            Kind::Numeric | Kind::Latitude | Kind::Longitude => "numeric",
+            Kind::Integer => "bigint",
+        }
+    }
+}
+
+/// One declared column.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Target column name: the official dictionary name, lowercased.
+    pub name: &'static str,
+    /// Other header spellings seen in published layouts (compared case-insensitively).
+    pub aliases: &'static [&'static str],
+    pub kind: Kind,
+    /// `Required`: the file is rejected without it. `Optional`: absent in some real layouts.
+    pub presence: Presence,
+    /// A row without a value here cannot be identified and is quarantined.
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Required,
+    Optional,
+}
+
+const fn col(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        aliases: &[],
+        kind,
+        presence: Presence::Required,
+        not_null: false,
+    }
+}
+
+const fn key(name: &'static str, kind: Kind) -> Column {
+    Column {
+        not_null: true,
+        ..col(name, kind)
+    }
+}
+
+const fn alias(name: &'static str, kind: Kind, aliases: &'static [&'static str]) -> Column {
+    Column {
+        aliases,
+        ..col(name, kind)
+    }
+}
+
+const fn optional(name: &'static str, kind: Kind) -> Column {
+    Column {
+        presence: Presence::Optional,
+        ..col(name, kind)
+    }
+}
+
+/// One published dataset.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Stable name used in manifests, S3 keys, messages and logs.
+    pub name: &'static str,
+    /// Target table (see migrations/); has the bookkeeping columns described in docs/SCHEMA.md.
+    pub table: &'static str,
+    pub columns: &'static [Column],
+    /// Columns whose values identify a source row (duplicates get increasing `row_ord`).
+    pub key: &'static [&'static str],
+}
+
+use Kind::*;
+
+/// SMARTS industrial facilities ("Industrial_Application_Specific_Data"): the 2019 portal CSV,
+/// the current portal CSV and the raw SMARTS TSV all match these by header name.
+pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
+    name: "smarts_industrial_facilities",
+    table: "smarts_industrial_facility",
+    key: &["app_id", "wdid"],
+    columns: &[
+        col("permit_type", Text),
+        key("app_id", Text),
+        col("wdid", Wdid),
+        col("status", Text),
+        col("noi_processed_date", Date),
+        col("not_effective_date", Date),
+        alias("region_board", Text, &["REGION", "REGIONAL_BOARD"]),
+        col("county", Text),
+        col("operator_name", Text),
+        col("facility_name", Text),
+        col("facility_address", Text),
+        col("facility_address_2", Text),
+        col("facility_city", Text),
+        col("facility_state", Text),
+        col("facility_zip", Text),
+        col("facility_latitude", Latitude),
+        col("facility_longitude", Longitude),
+        col("facility_county", Text),
+        col("facility_contact_first_name", Text),
+        col("facility_contact_last_name", Text),
+        col("facility_title", Text),
+        col("facility_phone", Text),
+        col("facility_email", Text),
+        col("facility_total_size", Numeric),
+        col("facility_total_size_unit", Text),
+        col("facility_area_activity", Numeric),
+        col("facility_area_activity_unit", Text),
+        col("percent_of_site_imperviousness", Numeric),
+        col("primary_sic", Text),
+        col("secondary_sic", Text),
+        col("tertiary_sic", Text),
+        col("receiving_water_name", Text),
+        col("indirectly", Flag),
+        col("directly", Flag),
+        col("certifier_by", Text),
+        col("certifier_title", Text),
+        col("certification_date", Timestamp),
+        optional("question_tmdl_answer", Text),
+    ],
+};
+
+/// Every dataset the pipeline knows.
+pub static DATASETS: &[&Dataset] = &[&SMARTS_INDUSTRIAL_FACILITIES];
+
+/// Looks a dataset up by its manifest name.
+pub fn dataset(name: &str) -> Option<&'static Dataset> {
+    DATASETS.iter().copied().find(|d| d.name == name)
+}
+
+/// Header names are compared without BOM, surrounding space or case.
+fn normalize_header(h: &str) -> String {
+    h.trim_start_matches('\u{feff}')
+        .trim()
+        .trim_matches('"')
+        .to_ascii_uppercase()
+        .replace(' ', "_")
+}
+
+/// Where each declared column sits in one file's header.
+#[derive(Debug, Clone)]
+pub struct HeaderMap {
+    /// For each declared column (in declaration order), its index in the source record.
+    pub positions: Vec<Option<usize>>,
+    /// Source headers that match no declared column (kept in the sync log; their values are not stored).
+    pub extra: Vec<String>,
+    /// Declared optional columns this layout lacks (stored as NULL).
+    pub absent_optional: Vec<&'static str>,
+    /// Number of fields in the header.
+    pub width: usize,
+}
+
+/// The layout does not carry the dataset: names every missing required column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{dataset}: header lacks required column(s) {}", missing.join(", "))]
+pub struct LayoutError {
+    pub dataset: &'static str,
+    pub missing: Vec<String>,
+}
+
+impl Dataset {
+    /// Matches a file's header against the declared columns, by name and alias.
+    pub fn map_header<S: AsRef<str>>(&self, header: &[S]) -> Result<HeaderMap, LayoutError> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| normalize_header(h.as_ref()))
+            .collect();
+        let mut used = vec![false; names.len()];
+        let mut positions = Vec::with_capacity(self.columns.len());
+        let mut missing = Vec::new();
+        let mut absent_optional = Vec::new();
+        for c in self.columns {
+            let wanted = std::iter::once(c.name.to_ascii_uppercase())
+                .chain(c.aliases.iter().map(|a| a.to_ascii_uppercase()));
+            let pos = wanted
+                .filter_map(|w| names.iter().position(|n| *n == w))
+                .find(|&p| !used[p]);
+            match (pos, c.presence) {
+                (Some(p), _) => {
+                    used[p] = true;
+                    positions.push(Some(p));
+                }
+                (None, Presence::Optional) => {
+                    absent_optional.push(c.name);
+                    positions.push(None);
+                }
+                (None, Presence::Required) => {
+                    missing.push(c.name.to_ascii_uppercase());
+                    positions.push(None);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(LayoutError {
+                dataset: self.name,
+                missing,
+            });
+        }
+        let extra = names
+            .iter()
+            .zip(&used)
+            .filter(|(n, u)| !**u && !n.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        Ok(HeaderMap {
+            positions,
+            extra,
+            absent_optional,
+            width: names.len(),
+        })
+    }
+
+    /// Indexes (into `columns`) of the key columns.
+    pub fn key_indexes(&self) -> Vec<usize> {
+        self.key
+            .iter()
+            .map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| c.name == *k)
+                    .unwrap_or_else(|| panic!("{}: key column {k} is not declared", self.name))
+            })
+            .collect()
+    }
+}
+
+/// A column value after typed parsing, as text ready for COPY (`None` is SQL NULL).
+pub type Normalized = Option<String>;
+
+/// Reads one raw field as the column's kind. Value problems come back as errors; the caller
+/// decides whether that nulls the value (and flags it) or quarantines the row.
+pub fn normalize(column: &Column, raw: &str) -> Result<Normalized, ValueError> {
+    Ok(match column.kind {
+        Text | Wdid => parse::text(raw).map(str::to_owned),
+        Flag => parse::flag(raw)?.map(|b| if b { "t" } else { "f" }.to_owned()),
+        Date => parse::date(raw)?.map(|d| d.to_string()),
+        Time => parse::time_of_day(raw)?,
+        Timestamp => parse::oracle_timestamp(raw)?.map(|t| t.to_string()),
+        Numeric => parse::number(raw)?.map(str::to_owned),
+        Integer => parse::integer(raw)?.map(|i| i.to_string()),
+        Latitude => parse::latitude(raw)?.map(str::to_owned),
+        Longitude => parse::longitude(raw)?.map(str::to_owned),
+    })
+}
+
+/// A remark on a value that was stored as published but looks wrong (e.g. a nonstandard WDID).
+pub fn remark(column: &Column, value: &str) -> Option<String> {
+    match column.kind {
+        Wdid if !wdid::is_standard(value) => Some(format!("nonstandard WDID {value:?}")),
+        _ => None,
+    }
+}
+
+/// The 64-bit key hash of a row: stable across layouts because it hashes normalized values.
+pub fn key_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in values {
+        match v {
+            Some(s) => {
+                h.update(&[1]);
+                h.update(s.as_bytes());
+            }
+            None => h.update(&[0]),
+        }
+        h.update(&[0x1f]);
+    }
+    i64::from_ne_bytes(h.digest().to_ne_bytes())
+}
+
+/// The 128-bit content hash of a row's normalized values (change detection).
+pub fn row_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> [u8; 16] {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in values {
+        match v {
+            Some(s) => {
+                h.update(&[1]);
+                h.update(s.as_bytes());
+            }
+            None => h.update(&[0]),
+        }
+        h.update(&[0x1f]);
+    }
+    h.digest128().to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAW_2025: &str = "PERMIT_TYPE\tAPP_ID\tWDID\tSTATUS\tNOI_PROCESSED_DATE\tNOT_EFFECTIVE_DATE\tREGION_BOARD\tCOUNTY\tOPERATOR_NAME\tFACILITY_NAME\tFACILITY_ADDRESS\tFACILITY_ADDRESS_2\tFACILITY_CITY\tFACILITY_STATE\tFACILITY_ZIP\tFACILITY_LATITUDE\tFACILITY_LONGITUDE\tFACILITY_COUNTY\tFACILITY_CONTACT_FIRST_NAME\tFACILITY_CONTACT_LAST_NAME\tFACILITY_TITLE\tFACILITY_PHONE\tFACILITY_EMAIL\tFACILITY_TOTAL_SIZE\tFACILITY_TOTAL_SIZE_UNIT\tFACILITY_AREA_ACTIVITY\tFACILITY_AREA_ACTIVITY_UNIT\tPERCENT_OF_SITE_IMPERVIOUSNESS\tPRIMARY_SIC\tSECONDARY_SIC\tTERTIARY_SIC\tRECEIVING_WATER_NAME\tINDIRECTLY\tDIRECTLY\tCERTIFIER_BY\tCERTIFIER_TITLE\tCERTIFICATION_DATE\tQUESTION_TMDL_ANSWER";
+
+    fn header(line: &str, sep: char) -> Vec<String> {
+        line.split(sep).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn both_real_layouts_map_every_declared_column() {
+        let raw = header(RAW_2025, '\t');
+        let m = SMARTS_INDUSTRIAL_FACILITIES.map_header(&raw).unwrap();
+        assert!(m.positions.iter().all(Option::is_some));
+        assert!(m.extra.is_empty());
+
+        // 2019 portal: comma separated, no QUESTION_TMDL_ANSWER, and here with a BOM and quotes.
+        let portal: Vec<String> = raw[..37]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if i == 0 {
+                    format!("\u{feff}\"{h}\"")
+                } else {
+                    format!("\"{h}\"")
+                }
+            })
+            .collect();
+        let m = SMARTS_INDUSTRIAL_FACILITIES.map_header(&portal).unwrap();
+        assert_eq!(m.absent_optional, vec!["question_tmdl_answer"]);
+        assert_eq!(m.positions[1], Some(1));
+    }
+
+    #[test]
+    fn columns_match_by_name_not_position_and_aliases_count() {
+        let mut raw = header(RAW_2025, '\t');
+        raw.swap(1, 2);
+        raw[6] = "regional_board".into();
+        raw.push("SOMETHING_NEW".into());
+        let m = SMARTS_INDUSTRIAL_FACILITIES.map_header(&raw).unwrap();
+        assert_eq!(m.positions[1], Some(2), "APP_ID found where it moved");
+        assert_eq!(
+            m.positions[6],
+            Some(6),
+            "REGIONAL_BOARD is an alias of REGION_BOARD"
+        );
+        assert_eq!(m.extra, vec!["SOMETHING_NEW".to_string()]);
+    }
+
+    #[test]
+    fn a_wrong_layout_names_every_missing_column() {
+        let err = SMARTS_INDUSTRIAL_FACILITIES
+            .map_header(&["WDID", "APP_ID", "PARAMETER", "RESULT"])
+            .unwrap_err();
+        assert!(err.missing.contains(&"FACILITY_NAME".to_string()));
+        assert!(err.missing.contains(&"STATUS".to_string()));
+        assert!(!err.missing.contains(&"QUESTION_TMDL_ANSWER".to_string()));
+        assert!(err.to_string().starts_with(
+            "smarts_industrial_facilities: header lacks required column(s) PERMIT_TYPE, STATUS"
+        ));
+    }
+
+    #[test]
+    fn key_hash_ignores_layout_spelling_of_missing_values() {
+        let a = key_hash([Some("178202"), Some("1 08I001442")]);
+        assert_eq!(a, key_hash([Some("178202"), Some("1 08I001442")]));
+        assert_ne!(a, key_hash([Some("178202"), None]));
+        assert_ne!(
+            key_hash([Some("ab"), Some("c")]),
+            key_hash([Some("a"), Some("bc")])
+        );
+        assert_ne!(key_hash([Some(""), None]), key_hash([None, Some("")]));
+    }
+
+    #[test]
+    fn normalize_reads_each_kind() {
+        let c = |kind| Column {
+            kind,
+            ..col("x", kind)
+        };
+        assert_eq!(
+            normalize(&c(Date), "03/27/1992").unwrap().as_deref(),
+            Some("1992-03-27")
+        );
+        assert_eq!(
+            normalize(&c(Date), "1992-03-27").unwrap().as_deref(),
+            Some("1992-03-27")
+        );
+        assert_eq!(normalize(&c(Flag), "Y").unwrap().as_deref(), Some("t"));
+        assert_eq!(
+            normalize(&c(Timestamp), "06-FEB-15 03.58.01.815000 PM")
+                .unwrap()
+                .as_deref(),
+            Some("2015-02-06 15:58:01.815")
+        );
+        assert_eq!(
+            normalize(&c(Timestamp), "2015-02-06").unwrap().as_deref(),
+            Some("2015-02-06 00:00:00")
+        );
+        assert_eq!(normalize(&c(Text), "NA").unwrap(), None);
+        assert!(normalize(&c(Latitude), "123").is_err());
+    }
+
+    #[test]
+    fn every_dataset_declares_its_key_columns() {
+        for d in DATASETS {
+            assert_eq!(d.key_indexes().len(), d.key.len(), "{}", d.name);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Repository functions: SQL lives here. Each takes an executor, so callers own transactions.
+
+pub mod facilities;
+pub mod sync;

@@ -1,0 +1,164 @@
+//! Sync bookkeeping: runs, files, chunks.
+
+use sqlx::{PgExecutor, Postgres, Transaction};
+
+/// Starts a run; returns its id.
+pub async fn create_run(db: impl PgExecutor<'_>, trigger: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("insert into sync_run (trigger, status) values ($1, 'running') returning id")
+        .bind(trigger)
+        .fetch_one(db)
+        .await
+}
+
+/// Registers one source file of a run.
+pub async fn create_file(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    dataset: &str,
+    source_url: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into sync_file (run_id, dataset, source_url, status) values ($1, $2, $3, 'staging') returning id",
+    )
+    .bind(run_id)
+    .bind(dataset)
+    .bind(source_url)
+    .fetch_one(db)
+    .await
+}
+
+/// The checksum and ETag of the dataset's last file that was imported completely.
+pub async fn last_good_file(
+    db: impl PgExecutor<'_>,
+    dataset: &str,
+) -> Result<Option<(Option<String>, Option<String>, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select checksum, etag, rows_read from sync_file
+         where dataset = $1 and status = 'succeeded' and chunk_count is not null
+         order by id desc limit 1",
+    )
+    .bind(dataset)
+    .fetch_optional(db)
+    .await
+}
+
+/// Ends a file without importing it (`rejected`, `skipped` or `failed`), with a reason.
+pub async fn close_file(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+    status: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update sync_file set status = $2, error = $3, finished_at = now() where id = $1")
+        .bind(file_id)
+        .bind(status)
+        .bind(reason)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a staged chunk before its message is sent (so the importer always finds it).
+pub async fn create_chunk(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+    chunk_index: i32,
+    s3_key: &str,
+    first_line: i64,
+    rows: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into import_chunk (file_id, chunk_index, s3_key, first_line, status, rows_read)
+         values ($1, $2, $3, $4, 'pending', $5)
+         on conflict (file_id, chunk_index) do nothing",
+    )
+    .bind(file_id)
+    .bind(chunk_index)
+    .bind(s3_key)
+    .bind(first_line)
+    .bind(i32::try_from(rows).unwrap_or(i32::MAX))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// What staging learned about a file.
+pub struct StagedFile<'a> {
+    pub file_id: i64,
+    pub chunk_count: i32,
+    pub rows_read: i64,
+    pub bytes: i64,
+    pub checksum: &'a str,
+    pub etag: Option<&'a str>,
+    pub header: &'a [String],
+    pub extra_columns: &'a [String],
+}
+
+/// Marks staging of a file finished. Returns `true` when every chunk is already imported
+/// (then the caller completes the file).
+pub async fn finish_staging(
+    tx: &mut Transaction<'_, Postgres>,
+    f: &StagedFile<'_>,
+) -> Result<bool, sqlx::Error> {
+    let (done, count): (i32, i32) = sqlx::query_as(
+        "update sync_file set chunk_count = $2, rows_read = $3, bytes = $4, checksum = $5, etag = $6,
+                header = $7, extra_columns = $8,
+                status = case when $2 = 0 then 'imported' else 'importing' end
+         where id = $1 returning chunks_done, chunk_count",
+    )
+    .bind(f.file_id)
+    .bind(f.chunk_count)
+    .bind(f.rows_read)
+    .bind(f.bytes)
+    .bind(f.checksum)
+    .bind(f.etag)
+    .bind(f.header)
+    .bind(f.extra_columns)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(done == count)
+}
+
+/// Marks staging of the whole run finished.
+pub async fn finish_run_staging(db: impl PgExecutor<'_>, run_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("update sync_run set stage_finished_at = now() where id = $1")
+        .bind(run_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Decides, exactly once per run, that the run is ready to finalize: staging has finished
+/// and no file is still staging or importing. Locks the run row so concurrent chunk
+/// completions and the stager agree. Returns `true` to the single caller that should
+/// request finalization.
+pub async fn claim_finalize(
+    tx: &mut Transaction<'_, Postgres>,
+    run_id: i64,
+) -> Result<bool, sqlx::Error> {
+    let staged: Option<(Option<chrono::DateTime<chrono::Utc>>,)> =
+        sqlx::query_as("select stage_finished_at from sync_run where id = $1 for update")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if !matches!(staged, Some((Some(_),))) {
+        return Ok(false);
+    }
+    let busy: i64 = sqlx::query_scalar(
+        "select count(*) from sync_file where run_id = $1 and status in ('staging', 'importing')",
+    )
+    .bind(run_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if busy > 0 {
+        return Ok(false);
+    }
+    let claimed = sqlx::query(
+        "update sync_run set finalize_requested_at = now() where id = $1 and finalize_requested_at is null",
+    )
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
+}

@@ -1,0 +1,198 @@
+//! `sync-finalize`: runs once per sync run, after its last chunk. For each imported file it
+//! marks rows that disappeared from the source as withdrawn (never deleting them), then
+//! closes the run and starts a new cache generation. Later post-import steps (violations,
+//! facility linking, cache preload) hook in here.
+
+use super::{Context, FinalizeMessage, SyncError};
+use crate::import::registry;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+
+/// What finalizing one file did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileFinal {
+    pub file_id: i64,
+    pub dataset: String,
+    pub status: String,
+    pub withdrawn: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a finalize invocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum FinalizeOutcome {
+    Finalized {
+        run_id: i64,
+        status: String,
+        files: Vec<FileFinal>,
+    },
+    /// Another invocation finalized this run already.
+    AlreadyFinalized { run_id: i64 },
+}
+
+/// Handles a finalize-queue batch (batch size 1 in the template; any size works).
+pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let result = match serde_json::from_str::<FinalizeMessage>(
+            message.body.as_deref().unwrap_or_default(),
+        ) {
+            Ok(m) => finalize_run(ctx, m.run_id).await.map(|_| ()),
+            Err(e) => Err(SyncError::Message(e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::error!(message_id = %id, error = %e, "finalize failed");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+/// Finalizes a run exactly once: the run row is locked and `finished_at` is the guard.
+#[tracing::instrument(skip(ctx))]
+pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome, SyncError> {
+    let mut tx = ctx.pool.begin().await?;
+    let finished: Option<Option<chrono::DateTime<chrono::Utc>>> =
+        sqlx::query_scalar("select finished_at from sync_run where id = $1 for update")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match finished {
+        None => return Err(SyncError::Message(format!("no sync run {run_id}"))),
+        Some(Some(_)) => {
+            tx.commit().await?;
+            tracing::info!(run_id, "run already finalized");
+            return Ok(FinalizeOutcome::AlreadyFinalized { run_id });
+        }
+        Some(None) => {}
+    }
+    let files: Vec<(i64, String, String)> =
+        sqlx::query_as("select id, dataset, status from sync_file where run_id = $1 order by id")
+            .bind(run_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut finals = Vec::with_capacity(files.len());
+    for (file_id, dataset, status) in files {
+        let done = if status == "imported" {
+            finalize_file(&mut tx, ctx, file_id, &dataset).await?
+        } else {
+            FileFinal {
+                file_id,
+                dataset,
+                status,
+                withdrawn: 0,
+                note: None,
+            }
+        };
+        finals.push(done);
+    }
+    let ok = finals
+        .iter()
+        .all(|f| matches!(f.status.as_str(), "succeeded" | "skipped"));
+    let run_status = if ok { "succeeded" } else { "partial" };
+    sqlx::query("update sync_run set status = $2, finished_at = now() where id = $1")
+        .bind(run_id)
+        .bind(run_status)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let generation = ctx.cache.bump_generation().await;
+    tracing::info!(run_id, status = run_status, ?generation, "run finalized");
+    Ok(FinalizeOutcome::Finalized {
+        run_id,
+        status: run_status.into(),
+        files: finals,
+    })
+}
+
+/// Withdraws the rows of `dataset` that the file no longer contains — unless the evidence
+/// is doubtful: the seen-set must account for every stored row (it is an unlogged table,
+/// emptied by a server crash), and the file must not be much smaller than the last good one.
+async fn finalize_file(
+    tx: &mut Transaction<'_, Postgres>,
+    ctx: &Context,
+    file_id: i64,
+    dataset_name: &str,
+) -> Result<FileFinal, SyncError> {
+    let Some(dataset) = registry::dataset(dataset_name) else {
+        return Err(SyncError::Message(format!(
+            "unknown dataset {dataset_name:?}"
+        )));
+    };
+    let (rows_read, quarantined): (i64, i64) =
+        sqlx::query_as("select rows_read, rows_quarantined from sync_file where id = $1")
+            .bind(file_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let seen: i64 = sqlx::query_scalar("select count(*) from import_seen where file_id = $1")
+        .bind(file_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let previous: Option<i64> = sqlx::query_scalar(
+        "select rows_read from sync_file where dataset = $1 and status = 'succeeded' and id <> $2
+         order by id desc limit 1",
+    )
+    .bind(dataset_name)
+    .bind(file_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let stored = rows_read - quarantined;
+    let note = if seen != stored {
+        Some(format!(
+            "withdrawal skipped: {seen} keys seen but {stored} rows stored (seen-set incomplete)"
+        ))
+    } else if previous.is_some_and(|p| (rows_read as f64) < ctx.cfg.withdraw_min_share * p as f64) {
+        Some(format!(
+            "withdrawal skipped: {rows_read} rows is less than {:.0}% of the previous good file ({})",
+            ctx.cfg.withdraw_min_share * 100.0,
+            previous.unwrap_or_default()
+        ))
+    } else {
+        None
+    };
+    let withdrawn = if note.is_none() {
+        sqlx::query(AssertSqlSafe(format!(
+            "update {} t set withdrawn_run_id = f.run_id
+               from sync_file f
+              where f.id = $1 and t.withdrawn_run_id is null
+                and not exists (select 1 from import_seen s
+                                 where s.file_id = $1 and s.row_key = t.row_key and s.row_ord = t.row_ord)",
+            dataset.table
+        )))
+        .bind(file_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
+    let status = if note.is_none() {
+        "succeeded"
+    } else {
+        "partial"
+    };
+    sqlx::query(
+        "update sync_file set status = $2, rows_withdrawn = $3, error = coalesce($4, error), finished_at = now()
+         where id = $1",
+    )
+    .bind(file_id)
+    .bind(status)
+    .bind(withdrawn as i64)
+    .bind(note.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("delete from import_seen where file_id = $1")
+        .bind(file_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(FileFinal {
+        file_id,
+        dataset: dataset_name.to_owned(),
+        status: status.into(),
+        withdrawn,
+        note,
+    })
+}

@@ -1,0 +1,130 @@
+//! The sync pipeline: `stage` streams each source file into S3 chunks and queues one message
+//! per chunk; `import` loads a chunk with COPY and set-based SQL in one transaction; when the
+//! last chunk of a run is done, exactly one `finalize` runs the post-import steps.
+//! `runner` plays Lambda's SQS event source mapping for local runs and tests.
+
+pub mod finalize;
+pub mod import;
+pub mod manifest;
+pub mod runner;
+pub mod stage;
+
+use crate::cache::Cache;
+use crate::config::{Config, ConfigError};
+use serde::{Deserialize, Serialize};
+
+/// Clients every sync stage uses, built once per execution environment.
+pub struct Context {
+    pub cfg: Config,
+    pub pool: sqlx::PgPool,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub cache: Cache,
+    pub http: reqwest::Client,
+}
+
+impl Context {
+    /// Builds the pool and clients from typed config.
+    pub async fn init(cfg: Config) -> Result<Self, ConfigError> {
+        let pool = crate::db::pool(&cfg).map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: e.to_string(),
+        })?;
+        let sdk = crate::aws::sdk_config(&cfg).await;
+        let http = reqwest::Client::builder()
+            .user_agent("stormwater-watch-sync/0.1")
+            .connect_timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                name: "HTTP client",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            s3: crate::aws::s3(&sdk, &cfg),
+            sqs: crate::aws::sqs(&sdk),
+            cache: Cache::new(cfg.redis_url.as_deref()),
+            pool,
+            http,
+            cfg,
+        })
+    }
+}
+
+/// The body of one import-queue message: where a staged chunk is and what it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub run_id: i64,
+    pub file_id: i64,
+    pub dataset: String,
+    pub bucket: String,
+    pub key: String,
+    pub chunk_index: i32,
+    /// Source line of the chunk's first record.
+    pub first_line: i64,
+}
+
+/// The body of one finalize-queue message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeMessage {
+    pub run_id: i64,
+}
+
+/// Chunk files carry three bookkeeping columns before the source fields.
+pub const CHUNK_PREFIX: [&str; 3] = ["__line", "__key", "__ord"];
+
+/// Errors of the sync stages. `Retryable` ones are worth another delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("S3 {op}: {message}")]
+    S3 { op: &'static str, message: String },
+    #[error("SQS {op}: {message}")]
+    Sqs { op: &'static str, message: String },
+    #[error("reading source {url}: {message}")]
+    Source { url: String, message: String },
+    #[error("malformed message: {0}")]
+    Message(String),
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("chunk {key}: {message}")]
+    Chunk { key: String, message: String },
+}
+
+impl SyncError {
+    /// Whether another attempt could succeed (Lambda's `errorType`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Db(_) | Self::S3 { .. } | Self::Sqs { .. } | Self::Source { .. }
+        )
+    }
+
+    pub(crate) fn s3(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::S3 {
+            op,
+            message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn sqs(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::Sqs {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<SyncError> for lambda_runtime::Diagnostic {
+    fn from(e: SyncError) -> Self {
+        let kind = if e.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: kind.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Local developer tasks (used by `./dev`):
+//!
+//! - `xtask setup`: create the staging bucket and the queues (with DLQs and redrive) on the emulator;
+//! - `xtask migrate`: apply migrations (the explicit step; functions never migrate at cold start);
+//! - `xtask sqs-runner`: play Lambda's SQS event source mapping for `sync-import` and `sync-finalize`;
+//! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues.
+
+use anyhow::{Context as _, bail};
+use std::time::Duration;
+use stormwater::config::Config;
+use stormwater::sync::{Context, runner, stage};
+
+const PREFIX: &str = "stormwater";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    stormwater::telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = Config::from_env()?;
+    match args.first().map(String::as_str) {
+        Some("migrate") => {
+            let pool = stormwater::db::pool(&cfg)?;
+            stormwater::db::migrate(&pool)
+                .await
+                .context("applying migrations")?;
+            println!(
+                "migrations applied ({} known)",
+                stormwater::MIGRATOR.iter().count()
+            );
+        }
+        Some("setup") => {
+            let ctx = Context::init(cfg).await?;
+            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
+            println!(
+                "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}",
+                r.bucket,
+                r.import_queue_url,
+                r.import_dlq_url,
+                r.finalize_queue_url,
+                r.finalize_dlq_url
+            );
+        }
+        Some("sqs-runner") => {
+            let ctx = Context::init(cfg).await?;
+            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
+            let mappings = runner::mappings(&r, 5);
+            tracing::info!(
+                queues = mappings.len(),
+                "event source mapping emulation started"
+            );
+            loop {
+                for m in &mappings {
+                    if let Err(e) = runner::poll_once(&ctx, m).await {
+                        tracing::warn!(error = %e, queue = %m.queue_url, "poll failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+        Some("sync") => {
+            let Some(path) = args.get(1) else {
+                bail!("usage: xtask sync <event.json>")
+            };
+            let event: stage::StageRequest = serde_json::from_str(&std::fs::read_to_string(path)?)
+                .with_context(|| format!("reading {path}"))?;
+            let ctx = Context::init(cfg).await?;
+            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
+            let summary = stage::run(&ctx, event).await?;
+            let handled =
+                runner::drain(&ctx, &runner::mappings(&r, 1), Duration::from_secs(1800)).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            println!("{handled} messages handled");
+        }
+        _ => bail!("usage: xtask migrate | setup | sqs-runner | sync <event.json>"),
+    }
+    Ok(())
+}
