@@ -9,7 +9,6 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-const GENERATION_KEY: &str = "v1:sync:generation";
 /// How long any one Redis call may take before the caller falls through to Postgres.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -26,11 +25,18 @@ pub mod ttl {
 pub struct Cache {
     client: Option<redis::Client>,
     conn: OnceCell<ConnectionManager>,
+    /// Key prefix: one deployment (or one test) never reads another's keys.
+    namespace: String,
 }
 
 impl Cache {
     /// A cache for `url`; `None` (or an unparsable URL, logged) gives a cache that always misses.
     pub fn new(url: Option<&str>) -> Self {
+        Self::with_namespace(url, "sw")
+    }
+
+    /// A cache whose keys all start with `v1:{namespace}:`.
+    pub fn with_namespace(url: Option<&str>, namespace: &str) -> Self {
         let client = url.and_then(|u| match redis::Client::open(u) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -41,6 +47,7 @@ impl Cache {
         Self {
             client,
             conn: OnceCell::new(),
+            namespace: namespace.to_owned(),
         }
     }
 
@@ -92,8 +99,9 @@ impl Cache {
 
     /// The current sync generation (0 when unknown or Redis is down).
     pub async fn generation(&self) -> u64 {
+        let key = self.generation_key();
         self.run("get generation", |mut c| async move {
-            c.get::<_, Option<u64>>(GENERATION_KEY).await
+            c.get::<_, Option<u64>>(key).await
         })
         .await
         .flatten()
@@ -102,16 +110,21 @@ impl Cache {
 
     /// Starts a new generation: every key built before becomes unreachable (and expires by TTL).
     pub async fn bump_generation(&self) -> Option<u64> {
+        let key = self.generation_key();
         self.run("incr generation", |mut c| async move {
-            c.incr::<_, _, u64>(GENERATION_KEY, 1).await
+            c.incr::<_, _, u64>(key, 1).await
         })
         .await
     }
 
-    /// A key for `name` and its parameters within the current generation.
-    pub fn key(generation: u64, name: &str, params: &str) -> String {
+    fn generation_key(&self) -> String {
+        format!("v1:{}:sync:generation", self.namespace)
+    }
+
+    /// A key for `name` and its parameters within `generation`.
+    pub fn key(&self, generation: u64, name: &str, params: &str) -> String {
         let digest = xxhash_rust::xxh3::xxh3_64(params.as_bytes());
-        format!("v1:g{generation}:{name}:{digest:016x}")
+        format!("v1:{}:g{generation}:{name}:{digest:016x}", self.namespace)
     }
 
     /// Reads a cached JSON value.

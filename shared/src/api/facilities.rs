@@ -4,7 +4,7 @@
 //! which datasets know the facility and `counts` gives what is known so far.
 
 use super::{ApiState, freshness};
-use crate::cache::{Cache, ttl};
+use crate::cache::ttl;
 use crate::http::{ApiError, Query, encode_cursor, json_response};
 use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
 use lambda_http::http::{Method, StatusCode};
@@ -49,10 +49,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
     let sic = q.text("sic")?;
-    if let Some(s) = &sic {
-        if !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4 {
-            return Err(ApiError::bad("sic", "must be 1 to 4 digits of a SIC code"));
-        }
+    if let Some(s) = &sic
+        && (!s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4)
+    {
+        return Err(ApiError::bad("sic", "must be 1 to 4 digits of a SIC code"));
     }
     Ok(FacilityFilter {
         county: q.text("county")?,
@@ -71,7 +71,7 @@ async fn respond(state: &ApiState, q: &Query) -> Result<(Value, bool), ApiError>
     let limit = q.limit(50, 1000)?;
     let after = q.cursor()?;
     let generation = state.cache.generation().await;
-    let key = Cache::key(generation, "facilities", &q.canonical());
+    let key = state.cache.key(generation, "facilities", &q.canonical());
     if let Some(hit) = state.cache.get_json::<Value>(&key).await {
         return Ok((hit, true));
     }

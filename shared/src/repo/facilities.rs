@@ -96,8 +96,8 @@ pub async fn list(
                 f.primary_sic, f.secondary_sic, f.tertiary_sic, f.receiving_water_name,
                 f.source_line, f.changed_run_id,
                 (select count(*) from smarts_industrial_facility d
-                  where d.withdrawn_run_id is null and d.app_id is not distinct from f.app_id
-                    and d.wdid is not distinct from f.wdid) as same_key_records,
+                  where d.withdrawn_run_id is null and d.app_id = f.app_id
+                    and (d.wdid = f.wdid or (d.wdid is null and f.wdid is null))) as same_key_records,
                 (select count(*) from smarts_industrial_facility d
                   where d.withdrawn_run_id is null and d.wdid = f.wdid) as same_wdid_records
            from smarts_industrial_facility f

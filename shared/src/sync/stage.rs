@@ -251,13 +251,13 @@ async fn stage_file(
         }
     }
     let (reader, etag) = open(ctx, &location, &source.url).await?;
-    if let (Some(e), Some((_, Some(prev_etag), _)), false) = (&etag, &previous, force) {
-        if e == prev_etag {
-            return Err(StageFail::Reject {
-                status: "skipped",
-                reason: format!("unchanged since the last good import (ETag {e})"),
-            });
-        }
+    if let (Some(e), Some((_, Some(prev_etag), _)), false) = (&etag, &previous, force)
+        && e == prev_etag
+    {
+        return Err(StageFail::Reject {
+            status: "skipped",
+            reason: format!("unchanged since the last good import (ETag {e})"),
+        });
     }
     let digest = Digest256::default();
     let hashing = HashingReader {

@@ -1,0 +1,215 @@
+//! Test harness: each test gets its own database (migrated), its own bucket and queues on the
+//! emulator and its own cache namespace, on the local stack that `./dev test` starts.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use stormwater::api::ApiState;
+use stormwater::cache::Cache;
+use stormwater::config::Config;
+use stormwater::sync::Context;
+use stormwater::sync::manifest::Source;
+use stormwater::sync::runner::{self, Resources};
+use stormwater::sync::stage::{self, StageRequest, StageSummary};
+
+pub struct Harness {
+    pub ctx: Context,
+    pub res: Resources,
+    pub api: ApiState,
+    pub prefix: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "t{}{}{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    ) + "-"
+        + &name.replace('_', "-")
+}
+
+/// The real published files beside the checkout (`../shared/data`).
+pub fn shared_data(rel: &str) -> PathBuf {
+    let base = std::env::var("STORMWATER_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let p = base.join(rel);
+    assert!(p.exists(), "missing shared data file {}", p.display());
+    p
+}
+
+/// A fixture of this crate.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn file_url(p: &std::path::Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// A new harness; `chunk_rows` overrides the staging chunk size.
+pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
+    let base = Config::from_env()
+        .expect("run the tests through ./dev test: DATABASE_URL etc. are not set");
+    let prefix = unique(name);
+    let db = prefix.replace('-', "_");
+    let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base_url)
+        .await
+        .expect("connect to Postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {db}")))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let url = format!(
+        "{}/{db}",
+        base_url
+            .rsplit_once('/')
+            .expect("database URL has a path")
+            .0
+    );
+    let mut cfg = base.with_database_url(url);
+    cfg.db_max_connections = 8;
+    if let Some(n) = chunk_rows {
+        cfg.chunk_rows = n;
+    }
+    let pool = stormwater::db::pool(&cfg).expect("pool");
+    stormwater::db::migrate(&pool)
+        .await
+        .expect("migrations apply");
+    let mut ctx = Context::init(cfg).await.expect("context");
+    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &prefix, 2)
+        .await
+        .expect("bucket and queues");
+    ctx.cfg = ctx.cfg.clone().with_aws_resources(
+        &res.bucket,
+        &res.import_queue_url,
+        &res.finalize_queue_url,
+    );
+    ctx.cache = Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix);
+    let api = ApiState {
+        pool: ctx.pool.clone(),
+        cache: Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix),
+    };
+    Harness {
+        ctx,
+        res,
+        api,
+        prefix,
+    }
+}
+
+impl Harness {
+    pub fn pool(&self) -> &PgPool {
+        &self.ctx.pool
+    }
+
+    /// Runs sync-stage on `sources`, then plays the event source mappings until the queues are empty.
+    pub async fn sync(&self, sources: Vec<Source>) -> StageSummary {
+        let summary = self.stage(sources).await;
+        self.drain().await;
+        summary
+    }
+
+    pub async fn stage(&self, sources: Vec<Source>) -> StageSummary {
+        stage::run(
+            &self.ctx,
+            StageRequest {
+                trigger: "test".into(),
+                sources: Some(sources),
+                force: false,
+            },
+        )
+        .await
+        .expect("stage runs")
+    }
+
+    pub async fn drain(&self) -> usize {
+        runner::drain(
+            &self.ctx,
+            &runner::mappings(&self.res, 0),
+            Duration::from_secs(300),
+        )
+        .await
+        .expect("queues drain")
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub async fn json(&self, sql: &str) -> Value {
+        sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Sends a GET through the real handler of `function` (as API Gateway would).
+    pub async fn get(&self, function: &str, path_and_query: &str) -> (u16, Value, Option<String>) {
+        let uri = format!("https://api.test{path_and_query}");
+        let req = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(&uri)
+            .body(lambda_http::Body::Empty)
+            .expect("request");
+        let query: std::collections::HashMap<String, Vec<String>> = req
+            .uri()
+            .query()
+            .map(|q| {
+                let mut m: std::collections::HashMap<String, Vec<String>> = Default::default();
+                for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                    m.entry(k.into_owned()).or_default().push(v.into_owned());
+                }
+                m
+            })
+            .unwrap_or_default();
+        use lambda_http::RequestExt;
+        let req = req.with_query_string_parameters(query);
+        self.call(function, req).await
+    }
+
+    pub async fn call(
+        &self,
+        function: &str,
+        req: lambda_http::Request,
+    ) -> (u16, Value, Option<String>) {
+        let resp = match function {
+            "api-facilities" => stormwater::api::facilities::handle(&self.api, req).await,
+            "api-health" => stormwater::api::health::handle(&self.api).await,
+            "sync-status" => stormwater::api::sync_status::handle(&self.api, req).await,
+            other => panic!("no HTTP function {other}"),
+        };
+        let status = resp.status().as_u16();
+        let cache = resp
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = match resp.body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (status, body, cache)
+    }
+}
