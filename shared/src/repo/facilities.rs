@@ -65,7 +65,7 @@ const FILTER: &str = "
     and ($2::text is null or f.region_board = upper($2))
     and ($3::text is null or lower(f.permit_type) = lower($3))
     and ($4::text is null or f.status = $4)
-    and ($5::text is null or f.facility_name ilike $5 or f.operator_name ilike $5)
+    and ($5::text is null or lower(f.facility_name) like lower($5) or lower(f.operator_name) like lower($5))
     and ($6::text is null or f.primary_sic like $6)
     and ($7::text is null or f.wdid = $7)
     and ($8::text is null or f.app_id = $8)";
