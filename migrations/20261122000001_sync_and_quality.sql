@@ -43,6 +43,9 @@ create table sync_file (
     run_id      bigint not null references sync_run on delete cascade,
     dataset     text not null,
     source_url  text not null,
+    -- The part of the dataset this file covers, when a dataset is published as several files
+    -- (eSMR: one per sampling year). Unchanged-file detection and withdrawal stay within it.
+    scope       text,
     checksum    text,            -- sha256 hex of the source bytes as downloaded
     etag        text,
     bytes       bigint,

@@ -32,6 +32,8 @@ pub struct Config {
     finalize_queue_url: Option<String>,
     /// `CHUNK_ROWS`: records per staged chunk (default chosen by measurement, see docs/BENCHMARKS.md).
     pub chunk_rows: usize,
+    /// `CKAN_API_URL`: the CKAN `resource_show` endpoint that resolves `ckan:` sources.
+    pub ckan_api_url: String,
     /// `WITHDRAW_MIN_SHARE`: a file with fewer rows than this share of the last good one is
     /// imported but does not withdraw missing rows (a truncated download must not erase data).
     pub withdraw_min_share: f64,
@@ -79,6 +81,7 @@ impl Config {
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
             chunk_rows,
             withdraw_min_share: parsed("WITHDRAW_MIN_SHARE", 0.5f64)?,
+            ckan_api_url: var("CKAN_API_URL").unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
         })
     }
 

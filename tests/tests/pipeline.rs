@@ -16,6 +16,7 @@ fn facilities(path: &std::path::Path) -> Vec<Source> {
     vec![Source {
         dataset: "smarts_industrial_facilities".into(),
         url: file_url(path),
+    scope: None,
     }]
 }
 

@@ -3,7 +3,9 @@
 //! - `xtask setup`: create the staging bucket and the queues (with DLQs and redrive) on the emulator;
 //! - `xtask migrate`: apply migrations (the explicit step; functions never migrate at cold start);
 //! - `xtask sqs-runner`: play Lambda's SQS event source mapping for `sync-import` and `sync-finalize`;
-//! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues.
+//! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues;
+//! - `xtask import-chunk <message.json>`: import one chunk as `sync-import` would, in this
+//!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test).
 
 use anyhow::{Context as _, bail};
 use std::time::Duration;
@@ -71,7 +73,31 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             println!("{handled} messages handled");
         }
-        _ => bail!("usage: xtask migrate | setup | sqs-runner | sync <event.json>"),
+        Some("import-chunk") => {
+            let Some(message) = args.get(1) else { bail!("usage: xtask import-chunk <message.json>") };
+            let chunk: stormwater::sync::ChunkMessage = serde_json::from_str(message).context("chunk message")?;
+            let ctx = Context::init(cfg).await?;
+            let started = std::time::Instant::now();
+            let outcome = stormwater::sync::import::import_chunk(&ctx, &chunk).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "outcome": outcome,
+                    "seconds": started.elapsed().as_secs_f64(),
+                    "peak_rss_kib": peak_rss_kib(),
+                })
+            );
+        }
+        _ => bail!("usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json>"),
     }
     Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

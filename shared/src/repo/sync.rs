@@ -1,5 +1,6 @@
 //! Sync bookkeeping: runs, files, chunks.
 
+use crate::sync::manifest::Source;
 use sqlx::{PgExecutor, Postgres, Transaction};
 
 /// Starts a run; returns its id.
@@ -11,33 +12,32 @@ pub async fn create_run(db: impl PgExecutor<'_>, trigger: &str) -> Result<i64, s
 }
 
 /// Registers one source file of a run.
-pub async fn create_file(
-    db: impl PgExecutor<'_>,
-    run_id: i64,
-    dataset: &str,
-    source_url: &str,
-) -> Result<i64, sqlx::Error> {
+pub async fn create_file(db: impl PgExecutor<'_>, run_id: i64, source: &Source) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "insert into sync_file (run_id, dataset, source_url, status) values ($1, $2, $3, 'staging') returning id",
+        "insert into sync_file (run_id, dataset, source_url, scope, status)
+         values ($1, $2, $3, $4, 'staging') returning id",
     )
     .bind(run_id)
-    .bind(dataset)
-    .bind(source_url)
+    .bind(&source.dataset)
+    .bind(&source.url)
+    .bind(&source.scope)
     .fetch_one(db)
     .await
 }
 
-/// The checksum and ETag of the dataset's last file that was imported completely.
+/// The checksum and ETag of the last file of the dataset (and scope) that was imported completely.
 pub async fn last_good_file(
     db: impl PgExecutor<'_>,
     dataset: &str,
+    scope: Option<&str>,
 ) -> Result<Option<(Option<String>, Option<String>, i64)>, sqlx::Error> {
     sqlx::query_as(
         "select checksum, etag, rows_read from sync_file
-         where dataset = $1 and status = 'succeeded' and chunk_count is not null
+         where dataset = $1 and scope is not distinct from $2 and status = 'succeeded' and chunk_count is not null
          order by id desc limit 1",
     )
     .bind(dataset)
+    .bind(scope)
     .fetch_optional(db)
     .await
 }

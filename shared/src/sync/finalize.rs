@@ -27,6 +27,7 @@ pub enum FinalizeOutcome {
         run_id: i64,
         status: String,
         files: Vec<FileFinal>,
+        links: Option<super::links::LinkCounts>,
     },
     /// Another invocation finalized this run already.
     AlreadyFinalized { run_id: i64 },
@@ -69,13 +70,13 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         }
         Some(None) => {}
     }
-    let files: Vec<(i64, String, String)> =
-        sqlx::query_as("select id, dataset, status from sync_file where run_id = $1 order by id")
+    let files: Vec<(i64, String, String, Option<String>)> =
+        sqlx::query_as("select id, dataset, status, error from sync_file where run_id = $1 order by id")
             .bind(run_id)
             .fetch_all(&mut *tx)
             .await?;
     let mut finals = Vec::with_capacity(files.len());
-    for (file_id, dataset, status) in files {
+    for (file_id, dataset, status, error) in files {
         let done = if status == "imported" {
             finalize_file(&mut tx, ctx, file_id, &dataset).await?
         } else {
@@ -84,7 +85,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
                 dataset,
                 status,
                 withdrawn: 0,
-                note: None,
+                note: error,
             }
         };
         finals.push(done);
@@ -93,11 +94,32 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         .iter()
         .all(|f| matches!(f.status.as_str(), "succeeded" | "skipped"));
     let run_status = if ok { "succeeded" } else { "partial" };
-    sqlx::query("update sync_run set status = $2, finished_at = now() where id = $1")
-        .bind(run_id)
-        .bind(run_status)
-        .execute(&mut *tx)
-        .await?;
+    let relinks = finals.iter().any(|f| {
+        matches!(f.status.as_str(), "succeeded" | "partial")
+            && super::links::LINKED_DATASETS.contains(&f.dataset.as_str())
+    });
+    let links = if relinks {
+        Some(super::links::rebuild(&mut tx, run_id).await?)
+    } else {
+        None
+    };
+    let problems: Vec<String> = finals
+        .iter()
+        .filter(|f| !matches!(f.status.as_str(), "succeeded" | "skipped"))
+        .map(|f| {
+            let why = f.note.as_deref().unwrap_or("see sync_file.error");
+            format!("{} {}: {why}", f.dataset, f.status)
+        })
+        .collect();
+    sqlx::query(
+        "update sync_run set status = $2, finished_at = now(), notes = $3, error = $4 where id = $1",
+    )
+    .bind(run_id)
+    .bind(run_status)
+    .bind(serde_json::json!({ "links": links }).to_string())
+    .bind((!problems.is_empty()).then(|| problems.join("; ")))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     let generation = ctx.cache.bump_generation().await;
     tracing::info!(run_id, status = run_status, ?generation, "run finalized");
@@ -105,6 +127,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         run_id,
         status: run_status.into(),
         files: finals,
+        links,
     })
 }
 
@@ -122,8 +145,13 @@ async fn finalize_file(
             "unknown dataset {dataset_name:?}"
         )));
     };
-    let (rows_read, quarantined): (i64, i64) =
-        sqlx::query_as("select rows_read, rows_quarantined from sync_file where id = $1")
+    // Rows of failed chunks are neither stored nor quarantined: they are not in `stored`.
+    let (rows_read, quarantined): (i64, i64) = sqlx::query_as(
+        "select f.rows_read - coalesce((select sum(c.rows_read) from import_chunk c
+                                         where c.file_id = f.id and c.status = 'failed'), 0)::bigint,
+                f.rows_quarantined
+           from sync_file f where f.id = $1",
+    )
             .bind(file_id)
             .fetch_one(&mut **tx)
             .await?;
@@ -140,7 +168,15 @@ async fn finalize_file(
     .fetch_optional(&mut **tx)
     .await?;
     let stored = rows_read - quarantined;
-    let note = if seen != stored {
+    let failed: Option<String> = sqlx::query_scalar(
+        "select string_agg(error, '; ' order by chunk_index) from import_chunk where file_id = $1 and status = 'failed'",
+    )
+    .bind(file_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let note = if let Some(failed) = failed {
+        Some(format!("withdrawal skipped: {failed}"))
+    } else if seen != stored {
         Some(format!(
             "withdrawal skipped: {seen} keys seen but {stored} rows stored (seen-set incomplete)"
         ))

@@ -30,11 +30,70 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         if let Err(e) = handle_message(ctx, &message).await {
-            tracing::error!(message_id = %id, error = %e, retryable = e.is_retryable(), "chunk import failed");
+            let receives = receive_count(&message);
+            tracing::error!(message_id = %id, error = %e, receives, retryable = e.is_retryable(), "chunk import failed");
+            if receives >= super::runner::IMPORT_MAX_RECEIVES {
+                give_up(ctx, &message, &e, receives).await;
+            }
             response.add_failure(id);
         }
     }
     response
+}
+
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The last delivery of a poison chunk failed too: SQS moves the message to the DLQ. Record
+/// the chunk as failed, so its file completes as `partial` with the reason (and withdraws
+/// nothing), and the run can still finalize.
+async fn give_up(ctx: &Context, message: &SqsMessage, error: &SyncError, receives: u32) {
+    let Ok(chunk) = serde_json::from_str::<ChunkMessage>(message.body.as_deref().unwrap_or_default()) else {
+        return;
+    };
+    let reason = format!("chunk {} failed after {receives} deliveries: {error}", chunk.chunk_index);
+    let result = async {
+        let mut tx = ctx.pool.begin().await?;
+        let marked = sqlx::query(
+            "update import_chunk set status = 'failed', attempts = $3, error = $4, finished_at = now()
+             where file_id = $1 and chunk_index = $2 and status = 'pending'",
+        )
+        .bind(chunk.file_id)
+        .bind(chunk.chunk_index)
+        .bind(i32::try_from(receives).unwrap_or(i32::MAX))
+        .bind(&reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let complete = if marked == 1 {
+            sqlx::query_scalar::<_, bool>(
+                "update sync_file set chunks_done = chunks_done + 1,
+                        error = left(coalesce(error || '; ', '') || $2, 4000),
+                        status = case when chunk_count = chunks_done + 1 then 'imported' else status end
+                  where id = $1 returning status = 'imported'",
+            )
+            .bind(chunk.file_id)
+            .bind(&reason)
+            .fetch_one(&mut *tx)
+            .await?
+        } else {
+            false
+        };
+        tx.commit().await?;
+        if complete {
+            super::stage::request_finalize_if_ready(ctx, chunk.run_id).await?;
+        }
+        Ok::<_, SyncError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the failed chunk");
+    }
 }
 
 async fn handle_message(ctx: &Context, message: &SqsMessage) -> Result<ChunkOutcome, SyncError> {

@@ -13,16 +13,41 @@ pub struct Source {
     pub dataset: String,
     /// `file://…`, `http(s)://…`, or `ckan:<resource id>`.
     pub url: String,
+    /// The part of the dataset the file covers (eSMR: the sampling year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
-const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show?id=";
+/// CKAN `resource_show` endpoint (`CKAN_API_URL` overrides it, e.g. for a local test server).
+pub const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show";
 
-/// The production manifest: the published SMARTS industrial facilities resource.
+/// The production manifest: the seven SMARTS resources and the recent eSMR years.
 pub fn default_sources() -> Vec<Source> {
-    vec![Source {
-        dataset: "smarts_industrial_facilities".into(),
-        url: "ckan:33e69394-83ec-4872-b644-b9f494de1824".into(),
-    }]
+    const SMARTS: [(&str, &str); 7] = [
+        ("smarts_industrial_facilities", "33e69394-83ec-4872-b644-b9f494de1824"),
+        ("smarts_construction_facilities", "8a0ed456-ca69-4b29-9c5b-5de3958dc963"),
+        ("smarts_industrial_monitoring", "7871e8fe-576d-4940-acdf-eca0b399c1aa"),
+        ("smarts_construction_monitoring", "0c441948-5bb9-4d50-9f3c-ca7dab256056"),
+        ("smarts_violations", "9b69a654-0c9a-4865-8d10-38c55b1b8c58"),
+        ("smarts_enforcement_actions", "9cf197f4-f1d5-4d43-b94b-ccb155ef14cf"),
+        ("smarts_inspections", "33047e47-7d44-46aa-9e0f-1a0f1b0cad66"),
+    ];
+    // eSMR: the current year and the three before it are refreshed monthly by the publisher.
+    const ESMR: [(&str, &str); 4] = [
+        ("2026", "7f2c5c3b-914a-490c-b85d-ac2dba0737cf"),
+        ("2025", "176a58bf-6f5d-4e3f-9ed9-592a509870eb"),
+        ("2024", "7adb8aea-62fb-412f-9e67-d13b0729222f"),
+        ("2023", "65eb7023-86b6-4960-b714-5f6574d43556"),
+    ];
+    SMARTS
+        .iter()
+        .map(|(dataset, id)| Source { dataset: (*dataset).into(), url: format!("ckan:{id}"), scope: None })
+        .chain(ESMR.iter().map(|(year, id)| Source {
+            dataset: "esmr".into(),
+            url: format!("ckan:{id}"),
+            scope: Some((*year).into()),
+        }))
+        .collect()
 }
 
 /// Where the bytes of a source are.
@@ -44,7 +69,7 @@ struct CkanResource {
 }
 
 /// Resolves a manifest URL to a readable location (asks CKAN for `ckan:` ids).
-pub async fn resolve(http: &reqwest::Client, url: &str) -> Result<Location, SyncError> {
+pub async fn resolve(http: &reqwest::Client, ckan_api: &str, url: &str) -> Result<Location, SyncError> {
     let err = |message: String| SyncError::Source {
         url: url.to_owned(),
         message,
@@ -61,7 +86,8 @@ pub async fn resolve(http: &reqwest::Client, url: &str) -> Result<Location, Sync
         ));
     };
     let resp: CkanResponse = http
-        .get(format!("{CKAN_API}{id}"))
+        .get(ckan_api)
+        .query(&[("id", id)])
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -83,16 +109,16 @@ mod tests {
     async fn file_and_http_urls_resolve_without_network() {
         let http = reqwest::Client::new();
         assert_eq!(
-            resolve(&http, "file://../shared/data/x.csv").await.unwrap(),
+            resolve(&http, CKAN_API, "file://../shared/data/x.csv").await.unwrap(),
             Location::File("../shared/data/x.csv".into())
         );
         assert_eq!(
-            resolve(&http, "https://example.invalid/a.csv")
+            resolve(&http, CKAN_API, "https://example.invalid/a.csv")
                 .await
                 .unwrap(),
             Location::Http("https://example.invalid/a.csv".into())
         );
-        let err = resolve(&http, "ftp://x").await.unwrap_err();
+        let err = resolve(&http, CKAN_API, "ftp://x").await.unwrap_err();
         assert!(err.to_string().contains("expected file://"));
     }
 }

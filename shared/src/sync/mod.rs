@@ -5,6 +5,7 @@
 
 pub mod finalize;
 pub mod import;
+pub mod links;
 pub mod manifest;
 pub mod runner;
 pub mod stage;

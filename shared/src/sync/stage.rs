@@ -113,7 +113,7 @@ async fn stage_source(
     source: &Source,
     force: bool,
 ) -> Result<FileOutcome, SyncError> {
-    let file_id = repo::sync::create_file(&ctx.pool, run_id, &source.dataset, &source.url).await?;
+    let file_id = repo::sync::create_file(&ctx.pool, run_id, source).await?;
     let mut outcome = FileOutcome {
         file_id,
         dataset: source.dataset.clone(),
@@ -233,8 +233,8 @@ async fn stage_file(
     source: &Source,
     force: bool,
 ) -> Result<FileOutcome, StageFail> {
-    let location = manifest::resolve(&ctx.http, &source.url).await?;
-    let previous = repo::sync::last_good_file(&ctx.pool, dataset.name).await?;
+    let location = manifest::resolve(&ctx.http, &ctx.cfg.ckan_api_url, &source.url).await?;
+    let previous = repo::sync::last_good_file(&ctx.pool, dataset.name, source.scope.as_deref()).await?;
     // A local file is hashed up front, so an unchanged file is skipped before any staging.
     if let (Location::File(path), Some((Some(prev_sum), _, _)), false) =
         (&location, &previous, force)
