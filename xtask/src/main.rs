@@ -7,6 +7,8 @@
 //! - `xtask import-chunk <message.json>`: import one chunk as `sync-import` would, in this
 //!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test).
 
+mod bench;
+
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use stormwater::config::Config;
@@ -87,6 +89,12 @@ async fn main() -> anyhow::Result<()> {
                     "peak_rss_kib": peak_rss_kib(),
                 })
             );
+        }
+        Some("bench") => {
+            let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
+                bail!("usage: xtask bench <data-dir> <report.md>")
+            };
+            bench::run(cfg, std::path::Path::new(data), std::path::Path::new(report)).await?;
         }
         _ => bail!("usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json>"),
     }

@@ -213,11 +213,25 @@ async fn merge(
     dataset: &Dataset,
     run_id: i64,
 ) -> Result<(u64, u64), SyncError> {
-    let cols = staging_columns(dataset);
+    for statement in dataset.merge.before {
+        sqlx::query(AssertSqlSafe(*statement))
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let derived = dataset.merge.derived;
+    let cols = dataset
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .chain(derived.iter().map(|(name, _)| *name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let s_cols = dataset
         .columns
         .iter()
         .map(|c| format!("s.{}", c.name))
+        .chain(derived.iter().map(|(_, expr)| (*expr).to_owned()))
         .collect::<Vec<_>>()
         .join(", ");
     let table = dataset.table;

@@ -98,7 +98,83 @@ pub struct Dataset {
     pub columns: &'static [Column],
     /// Columns whose values identify a source row (duplicates get increasing `row_ord`).
     pub key: &'static [&'static str],
+    /// Dataset-specific steps of the merge (most datasets have none).
+    pub merge: Merge,
 }
+
+/// Dataset-specific SQL around the generic merge. Statements see the chunk's rows in the
+/// temporary table `stage_rows`; `$1` is the run id.
+#[derive(Debug, Clone, Copy)]
+pub struct Merge {
+    /// Run before the merge, in order (e.g. upsert dimension rows derived from the chunk).
+    pub before: &'static [&'static str],
+    /// Extra target columns computed from the staged row `s` (e.g. resolved foreign keys).
+    pub derived: &'static [(&'static str, &'static str)],
+    /// For datasets published as several files: the predicate (over target row `t` and
+    /// `sync_file` row `f`) that limits withdrawal to the rows the file covers.
+    pub scope_filter: Option<&'static str>,
+}
+
+/// No dataset-specific steps.
+pub const PLAIN: Merge = Merge {
+    before: &[],
+    derived: &[],
+    scope_filter: None,
+};
+
+/// eSMR: each chunk upserts the dimension rows it mentions (regions, facilities, locations,
+/// parameters, analytical methods; latest published values win, rows locked in key order so
+/// concurrent chunks cannot deadlock), each sample gets its `parameter_id`, and a year file
+/// withdraws only rows sampled in its year.
+pub const ESMR_MERGE: Merge = Merge {
+    before: &[
+        r"insert into esmr_region (code, name)
+         select distinct on (code) code, name
+           from (select substring(region from '^Region\s+(\S+)') as code,
+                        substring(region from '\s-\s(.*)$') as name
+                   from stage_rows) r
+          where code is not null
+          order by code
+         on conflict (code) do nothing",
+        r"insert into esmr_facility (facility_place_id, facility_name, region_code, receiving_water_body, first_run_id, last_run_id)
+         select distinct on (facility_place_id)
+                facility_place_id, facility_name, substring(region from '^Region\s+(\S+)'), receiving_water_body, $1, $1
+           from stage_rows where facility_place_id is not null
+          order by facility_place_id, sampling_date desc nulls last
+         on conflict (facility_place_id) do update
+            set facility_name = coalesce(excluded.facility_name, esmr_facility.facility_name),
+                region_code = coalesce(excluded.region_code, esmr_facility.region_code),
+                receiving_water_body = coalesce(excluded.receiving_water_body, esmr_facility.receiving_water_body),
+                last_run_id = excluded.last_run_id",
+        "insert into esmr_location (location_place_id, facility_place_id, location, location_place_type,
+                                    latitude, longitude, location_desc, first_run_id, last_run_id)
+         select distinct on (location_place_id)
+                location_place_id, facility_place_id, location, location_place_type,
+                latitude, longitude, location_desc, $1, $1
+           from stage_rows where location_place_id is not null
+          order by location_place_id, sampling_date desc nulls last
+         on conflict (location_place_id) do update
+            set location = coalesce(excluded.location, esmr_location.location),
+                location_place_type = coalesce(excluded.location_place_type, esmr_location.location_place_type),
+                latitude = coalesce(excluded.latitude, esmr_location.latitude),
+                longitude = coalesce(excluded.longitude, esmr_location.longitude),
+                location_desc = coalesce(excluded.location_desc, esmr_location.location_desc),
+                last_run_id = excluded.last_run_id",
+        "insert into esmr_parameter (name)
+         select distinct parameter from stage_rows where parameter is not null order by 1
+         on conflict (name) do nothing",
+        "insert into esmr_analytical_method (code, name)
+         select distinct on (analytical_method_code) analytical_method_code, analytical_method
+           from stage_rows where analytical_method_code is not null
+          order by analytical_method_code, analytical_method nulls last
+         on conflict (code) do update set name = coalesce(excluded.name, esmr_analytical_method.name)",
+    ],
+    derived: &[(
+        "parameter_id",
+        "(select p.id from esmr_parameter p where p.name = s.parameter)",
+    )],
+    scope_filter: Some("to_char(t.sampling_date, 'YYYY') = f.scope"),
+};
 
 use Kind::*;
 
@@ -108,6 +184,7 @@ pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
     name: "smarts_industrial_facilities",
     table: "smarts_industrial_facility",
     key: &["app_id", "wdid"],
+    merge: PLAIN,
     columns: &[
         col("permit_type", Text),
         key("app_id", Text),

@@ -160,8 +160,10 @@ async fn finalize_file(
         .fetch_one(&mut **tx)
         .await?;
     let previous: Option<i64> = sqlx::query_scalar(
-        "select rows_read from sync_file where dataset = $1 and status = 'succeeded' and id <> $2
-         order by id desc limit 1",
+        "select p.rows_read from sync_file p, sync_file f
+          where f.id = $2 and p.dataset = $1 and p.scope is not distinct from f.scope
+            and p.status = 'succeeded' and p.id <> $2
+          order by p.id desc limit 1",
     )
     .bind(dataset_name)
     .bind(file_id)
@@ -193,10 +195,14 @@ async fn finalize_file(
         sqlx::query(AssertSqlSafe(format!(
             "update {} t set withdrawn_run_id = f.run_id
                from sync_file f
-              where f.id = $1 and t.withdrawn_run_id is null
+              where f.id = $1 and t.withdrawn_run_id is null and {scope}
                 and not exists (select 1 from import_seen s
                                  where s.file_id = $1 and s.row_key = t.row_key and s.row_ord = t.row_ord)",
-            dataset.table
+            dataset.table,
+            scope = match dataset.merge.scope_filter {
+                Some(filter) => format!("(f.scope is null or {filter})"),
+                None => "true".to_owned(),
+            }
         )))
         .bind(file_id)
         .execute(&mut **tx)
