@@ -15,7 +15,7 @@
 //! Sources: the dictionaries in `../shared/data/ca-waterboards-data-dictionaries/` and
 //! `../shared/data/real/CA-Data-Portal-Uploads/dictionaries/`, and `../shared/docs/DATASETS.md`.
 
-use super::registry::{Column, Dataset, Kind, Presence};
+use super::registry::{Column, Dataset, ESMR_MERGE, Kind, PLAIN, Presence};
 
 use Kind::*;
 
@@ -101,6 +101,7 @@ pub static SMARTS_CONSTRUCTION_FACILITIES: Dataset = Dataset {
     name: "smarts_construction_facilities",
     table: "smarts_construction_facility",
     key: &["app_id", "wdid"],
+    merge: PLAIN,
     columns: &[
         col("permit_type", Text),
         key("app_id", Text),
@@ -196,6 +197,7 @@ pub static SMARTS_INDUSTRIAL_MONITORING: Dataset = Dataset {
     name: "smarts_industrial_monitoring",
     table: "smarts_industrial_monitoring",
     key: &["app_id", "wdid", "report_id", "sample_id", "parameter"],
+    merge: PLAIN,
     columns: &[
         col("permit_type", Text),
         col("wdid", Wdid),
@@ -233,6 +235,7 @@ pub static SMARTS_CONSTRUCTION_MONITORING: Dataset = Dataset {
     name: "smarts_construction_monitoring",
     table: "smarts_construction_monitoring",
     key: &["app_id", "wdid", "report_id", "sample_id", "parameter"],
+    merge: PLAIN,
     columns: &[
         col("permit_type", Text),
         col("wdid", Wdid),
@@ -273,6 +276,7 @@ pub static SMARTS_VIOLATIONS: Dataset = Dataset {
     name: "smarts_violations",
     table: "smarts_violation",
     key: &["app_id", "wdid", "violation_id"],
+    merge: PLAIN,
     columns: with_place_block![
         col("wdid", Wdid),
         key("app_id", Text),
@@ -299,6 +303,7 @@ pub static SMARTS_ENFORCEMENT_ACTIONS: Dataset = Dataset {
     name: "smarts_enforcement_actions",
     table: "smarts_enforcement_action",
     key: &["app_id", "wdid", "enforcement_id"],
+    merge: PLAIN,
     columns: with_place_block![
         col("wdid", Wdid),
         key("app_id", Text),
@@ -335,6 +340,7 @@ pub static SMARTS_INSPECTIONS: Dataset = Dataset {
     name: "smarts_inspections",
     table: "smarts_inspection",
     key: &["app_id", "wdid", "inspection_id"],
+    merge: PLAIN,
     columns: with_place_block![
         col("wdid", Wdid),
         key("app_id", Text),
@@ -361,7 +367,8 @@ pub static SMARTS_INSPECTIONS: Dataset = Dataset {
 /// eSMR analytical results (CIWQS electronic self-monitoring reports, the data.ca.gov yearly
 /// CSVs; 29 columns). The key is every column: a row's identity is its whole published content,
 /// so two rows differing only in e.g. `calculated_method` are two rows, and only exact
-/// duplicates share a key. The raw CIWQS flat file spells `latitude` as `lattitude`.
+/// duplicates share a key. The raw CIWQS flat file spells `latitude` as `lattitude`. The merge
+/// (`ESMR_MERGE`) upserts the dimension tables and fills the derived `parameter_id`.
 pub static ESMR: Dataset = Dataset {
     name: "esmr",
     table: "esmr_sample",
@@ -396,6 +403,7 @@ pub static ESMR: Dataset = Dataset {
         "smr_document_id",
         "location_desc",
     ],
+    merge: ESMR_MERGE,
     columns: &[
         col("region", Text),
         col("location", Text),
@@ -459,9 +467,6 @@ mod tests {
         "changed_run_id",
         "withdrawn_run_id",
     ];
-
-    /// Target columns filled by the importer, not read from the source.
-    const DERIVED: &[(&str, &str)] = &[("esmr_sample", "parameter_id")];
 
     const PLACE_BLOCK: [&str; 16] = [
         "permit_type",
@@ -573,9 +578,18 @@ mod tests {
             let (bookkeeping, data) = ddl.split_at(BOOKKEEPING.len().min(ddl.len()));
             let bookkeeping: Vec<&str> = bookkeeping.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(bookkeeping, BOOKKEEPING, "{}: bookkeeping columns", d.table);
+            // Columns the merge computes (esmr_sample.parameter_id) are not source columns.
+            let derived: Vec<&str> = d.merge.derived.iter().map(|(n, _)| *n).collect();
+            for n in &derived {
+                assert!(
+                    data.iter().any(|(c, _)| c == n),
+                    "{}: derived column {n} is not in the DDL",
+                    d.table
+                );
+            }
             let data: Vec<&(String, String)> = data
                 .iter()
-                .filter(|(n, _)| !DERIVED.contains(&(d.table, n.as_str())))
+                .filter(|(n, _)| !derived.contains(&n.as_str()))
                 .collect();
             let ddl_names: Vec<&str> = data.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(names(d), ddl_names, "{}: columns vs {}", d.name, d.table);
@@ -810,11 +824,10 @@ mod tests {
 
     #[test]
     fn dataset_names_and_tables_are_unique_across_the_registry() {
-        let all: Vec<&Dataset> = ALL
-            .iter()
-            .chain(super::super::registry::DATASETS)
-            .copied()
-            .collect();
+        let all: Vec<&Dataset> = super::super::registry::DATASETS.to_vec();
+        for d in ALL {
+            assert!(all.iter().any(|r| r.name == d.name), "{} is not registered", d.name);
+        }
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a.name, b.name);

@@ -2,6 +2,7 @@
 //! name (with the aliases older layouts use), their types, the key that identifies a row, and
 //! the table it lands in. Staging, importing and validation are driven by these declarations.
 
+use super::datasets;
 use super::parse::{self, ValueError};
 use crate::domain::wdid;
 
@@ -228,7 +229,16 @@ pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
 };
 
 /// Every dataset the pipeline knows.
-pub static DATASETS: &[&Dataset] = &[&SMARTS_INDUSTRIAL_FACILITIES];
+pub static DATASETS: &[&Dataset] = &[
+    &SMARTS_INDUSTRIAL_FACILITIES,
+    &datasets::SMARTS_CONSTRUCTION_FACILITIES,
+    &datasets::SMARTS_INDUSTRIAL_MONITORING,
+    &datasets::SMARTS_CONSTRUCTION_MONITORING,
+    &datasets::SMARTS_VIOLATIONS,
+    &datasets::SMARTS_ENFORCEMENT_ACTIONS,
+    &datasets::SMARTS_INSPECTIONS,
+    &datasets::ESMR,
+];
 
 /// Looks a dataset up by its manifest name.
 pub fn dataset(name: &str) -> Option<&'static Dataset> {

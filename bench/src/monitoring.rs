@@ -1,0 +1,399 @@
+//! Industrial and construction monitoring ("Ad Hoc Reports - Parameter Data") files, streamed per facility.
+
+use std::io::{self, Write};
+
+use chrono::NaiveDate;
+use rand::RngExt;
+
+use crate::facilities::{DATA_END, Facility};
+use crate::out::{Out, date_string};
+use crate::real::Real;
+use crate::util::{
+    Rng, add_days, chance, full_name, hhmm, junk_year, lognormal, oracle_ts, pick, rand_wet_date, reporting_year,
+    round_dp, wpick, ymd,
+};
+use crate::values::{Measured, Profile, measure, method_code, profile};
+
+/// Splits `total` rows over facilities proportionally to `weights`, exactly.
+pub fn quotas(weights: &[f64], total: u64) -> Vec<u64> {
+    let sum: f64 = weights.iter().sum();
+    if weights.is_empty() {
+        return Vec::new();
+    }
+    if sum <= 0.0 {
+        let mut q = vec![0; weights.len()];
+        q[0] = total;
+        return q;
+    }
+    let mut out = Vec::with_capacity(weights.len());
+    let mut acc = 0.0;
+    let mut given = 0u64;
+    for w in weights {
+        acc += w;
+        let upto = ((acc / sum) * total as f64).round() as u64;
+        let upto = upto.min(total);
+        out.push(upto - given);
+        given = upto;
+    }
+    if given < total {
+        if let Some(last) = out.last_mut() {
+            *last += total - given;
+        }
+    }
+    out
+}
+
+struct Loc {
+    name: String,
+    ltype: &'static str,
+    desc: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+fn locations(r: &mut Rng, f: &Facility, n: usize, types: &[(&'static str, u32)]) -> Vec<Loc> {
+    let style = *pick(r, &["SP-{}", "CL-{}", "DP-{}", "Outfall {}", "OF-{}", "SW-{}", "DP00{}", "Drain Inlet {}", "Discharge Point {}", "Location {}"]);
+    (1..=n)
+        .map(|i| {
+            let name = style.replace("{}", &i.to_string());
+            let (lat, lon) = match (f.lat, f.lon) {
+                (Some(a), Some(b)) if a != 0.0 && chance(r, 0.55) => {
+                    let dp = *pick(r, &[4, 5, 6, 6, 6, 7]);
+                    (Some(round_dp(a + (r.random::<f64>() - 0.5) * 0.004, dp)), Some(round_dp(b + (r.random::<f64>() - 0.5) * 0.004, dp)))
+                }
+                _ => (None, None),
+            };
+            let desc = if chance(r, 0.15) {
+                Some(format!(
+                    "{} {}",
+                    pick(r, &["Drop inlet at", "Sheet flow at", "Discharge point at", "Catch basin near", "Outfall at", "Sample point at"]),
+                    pick(r, &["northeast corner of yard", "main gate", "southwest corner", "loading dock", "rear of building", "driveway entrance", "east property line"])
+                ))
+            } else {
+                None
+            };
+            Loc { name, ltype: wpick(r, types), desc, lat, lon }
+        })
+        .collect()
+}
+
+/// Industrial parameter set: pH, TSS, O&G plus sector parameters, 5–10 per sample event.
+fn industrial_params(r: &mut Rng, real: &Real) -> Vec<Profile> {
+    let mut names: Vec<(String, String)> = vec![
+        ("pH".to_string(), "SU".to_string()),
+        ("Total Suspended Solids (TSS)".to_string(), "mg/L".to_string()),
+    ];
+    if chance(r, 0.92) {
+        names.push(("Oil and Grease".to_string(), "mg/L".to_string()));
+    }
+    let extras: &[(&str, f64)] = &[
+        ("Zinc, Total", 0.55),
+        ("Iron, Total Recoverable", 0.3),
+        ("Aluminum, Total Recoverable", 0.3),
+        ("Lead, Total", 0.3),
+        ("Copper, Total", 0.25),
+        ("Chemical Oxygen Demand (COD)", 0.25),
+        ("Nitrite Plus Nitrate (as N)", 0.2),
+        ("Iron, Total", 0.12),
+        ("Aluminum, Total", 0.1),
+        ("Electrical Conductivity @ 25 Deg. C", 0.08),
+        ("Ammonia, Total (as N)", 0.07),
+        ("Magnesium, Total", 0.05),
+        ("Biochemical Oxygen Demand (BOD) (5-day @ 20 Deg. C)", 0.05),
+        ("Nickel, Total", 0.04),
+        ("Turbidity", 0.04),
+    ];
+    for (n, p) in extras {
+        if chance(r, *p) {
+            let unit = if n.contains(',') && chance(r, 0.12) { "ug/L" } else { "mg/L" };
+            let unit = match *n {
+                "Electrical Conductivity @ 25 Deg. C" => "umhos/cm",
+                "Turbidity" => "NTU",
+                _ => unit,
+            };
+            names.push((n.to_string(), unit.to_string()));
+        }
+    }
+    let want = r.random_range(5..=10usize);
+    let mut guard = 0;
+    while names.len() < want && guard < 50 {
+        guard += 1;
+        let p = pick(r, &real.params);
+        if names.iter().any(|(n, _)| *n == p.name) {
+            continue;
+        }
+        let unit = if p.units.len() > 1 && chance(r, 0.15) { &p.units[1] } else { &p.units[0] };
+        names.push((p.name.clone(), unit.clone()));
+    }
+    names.truncate(10);
+    names.iter().map(|(n, u)| profile(n, u)).collect()
+}
+
+fn event_dates(r: &mut Rng, n: usize, lo: NaiveDate, hi: NaiveDate) -> Vec<NaiveDate> {
+    let mut v: Vec<NaiveDate> = (0..n).map(|_| rand_wet_date(r, lo, hi)).collect();
+    v.sort();
+    v
+}
+
+/// Writes exactly `target` industrial monitoring rows.
+pub fn write_industrial<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs: &[Facility], target: u64) -> io::Result<()> {
+    let lo = ymd(2015, 7, 1);
+    let mut elig: Vec<usize> = facs.iter().enumerate().filter(|(_, f)| f.monitors).map(|(i, _)| i).collect();
+    if elig.is_empty() {
+        elig = facs.iter().enumerate().filter(|(_, f)| !f.junk_wdid).map(|(i, _)| i).take(1).collect();
+    }
+    if elig.is_empty() || target == 0 {
+        return Ok(());
+    }
+    let weights: Vec<f64> = elig
+        .iter()
+        .map(|&i| {
+            let (a, b) = facs[i].window(lo, DATA_END).unwrap_or((lo, DATA_END));
+            let years = ((b - a).num_days() as f64 / 365.0).max(0.3);
+            lognormal(r, 1.0, 0.7) * years
+        })
+        .collect();
+    let q = quotas(&weights, target);
+    let mut report_id: u64 = 850_000;
+    let mut sample_id: u64 = 2_140_000;
+    for (k, &fi) in elig.iter().enumerate() {
+        let quota = q[k];
+        if quota == 0 {
+            continue;
+        }
+        let f = &facs[fi];
+        let (a, b) = f.window(lo, DATA_END).unwrap_or((lo, DATA_END));
+        let nloc = *wpick(r, &[(1usize, 60), (2, 25), (3, 10), (4, 5)]);
+        let locs = locations(r, f, nloc, &[("Effluent Monitoring", 97), ("Run-On Monitoring", 3)]);
+        let params = industrial_params(r, real);
+        let site = lognormal(r, 1.0, 0.5);
+        let per_event = (nloc * params.len()) as u64;
+        let n_events = quota.div_ceil(per_event).max(1) as usize;
+        let dates = event_dates(r, n_events, a, b);
+        let certifier = if chance(r, 0.85) { f.certifier_name.clone() } else { full_name(r) };
+        let pt = f.permit_type.as_str();
+        let app = f.app_id;
+        let mut written = 0u64;
+        let mut last_ry = i32::MIN;
+        let mut events_in_report = 0;
+        for d in dates {
+            if written >= quota {
+                break;
+            }
+            let ry = reporting_year(d);
+            if ry != last_ry || events_in_report >= 2 || !chance(r, 0.15) {
+                report_id += r.random_range(1..4u64);
+                events_in_report = 0;
+            }
+            events_in_report += 1;
+            last_ry = ry;
+            let event_type = *wpick(r, &[("Qualifying Storm Event", 95), ("Non-Qualifying Storm Event", 3), ("Non-Stormwater Discharge", 2)]);
+            let sample_time = if chance(r, 0.001) { "24:00".to_string() } else { hhmm(r, 6, 16) };
+            let ds_date = if chance(r, 0.3) { add_days(d, -1) } else { d };
+            let ds_date = if chance(r, 0.00003) { junk_year(r, ds_date) } else { ds_date };
+            let ds_time = if chance(r, 0.15) {
+                None
+            } else if chance(r, 0.03) {
+                Some("24:00".to_string())
+            } else {
+                Some(hhmm(r, 0, 20))
+            };
+            let has_end = chance(r, 0.4);
+            let de_date = has_end.then(|| add_days(d, r.random_range(0..2i64)));
+            let de_time = if has_end { Some(hhmm(r, 8, 23)) } else { None };
+            let cert_d = add_days(d, r.random_range(5..150i64)).min(ymd(2025, 11, 20));
+            let certified = oracle_ts(r, cert_d);
+            let report_s = report_id.to_string();
+            let ry_f = f64::from(ry);
+            for loc in &locs {
+                if written >= quota {
+                    break;
+                }
+                sample_id += r.random_range(1..3u64);
+                for p in &params {
+                    if written >= quota {
+                        break;
+                    }
+                    let m: Measured = measure(r, p, site);
+                    o.t(pt);
+                    o.t(&f.wdid);
+                    o.id(app);
+                    o.n(ry_f);
+                    o.t(&report_s);
+                    o.t(event_type);
+                    o.t(&loc.name);
+                    o.t(loc.ltype);
+                    o.ot(loc.desc.as_deref());
+                    o.on(loc.lat);
+                    o.on(loc.lon);
+                    o.id(sample_id);
+                    o.d(Some(d));
+                    o.t(&sample_time);
+                    o.d(Some(ds_date));
+                    o.ot(ds_time.as_deref());
+                    o.t(&p.name);
+                    o.t(m.qualifier);
+                    o.n(m.result);
+                    o.t(&p.unit);
+                    if chance(r, 0.02) { o.na() } else { o.t(method_code(r, p)) }
+                    o.n(m.mdl);
+                    o.n(m.rl);
+                    o.d(de_date);
+                    o.ot(de_time.as_deref());
+                    o.t(&certifier);
+                    o.t(&certified);
+                    o.end()?;
+                    written += 1;
+                    if written < quota && chance(r, 0.0001) {
+                        o.dup_prev()?;
+                        written += 1;
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(written, quota);
+    }
+    Ok(())
+}
+
+fn construction_params(r: &mut Rng) -> Vec<Profile> {
+    let mut v = vec![profile("pH", "SU"), profile("Turbidity", "NTU")];
+    if chance(r, 0.06) {
+        v.push(profile("Total Suspended Solids (TSS)", "mg/L"));
+    }
+    if chance(r, 0.02) {
+        v.push(profile("Suspended Sediment Concentration (SSC)", "mg/L"));
+    }
+    if chance(r, 0.01) {
+        v.push(profile("Oil and Grease", "mg/L"));
+    }
+    v
+}
+
+/// Writes exactly `target` construction monitoring rows.
+pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, facs: &[Facility], target: u64) -> io::Result<()> {
+    let lo = ymd(2012, 7, 1);
+    let mut elig: Vec<usize> = facs.iter().enumerate().filter(|(_, f)| f.monitors).map(|(i, _)| i).collect();
+    if elig.is_empty() {
+        elig = facs.iter().enumerate().filter(|(_, f)| !f.junk_wdid).map(|(i, _)| i).take(1).collect();
+    }
+    if elig.is_empty() || target == 0 {
+        return Ok(());
+    }
+    let weights: Vec<f64> = elig
+        .iter()
+        .map(|&i| {
+            let (a, b) = facs[i].window(lo, DATA_END).unwrap_or((lo, DATA_END));
+            let years = ((b - a).num_days() as f64 / 365.0).clamp(0.2, 4.0);
+            lognormal(r, 1.0, 0.8) * years
+        })
+        .collect();
+    let q = quotas(&weights, target);
+    let mut report_id: u64 = 4_100_000;
+    let mut sample_id: u64 = 9_300_000;
+    for (k, &fi) in elig.iter().enumerate() {
+        let quota = q[k];
+        if quota == 0 {
+            continue;
+        }
+        let f = &facs[fi];
+        let (a, b) = f.window(lo, DATA_END).unwrap_or((lo, DATA_END));
+        let b = b.min(add_days(a, 365 * 4));
+        let nloc = *wpick(r, &[(1usize, 45), (2, 30), (3, 15), (4, 10)]);
+        let locs = locations(r, f, nloc, &[("Effluent Monitoring", 85), ("Run-On Monitoring", 8), ("Receiving Water Monitoring", 7)]);
+        let params = construction_params(r);
+        let site = lognormal(r, 1.0, 0.7);
+        let per_event = (nloc * params.len()) as u64;
+        let n_events = quota.div_ceil(per_event).max(1) as usize;
+        let dates = event_dates(r, n_events, a, b);
+        let qsp = full_name(r);
+        let analyzed_by = if chance(r, 0.7) { qsp.clone() } else { format!("{} Laboratories", pick(r, &["Pacific", "BC", "Enthalpy", "Eurofins", "Alpha", "Babcock", "Montrose"])) };
+        let certifier = if chance(r, 0.8) { f.certifier_name.clone() } else { full_name(r) };
+        let pt = f.permit_type.as_str();
+        let app = f.app_id;
+        let mut written = 0u64;
+        let mut last_ry = i32::MIN;
+        for d in dates {
+            if written >= quota {
+                break;
+            }
+            let ry = reporting_year(d);
+            if ry != last_ry || !chance(r, 0.5) {
+                report_id += r.random_range(1..3u64);
+            }
+            last_ry = ry;
+            let event_type = *wpick(r, &[("Qualifying Rain Event", 85), ("Non-Qualifying Rain Event", 8), ("Non-Stormwater Discharge", 5), ("Active Treatment System Discharge", 2)]);
+            let ev_start = add_days(d, -r.random_range(0..2i64));
+            let ev_end = if chance(r, 0.85) { Some(add_days(d, r.random_range(0..3i64))) } else { None };
+            let rain = if chance(r, 0.8) { round_dp(lognormal(r, 0.6, 0.8), 2) } else { f64::NAN };
+            let bdays = if chance(r, 0.3) { f64::from(r.random_range(1..4u32)) } else { f64::NAN };
+            let time = format!("{}:00", hhmm(r, 6, 17));
+            let pct = if chance(r, 0.15) { round_dp(r.random::<f64>() * 100.0, 0) } else { f64::NAN };
+            let certified = oracle_ts(r, add_days(d, r.random_range(3..120i64)).min(ymd(2025, 11, 20)));
+            let report_s = report_id.to_string();
+            let ry_f = f64::from(ry);
+            for loc in &locs {
+                if written >= quota {
+                    break;
+                }
+                sample_id += r.random_range(1..3u64);
+                for p in &params {
+                    if written >= quota {
+                        break;
+                    }
+                    let m = measure(r, p, site);
+                    o.t(pt);
+                    o.t(&f.wdid);
+                    o.id(app);
+                    o.n(ry_f);
+                    o.t(&report_s);
+                    o.t(event_type);
+                    o.d(Some(ev_start));
+                    o.d(ev_end);
+                    o.n(rain);
+                    o.n(bdays);
+                    o.t(&loc.name);
+                    o.t(loc.ltype);
+                    o.ot(loc.desc.as_deref());
+                    o.on(loc.lat);
+                    o.on(loc.lon);
+                    o.id(sample_id);
+                    o.d(Some(d));
+                    o.t(&time);
+                    o.n(pct);
+                    o.t(&qsp);
+                    o.t(&p.name);
+                    o.t(m.qualifier);
+                    o.n(m.result);
+                    o.t(&p.unit);
+                    if chance(r, 0.1) {
+                        o.na();
+                    } else if p.name == "pH" && chance(r, 0.3) {
+                        o.t("pH Meter");
+                    } else {
+                        o.t(method_code(r, p));
+                    }
+                    o.n(m.mdl);
+                    o.n(m.rl);
+                    o.t(&analyzed_by);
+                    o.t(&certifier);
+                    o.t(&certified);
+                    o.end()?;
+                    written += 1;
+                    if written < quota && chance(r, 0.0001) {
+                        o.dup_prev()?;
+                        written += 1;
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(written, quota);
+    }
+    Ok(())
+}
+
+/// For tests: the ISO date string of a facility's window start.
+#[allow(dead_code)]
+pub fn window_start(f: &Facility) -> String {
+    date_string(f.window(ymd(2015, 7, 1), DATA_END).map(|w| w.0).unwrap_or(ymd(2015, 7, 1)))
+}
