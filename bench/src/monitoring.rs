@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use rand::RngExt;
 
 use crate::facilities::{DATA_END, Facility};
-use crate::out::{Out, date_string};
+use crate::out::Out;
 use crate::real::Real;
 use crate::util::{
     Rng, add_days, chance, full_name, hhmm, junk_year, lognormal, oracle_ts, pick, rand_wet_date, reporting_year,
@@ -390,10 +390,4 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, facs: &[Facilit
         debug_assert_eq!(written, quota);
     }
     Ok(())
-}
-
-/// For tests: the ISO date string of a facility's window start.
-#[allow(dead_code)]
-pub fn window_start(f: &Facility) -> String {
-    date_string(f.window(ymd(2015, 7, 1), DATA_END).map(|w| w.0).unwrap_or(ymd(2015, 7, 1)))
 }

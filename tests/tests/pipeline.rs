@@ -380,3 +380,45 @@ async fn empty_and_header_only_files_neither_crash_nor_erase_data() {
     assert_eq!(f["status"], "partial");
     assert!(f["error"].as_str().unwrap().contains("withdrawal skipped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_region_1_industrial_monitoring_keeps_non_detects_and_exact_decimals() {
+    let h = harness("monitoring", None).await;
+    let summary = h
+        .sync(vec![Source {
+            dataset: "smarts_industrial_monitoring".into(),
+            url: file_url(&shared_data(
+                "real/tientalkenvi/Region_1_-_North_Coast_-_Industrial_Ad_Hoc_Reports_-_Parameter_Data.txt",
+            )),
+            scope: None,
+        }])
+        .await;
+    assert_eq!(summary.files[0].rows, 99);
+    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_monitoring").await, 99);
+    assert_eq!(h.scalar_i64("select count(*) from data_quality_issue where action <> 'value_flagged'").await, 0);
+    // 33 non-detects: qualifier ND, no result.
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_monitoring where result_qualifier = 'ND' and result is null").await,
+        33
+    );
+    // `.0057` is stored exactly as published (numeric, not float).
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_monitoring where result::text in ('.0057', '0.0057')").await,
+        1
+    );
+    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_monitoring where result < 1 and result::text like '0.%'").await, 22);
+    let first = h
+        .json(
+            "select to_jsonb(m) from smarts_industrial_monitoring m
+              where report_id = '918881' and sample_id = '2243002' and parameter = 'pH'",
+        )
+        .await;
+    assert_eq!(first["result"], 6.5);
+    assert_eq!(first["units"], "SU");
+    assert_eq!(first["sample_date"], "2016-12-29");
+    assert_eq!(first["sample_time"], "12:00:00");
+    assert_eq!(first["discharge_start_time"], "08:00:00");
+    assert_eq!(first["reporting_year"], 2016);
+    assert_eq!(first["certified_date"], "2017-08-02T08:03:32.748");
+    assert_eq!(first["source_line"], 2);
+}
