@@ -9,8 +9,9 @@ use rand::RngExt;
 use crate::out::Out;
 use crate::real::{Donor, Real};
 use crate::util::{
-    PROJECT_WORDS, RECEIVING_WATERS, Rng, STREETS, TITLES, add_days, chance, county_code, email, full_name,
-    junk_year, person, phone, pick, rand_date, range, round_dp, round_sig, with_fffd, wpick, ymd,
+    PROJECT_WORDS, RECEIVING_WATERS, Rng, STREETS, TITLES, add_days, chance, county_code, email,
+    full_name, junk_year, person, phone, pick, pick_ref, rand_date, range, round_dp, round_sig,
+    with_fffd, wpick, ymd,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -110,14 +111,22 @@ pub struct WdidAlloc {
 
 impl WdidAlloc {
     pub fn new() -> Self {
-        WdidAlloc { used: HashSet::new() }
+        WdidAlloc {
+            used: HashSet::new(),
+        }
     }
 
     /// A fresh, well-formed WDID: region, county code, type code, 6-digit serial (rarely 5).
-    pub fn make(&mut self, r: &mut Rng, region: Option<&str>, county: Option<&str>, ty: &str) -> String {
+    pub fn make(
+        &mut self,
+        r: &mut Rng,
+        region: Option<&str>,
+        county: Option<&str>,
+        ty: &str,
+    ) -> String {
         let prefix = wdid_prefix(region);
         let cc = match county_code(county) {
-            Some(c) if !chance(r, 0.002) => format!("{c:02}"),
+            Some(c) if !chance(r, 0.0007) => format!("{c:02}"),
             _ => "XX".to_string(),
         };
         loop {
@@ -138,8 +147,16 @@ impl WdidAlloc {
     pub fn junk(&mut self, r: &mut Rng) -> String {
         match r.random_range(0..3u32) {
             0 => "NA".to_string(),
-            1 => format!("{} XXIN{:06}", r.random_range(1..10u32), r.random_range(600_000..602_000u32)),
-            _ => format!("5A32{:04}N{:02}", r.random_range(1000..9999u32), r.random_range(1..20u32)),
+            1 => format!(
+                "{} XXIN{:06}",
+                r.random_range(1..10u32),
+                r.random_range(600_000..602_000u32)
+            ),
+            _ => format!(
+                "5A32{:04}N{:02}",
+                r.random_range(1000..9999u32),
+                r.random_range(1..20u32)
+            ),
         }
     }
 }
@@ -148,16 +165,26 @@ fn industrial_type(r: &mut Rng, status: &str) -> &'static str {
     match status {
         "NEC Required" => "NEC",
         "NONA Submitted" | "NONA Required" => "NNA",
-        _ => *wpick(r, &[("I", 7300), ("NEC", 1200), ("IN", 1200), ("NNA", 60), ("MR", 20), ("SN", 5)]),
+        _ => wpick(
+            r,
+            &[
+                ("I", 7300),
+                ("NEC", 1200),
+                ("IN", 1200),
+                ("NNA", 60),
+                ("MR", 20),
+                ("SN", 5),
+            ],
+        ),
     }
 }
 
 fn donor<'a>(r: &mut Rng, real: &'a Real) -> &'a Donor {
-    pick(r, &real.donors)
+    pick_ref(r, &real.donors)
 }
 
 fn located<'a>(r: &mut Rng, real: &'a Real) -> &'a Donor {
-    &real.donors[*pick(r, &real.located)]
+    &real.donors[pick(r, &real.located)]
 }
 
 fn maybe_fffd(r: &mut Rng, s: Option<String>, p: f64) -> Option<String> {
@@ -167,15 +194,27 @@ fn maybe_fffd(r: &mut Rng, s: Option<String>, p: f64) -> Option<String> {
     }
 }
 
-fn noi_and_not(r: &mut Rng, status: &str, earliest: NaiveDate) -> (Option<NaiveDate>, Option<NaiveDate>) {
+fn noi_and_not(
+    r: &mut Rng,
+    status: &str,
+    earliest: NaiveDate,
+) -> (Option<NaiveDate>, Option<NaiveDate>) {
     let end = ymd(2025, 11, 10);
     match status {
         "Active" | "NEC Required" | "NOI Filed" => {
-            let noi = if chance(r, 0.3) { ymd(1992, 3, 20 + r.random_range(0..20u32)) } else { rand_date(r, earliest, end) };
+            let noi = if chance(r, 0.3) {
+                ymd(1992, 3, 20 + r.random_range(0..12u32))
+            } else {
+                rand_date(r, earliest, end)
+            };
             (Some(noi), None)
         }
         "Terminated" | "Expired" => {
-            let noi = if chance(r, 0.25) { ymd(1992, 3, 20 + r.random_range(0..20u32)) } else { rand_date(r, earliest, ymd(2024, 6, 1)) };
+            let noi = if chance(r, 0.25) {
+                ymd(1992, 3, 20 + r.random_range(0..12u32))
+            } else {
+                rand_date(r, earliest, ymd(2024, 6, 1))
+            };
             let not = rand_date(r, add_days(noi, 90), end);
             (Some(noi), Some(not))
         }
@@ -196,8 +235,16 @@ fn certifier(r: &mut Rng, f: &mut Facility, lo: NaiveDate) {
             _ => full_name(r),
         };
         f.certifier_by = Some(name);
-        f.certifier_title = if chance(r, 0.93) { Some(wpick(r, TITLES).to_string()) } else { None };
-        f.cert_date = if chance(r, 0.97) { Some(rand_date(r, lo, ymd(2025, 11, 10))) } else { None };
+        f.certifier_title = if chance(r, 0.93) {
+            Some(wpick(r, TITLES).to_string())
+        } else {
+            None
+        };
+        f.cert_date = if chance(r, 0.97) {
+            Some(rand_date(r, lo, ymd(2025, 11, 10)))
+        } else {
+            None
+        };
     }
 }
 
@@ -219,7 +266,11 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
         };
         let ty = industrial_type(r, &status);
         let junk = chance(r, 0.0005);
-        let wdid = if junk { wd.junk(r) } else { wd.make(r, region.as_deref(), county.as_deref(), ty) };
+        let wdid = if junk {
+            wd.junk(r)
+        } else {
+            wd.make(r, region.as_deref(), county.as_deref(), ty)
+        };
         let (noi, not) = noi_and_not(r, &status, ymd(1992, 3, 1));
         let noi = match noi {
             Some(d) if chance(r, 0.0002) => Some(junk_year(r, d)),
@@ -227,7 +278,11 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
         };
         let (first, last) = person(r);
         let has_contact = chance(r, 0.94);
-        let org = who.operator.clone().or_else(|| who.name.clone()).unwrap_or_else(|| "company".to_string());
+        let org = who
+            .operator
+            .clone()
+            .or_else(|| who.name.clone())
+            .unwrap_or_else(|| "company".to_string());
         let mut f = Facility {
             kind: FacKind::Industrial,
             permit_type,
@@ -243,16 +298,32 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
             address: who.address.clone(),
             address2: who.address2.clone(),
             city: loc.city.clone(),
-            state: if chance(r, 0.9996) { Some("CA".to_string()) } else { None },
+            state: if chance(r, 0.9996) {
+                Some("CA".to_string())
+            } else {
+                None
+            },
             zip: loc.zip.clone(),
             lat: loc.lat,
             lon: loc.lon,
             place_county: county,
             contact_first: has_contact.then(|| first.clone()),
             contact_last: has_contact.then(|| last.clone()),
-            title: if chance(r, 0.41) { Some(wpick(r, TITLES).to_string()) } else { None },
-            phone: if chance(r, 0.92) { Some(phone(r)) } else { None },
-            email: if chance(r, 0.53) { Some(email(r, &first, &last, &org)) } else { None },
+            title: if chance(r, 0.41) {
+                Some(wpick(r, TITLES).to_string())
+            } else {
+                None
+            },
+            phone: if chance(r, 0.92) {
+                Some(phone(r))
+            } else {
+                None
+            },
+            email: if chance(r, 0.53) {
+                Some(email(r, &first, &last, &org))
+            } else {
+                None
+            },
             total_size: who.total_size,
             size_unit: who.size_unit.clone(),
             area: who.area,
@@ -265,7 +336,7 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
             certifier_by: None,
             certifier_title: None,
             cert_date: None,
-            tmdl: Some(*wpick(r, &[("NA", 55), ("N", 35), ("Y", 10)])).filter(|s| *s != "NA"),
+            tmdl: Some(wpick(r, &[("NA", 55), ("N", 35), ("Y", 10)])).filter(|s| *s != "NA"),
             dup: Dup::None,
             junk_wdid: junk,
             monitors: false,
@@ -302,7 +373,11 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
         if out.len() < n && chance(r, 0.0002) {
             let mut d = out[orig].clone();
             d.dup = Dup::Key;
-            d.status = if d.status == "Active" { "Terminated".to_string() } else { "Active".to_string() };
+            d.status = if d.status == "Active" {
+                "Terminated".to_string()
+            } else {
+                "Active".to_string()
+            };
             let (noi, not) = noi_and_not(r, &d.status, ymd(1992, 3, 1));
             d.noi_date = noi;
             d.not_date = not;
@@ -310,29 +385,77 @@ pub fn gen_industrial(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) ->
             d.monitors = false;
             out.push(d);
         }
-        if let Some(d) = nec {
-            if out.len() < n {
-                out.push(d);
-            }
+        if let Some(d) = nec
+            && out.len() < n
+        {
+            out.push(d);
         }
     }
     out.truncate(n);
     out
 }
 
-const CON_STATUS: &[(&str, u32)] = &[("Terminated", 760), ("Active", 190), ("Expired", 20), ("Submitted", 15), ("Not Active", 15)];
+const CON_STATUS: &[(&str, u32)] = &[
+    ("Terminated", 760),
+    ("Active", 190),
+    ("Expired", 20),
+    ("Submitted", 15),
+    ("Not Active", 15),
+];
 
 fn site_name(r: &mut Rng, city: &str, street: &str, caltrans: bool) -> String {
     if caltrans {
-        let route = *pick(r, &[1u32, 5, 10, 15, 46, 58, 80, 99, 101, 108, 152, 170, 210, 405, 580, 680, 880]);
-        return format!("{} Route {route} {}", pick(r, &["SR", "I-", "US"]), pick(r, &["Rehabilitation", "Widening", "Pavement Rehab", "Bridge Replacement", "Drainage Improvements"]));
+        let route = pick(
+            r,
+            &[
+                1u32, 5, 10, 15, 46, 58, 80, 99, 101, 108, 152, 170, 210, 405, 580, 680, 880,
+            ],
+        );
+        return format!(
+            "{} Route {route} {}",
+            pick(r, &["SR", "I-", "US"]),
+            pick(
+                r,
+                &[
+                    "Rehabilitation",
+                    "Widening",
+                    "Pavement Rehab",
+                    "Bridge Replacement",
+                    "Drainage Improvements"
+                ]
+            )
+        );
     }
     match r.random_range(0..6u32) {
         0 => format!("Tract {}", r.random_range(10_000..40_000u32)),
-        1 => format!("{city} {} Phase {}", pick(r, PROJECT_WORDS), r.random_range(1..5u32)),
-        2 => format!("{} {}", street.split(' ').next().unwrap_or("Oak"), pick(r, PROJECT_WORDS)),
+        1 => format!(
+            "{city} {} Phase {}",
+            pick(r, PROJECT_WORDS),
+            r.random_range(1..5u32)
+        ),
+        2 => format!(
+            "{} {}",
+            street.split(' ').next().unwrap_or("Oak"),
+            pick(r, PROJECT_WORDS)
+        ),
         3 => format!("{} Residence", pick(r, crate::util::LAST_NAMES)),
-        4 => format!("{} {}", pick(r, &["The Villages at", "Sierra Vista", "Vista del Mar", "Harvest", "Parkside", "Riverwalk", "Canyon Oaks", "Meadowbrook"]), city),
+        4 => format!(
+            "{} {}",
+            pick(
+                r,
+                &[
+                    "The Villages at",
+                    "Sierra Vista",
+                    "Vista del Mar",
+                    "Harvest",
+                    "Parkside",
+                    "Riverwalk",
+                    "Canyon Oaks",
+                    "Meadowbrook"
+                ]
+            ),
+            city
+        ),
         _ => format!("{city} {}", pick(r, PROJECT_WORDS)),
     }
 }
@@ -350,7 +473,11 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
         let region = loc.region.clone();
         let county = loc.county.clone();
         let junk = chance(r, 0.0005);
-        let wdid = if junk { wd.junk(r) } else { wd.make(r, region.as_deref(), county.as_deref(), "C") };
+        let wdid = if junk {
+            wd.junk(r)
+        } else {
+            wd.make(r, region.as_deref(), county.as_deref(), "C")
+        };
         let noi = rand_date(r, ymd(2009, 9, 1), ymd(2025, 10, 31));
         let noi_out = if matches!(status.as_str(), "Submitted" | "Not Active") && chance(r, 0.7) {
             None
@@ -393,12 +520,20 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
         let (size, unit) = if chance(r, 0.85) {
             (Some(acres), Some("Acres".to_string()))
         } else {
-            (Some(round_dp(acres * 43_560.0, 0)), Some(if chance(r, 0.5) { "SqFt" } else { "Sqft" }.to_string()))
+            (
+                Some(round_dp(acres * 43_560.0, 0)),
+                Some(if chance(r, 0.5) { "SqFt" } else { "Sqft" }.to_string()),
+            )
         };
         let org = owner.clone().unwrap_or_else(|| "builder".to_string());
         let mut f = Facility {
             kind: FacKind::Construction,
-            permit_type: if caltrans { "Caltrans Construction" } else { "Construction" }.to_string(),
+            permit_type: if caltrans {
+                "Caltrans Construction"
+            } else {
+                "Construction"
+            }
+            .to_string(),
             app_id,
             wdid,
             status,
@@ -413,7 +548,16 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
             } else {
                 format!("{} {street}", r.random_range(1..30_000u32))
             }),
-            address2: if chance(r, 0.05) { Some(format!("APN {}-{:03}-{:03}", r.random_range(100..999u32), r.random_range(0..999u32), r.random_range(0..99u32))) } else { None },
+            address2: if chance(r, 0.05) {
+                Some(format!(
+                    "APN {}-{:03}-{:03}",
+                    r.random_range(100..999u32),
+                    r.random_range(0..999u32),
+                    r.random_range(0..99u32)
+                ))
+            } else {
+                None
+            },
             city: Some(city),
             state: Some("CA".to_string()),
             zip: loc.zip.clone(),
@@ -422,16 +566,45 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
             place_county: county,
             contact_first: Some(first.clone()),
             contact_last: Some(last.clone()),
-            title: if chance(r, 0.7) { Some(pick(r, &["Project Manager", "Superintendent", "Construction Manager", "Owner", "Site Supervisor", "QSP"]).to_string()) } else { None },
-            phone: if chance(r, 0.97) { Some(phone(r)) } else { None },
-            email: if chance(r, 0.9) { Some(email(r, &first, &last, &org)) } else { None },
+            title: if chance(r, 0.7) {
+                Some(
+                    pick(
+                        r,
+                        &[
+                            "Project Manager",
+                            "Superintendent",
+                            "Construction Manager",
+                            "Owner",
+                            "Site Supervisor",
+                            "QSP",
+                        ],
+                    )
+                    .to_string(),
+                )
+            } else {
+                None
+            },
+            phone: if chance(r, 0.97) {
+                Some(phone(r))
+            } else {
+                None
+            },
+            email: if chance(r, 0.9) {
+                Some(email(r, &first, &last, &org))
+            } else {
+                None
+            },
             total_size: size,
             size_unit: unit,
             area: Some(round_sig(acres * (0.3 + 0.7 * r.random::<f64>()), 3)),
             area_unit: Some("Acres".to_string()),
             pct_imperv: None,
             sic: [None, None, None],
-            receiving: if chance(r, 0.8) { Some(pick(r, RECEIVING_WATERS).to_string()).or(loc.receiving.clone()) } else { loc.receiving.clone() },
+            receiving: if chance(r, 0.8) {
+                Some(pick(r, RECEIVING_WATERS).to_string()).or(loc.receiving.clone())
+            } else {
+                loc.receiving.clone()
+            },
             indirectly: Some(if chance(r, 0.8) { "Y" } else { "N" }.to_string()),
             directly: Some(if chance(r, 0.15) { "Y" } else { "N" }.to_string()),
             certifier_by: None,
@@ -443,9 +616,35 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
             monitors: false,
             certifier_name: format!("{first} {last}"),
         };
-        f.certifier_by = Some(if chance(r, 0.6) { format!("{first} {last}") } else { full_name(r) });
-        f.certifier_title = if chance(r, 0.9) { Some(pick(r, &["Owner", "President", "Vice President", "Project Manager", "Director of Construction", "Authorized Signatory", "Manager"]).to_string()) } else { None };
-        f.cert_date = if chance(r, 0.97) { Some(add_days(noi, -r.random_range(0..20i64))) } else { None };
+        f.certifier_by = Some(if chance(r, 0.6) {
+            format!("{first} {last}")
+        } else {
+            full_name(r)
+        });
+        f.certifier_title = if chance(r, 0.9) {
+            Some(
+                pick(
+                    r,
+                    &[
+                        "Owner",
+                        "President",
+                        "Vice President",
+                        "Project Manager",
+                        "Director of Construction",
+                        "Authorized Signatory",
+                        "Manager",
+                    ],
+                )
+                .to_string(),
+            )
+        } else {
+            None
+        };
+        f.cert_date = if chance(r, 0.97) {
+            Some(add_days(noi, -r.random_range(0..20i64)))
+        } else {
+            None
+        };
         f.monitors = !junk
             && matches!(f.status.as_str(), "Active" | "Terminated")
             && chance(r, 0.5)
@@ -459,7 +658,11 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
         if out.len() < n && chance(r, 0.0002) {
             let mut d = out[out.len() - 1].clone();
             d.dup = Dup::Key;
-            d.status = if d.status == "Active" { "Terminated".to_string() } else { "Active".to_string() };
+            d.status = if d.status == "Active" {
+                "Terminated".to_string()
+            } else {
+                "Active".to_string()
+            };
             d.not_date = (d.status == "Terminated").then(|| ymd(2025, 3, 1));
             d.monitors = false;
             out.push(d);
@@ -528,7 +731,12 @@ fn yn(r: &mut Rng, p_yes: f64, p_na: f64) -> Option<&'static str> {
     }
 }
 
-pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs: &[Facility]) -> std::io::Result<()> {
+pub fn write_construction<W: Write>(
+    o: &mut Out<W>,
+    r: &mut Rng,
+    real: &Real,
+    facs: &[Facility],
+) -> std::io::Result<()> {
     for f in facs {
         if f.dup == Dup::Exact {
             o.dup_prev()?;
@@ -545,20 +753,53 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, fa
         o.ot(f.operator.as_deref());
         // developer block
         let dev_same = chance(r, 0.6);
-        let dev_loc = &real.donors[*pick(r, &real.located)];
-        let developer = if dev_same { f.operator.clone() } else { dev_loc.operator.clone() };
+        let dev_loc = &real.donors[pick(r, &real.located)];
+        let developer = if dev_same {
+            f.operator.clone()
+        } else {
+            dev_loc.operator.clone()
+        };
         o.ot(developer.as_deref());
-        o.t(&format!("{} {}", r.random_range(1..20_000u32), pick(r, STREETS)));
-        if chance(r, 0.12) { o.t(&format!("Suite {}", r.random_range(100..500u32))) } else { o.na() }
+        o.t(&format!(
+            "{} {}",
+            r.random_range(1..20_000u32),
+            pick(r, STREETS)
+        ));
+        if chance(r, 0.12) {
+            o.t(&format!("Suite {}", r.random_range(100..500u32)))
+        } else {
+            o.na()
+        }
         o.ot(dev_loc.city.as_deref());
-        o.t(if chance(r, 0.97) { "CA" } else { pick(r, &["NV", "AZ", "TX", "WA", "OR"]) });
+        o.t(if chance(r, 0.97) {
+            "CA"
+        } else {
+            pick(r, &["NV", "AZ", "TX", "WA", "OR"])
+        });
         o.ot(dev_loc.zip.as_deref());
         let (df, dl) = person(r);
         o.t(&df);
         o.t(&dl);
-        if chance(r, 0.7) { o.t(pick(r, &["President", "Project Manager", "Owner", "Vice President", "Manager"])) } else { o.na() }
+        if chance(r, 0.7) {
+            o.t(pick(
+                r,
+                &[
+                    "President",
+                    "Project Manager",
+                    "Owner",
+                    "Vice President",
+                    "Manager",
+                ],
+            ))
+        } else {
+            o.na()
+        }
         o.t(&phone(r));
-        if chance(r, 0.85) { o.t(&email(r, &df, &dl, developer.as_deref().unwrap_or("dev"))) } else { o.na() }
+        if chance(r, 0.85) {
+            o.t(&email(r, &df, &dl, developer.as_deref().unwrap_or("dev")))
+        } else {
+            o.na()
+        }
         // site block
         o.ot(f.name.as_deref());
         o.ot(f.address.as_deref());
@@ -583,15 +824,38 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, fa
             Some("Acres") => f.total_size.unwrap_or(1.0),
             _ => f.total_size.unwrap_or(43_560.0) / 43_560.0,
         };
-        o.n(round_dp((100.0 * disturbed / acres.max(0.01)).min(100.0), 2));
+        o.n(round_dp(
+            (100.0 * disturbed / acres.max(0.01)).min(100.0),
+            2,
+        ));
         let before = round_dp(r.random::<f64>() * 40.0, 0);
         o.n(before);
         o.n(round_dp(before + r.random::<f64>() * (95.0 - before), 0));
-        if chance(r, 0.3) { o.t(&format!("Tract {}", r.random_range(10_000..40_000u32))) } else { o.na() }
-        if f.permit_type == "Caltrans Construction" { o.t(&format!("PM {:.1} to {:.1}", r.random::<f64>() * 20.0, 20.0 + r.random::<f64>() * 20.0)) } else { o.na() }
+        if chance(r, 0.3) {
+            o.t(&format!("Tract {}", r.random_range(10_000..40_000u32)))
+        } else {
+            o.na()
+        }
+        if f.permit_type == "Caltrans Construction" {
+            o.t(&format!(
+                "PM {:.1} to {:.1}",
+                r.random::<f64>() * 20.0,
+                20.0 + r.random::<f64>() * 20.0
+            ))
+        } else {
+            o.na()
+        }
         let larger = chance(r, 0.35);
         o.t(if larger { "Y" } else { "N" });
-        if larger { o.t(&format!("{} {}", f.city.as_deref().unwrap_or("Valley"), pick(r, PROJECT_WORDS))) } else { o.na() }
+        if larger {
+            o.t(&format!(
+                "{} {}",
+                f.city.as_deref().unwrap_or("Valley"),
+                pick(r, PROJECT_WORDS)
+            ))
+        } else {
+            o.na()
+        }
         let noi = f.noi_date.unwrap_or(ymd(2015, 1, 1));
         let start = add_days(noi, r.random_range(-20..45i64));
         let grading = add_days(start, r.random_range(30..400i64));
@@ -604,7 +868,21 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, fa
         for p in [0.55, 0.25, 0.08, 0.05, 0.04, 0.03, 0.05] {
             o.ot(yn(r, if linear { p / 3.0 } else { p }, 0.05));
         }
-        if chance(r, 0.05) { o.t(pick(r, &["Grading only", "Demolition", "Park improvements", "Solar array", "Parking lot", "School"])) } else { o.na() }
+        if chance(r, 0.05) {
+            o.t(pick(
+                r,
+                &[
+                    "Grading only",
+                    "Demolition",
+                    "Park improvements",
+                    "Solar array",
+                    "Parking lot",
+                    "School",
+                ],
+            ))
+        } else {
+            o.na()
+        }
         for _ in 0..7 {
             o.ot(yn(r, if linear { 0.4 } else { 0.02 }, 0.1));
         }
@@ -617,7 +895,16 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, fa
         o.n(round_dp(rf * kf * ls, 2));
         o.t(pick(r, &["Low", "Medium", "High"]));
         o.t(pick(r, &["Low", "High"]));
-        o.t(wpick(r, &[("Risk Level 1", 45), ("Risk Level 2", 45), ("Risk Level 3", 5), ("LUP Type 1", 3), ("LUP Type 2", 2)]));
+        o.t(wpick(
+            r,
+            &[
+                ("Risk Level 1", 45),
+                ("Risk Level 2", 45),
+                ("Risk Level 3", 5),
+                ("LUP Type 1", 3),
+                ("LUP Type 2", 2),
+            ],
+        ));
         o.ot(f.receiving.as_deref());
         o.ot(f.indirectly.as_deref());
         o.ot(f.directly.as_deref());

@@ -1,1 +1,289 @@
-fn main() {}
+//! `generate`: seeded, reproducible generator of California Water Board SMARTS portal CSVs and an eSMR year
+//! file, in the published byte formats, for import benchmarks and robustness tests.
+//!
+//! ```text
+//! generate --out DIR [--seed 42] [--scale 1.0] [--hostile] [--real-dir ../shared/data/real]
+//! ```
+
+mod compliance;
+mod esmr;
+mod facilities;
+mod hostile;
+mod monitoring;
+mod out;
+mod real;
+mod schema;
+mod util;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::compliance::Universe;
+use crate::out::{Flavor, Out};
+use crate::real::Real;
+use crate::schema::{
+    CON_FAC, CON_MON, ENFORCEMENT, ESMR, FileSpec, IND_FAC, IND_MON, INSPECTIONS, VIOLATIONS,
+};
+use crate::util::rng_for;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "generate",
+    about = "Seeded generator of SMARTS portal CSVs and an eSMR year file"
+)]
+pub struct Cli {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Multiplies every row count (minimum 1 row per file).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Also write hostile/ (small malformed files) with hostile/EXPECTED.json.
+    #[arg(long)]
+    pub hostile: bool,
+    /// Directory with the real samples (facility names, cities, SIC codes, parameters).
+    #[arg(long, default_value = "../shared/data/real")]
+    pub real_dir: PathBuf,
+}
+
+/// Row counts at scale 1.0.
+pub const BASE: [(&FileSpec, u64); 8] = [
+    (&IND_FAC, 15_000),
+    (&CON_FAC, 80_000),
+    (&IND_MON, 5_500_000),
+    (&CON_MON, 2_800_000),
+    (&VIOLATIONS, 31_000),
+    (&ENFORCEMENT, 29_000),
+    (&INSPECTIONS, 45_000),
+    (&ESMR, 1_200_000),
+];
+
+pub fn scaled(base: u64, scale: f64) -> u64 {
+    ((base as f64 * scale).round() as u64).max(1)
+}
+
+pub struct FileResult {
+    pub spec: &'static FileSpec,
+    pub rows: u64,
+}
+
+fn open(dir: &Path, spec: &FileSpec) -> io::Result<Out<io::BufWriter<fs::File>>> {
+    let flavor = if spec.dataset == "esmr" {
+        Flavor::Esmr
+    } else {
+        Flavor::Smarts
+    };
+    Out::create(&dir.join(spec.file), spec.cols, flavor)
+}
+
+fn count(spec: &FileSpec, scale: f64) -> u64 {
+    let base = BASE
+        .iter()
+        .find(|(s, _)| s.file == spec.file)
+        .map(|(_, n)| *n)
+        .unwrap_or(1);
+    scaled(base, scale)
+}
+
+/// Generates every file into `cli.out`; returns per-file row counts in manifest order.
+pub fn run(cli: &Cli) -> io::Result<Vec<FileResult>> {
+    fs::create_dir_all(&cli.out)?;
+    let real = Real::load(&cli.real_dir);
+    let seed = cli.seed;
+    let scale = cli.scale;
+    let dir = cli.out.as_path();
+
+    let mut wd = facilities::WdidAlloc::new();
+    let ind = facilities::gen_industrial(
+        &mut rng_for(seed, "ind_fac"),
+        &real,
+        count(&IND_FAC, scale) as usize,
+        &mut wd,
+    );
+    let con = facilities::gen_construction(
+        &mut rng_for(seed, "con_fac"),
+        &real,
+        count(&CON_FAC, scale) as usize,
+        &mut wd,
+    );
+    let uni = Universe {
+        ind: &ind,
+        con: &con,
+    };
+    let plan = compliance::plan(
+        &mut rng_for(seed, "compliance_plan"),
+        &uni,
+        count(&INSPECTIONS, scale),
+        count(&VIOLATIONS, scale),
+        count(&ENFORCEMENT, scale),
+    );
+
+    let results: Vec<io::Result<(usize, u64)>> = std::thread::scope(|s| {
+        let (real, ind, con, uni, plan) = (&real, &ind, &con, &uni, &plan);
+        let mut handles = Vec::new();
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &IND_MON)?;
+            monitoring::write_industrial(
+                &mut o,
+                &mut rng_for(seed, "ind_mon"),
+                real,
+                ind,
+                count(&IND_MON, scale),
+            )?;
+            Ok((2, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &CON_MON)?;
+            monitoring::write_construction(
+                &mut o,
+                &mut rng_for(seed, "con_mon"),
+                con,
+                count(&CON_MON, scale),
+            )?;
+            Ok((3, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &ESMR)?;
+            let n_fac = (1000.0 * scale).round().max(1.0) as usize;
+            esmr::write(
+                &mut o,
+                &mut rng_for(seed, "esmr"),
+                real,
+                n_fac,
+                count(&ESMR, scale),
+            )?;
+            Ok((7, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &IND_FAC)?;
+            facilities::write_industrial(&mut o, ind)?;
+            Ok((0, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &CON_FAC)?;
+            facilities::write_construction(&mut o, &mut rng_for(seed, "con_fac_write"), real, con)?;
+            Ok((1, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &INSPECTIONS)?;
+            compliance::write_inspections(&mut o, &mut rng_for(seed, "inspections"), uni, plan)?;
+            Ok((6, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &VIOLATIONS)?;
+            compliance::write_violations(&mut o, &mut rng_for(seed, "violations"), uni, plan)?;
+            Ok((4, o.finish()?.1))
+        }));
+        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
+            let mut o = open(dir, &ENFORCEMENT)?;
+            compliance::write_enforcement(&mut o, &mut rng_for(seed, "enforcement"), uni, plan)?;
+            Ok((5, o.finish()?.1))
+        }));
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("generator thread panicked")))
+            })
+            .collect()
+    });
+    let mut rows = [0u64; 8];
+    for r in results {
+        let (i, n) = r?;
+        rows[i] = n;
+    }
+
+    if cli.hostile {
+        // independent of --scale: its own small facility set
+        let mut hr = rng_for(seed, "hostile");
+        let mut hw = facilities::WdidAlloc::new();
+        let hf = facilities::gen_industrial(&mut hr, &real, 200, &mut hw);
+        hostile::write(&dir.join("hostile"), &mut hr, &hf)?;
+    }
+
+    let files: Vec<FileResult> = BASE
+        .iter()
+        .zip(rows)
+        .map(|((spec, _), rows)| FileResult { spec, rows })
+        .collect();
+    write_manifest(cli, &real, &files)?;
+    Ok(files)
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn write_manifest(cli: &Cli, real: &Real, files: &[FileResult]) -> io::Result<()> {
+    let mut j = String::from("{\n  \"generator\": \"bench/generate\",\n");
+    j.push_str(&format!(
+        "  \"seed\": {},\n  \"scale\": {},\n",
+        cli.seed, cli.scale
+    ));
+    j.push_str("  \"real_sources\": [");
+    for (i, s) in real.sources.iter().enumerate() {
+        j.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        j.push_str(&json_str(s));
+    }
+    j.push_str("\n  ],\n  \"files\": [\n");
+    for (i, f) in files.iter().enumerate() {
+        j.push_str(&format!(
+            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {}, \"columns\": {}}}{}\n",
+            json_str(f.spec.file),
+            json_str(f.spec.dataset),
+            f.rows,
+            f.spec.cols.len(),
+            if i + 1 == files.len() { "" } else { "," }
+        ));
+    }
+    j.push_str("  ]");
+    if cli.hostile {
+        j.push_str(
+            ",\n  \"hostile\": {\"dir\": \"hostile\", \"expected\": \"hostile/EXPECTED.json\"}",
+        );
+    }
+    j.push_str("\n}\n");
+    fs::write(cli.out.join("MANIFEST.json"), j)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let t0 = Instant::now();
+    match run(&cli) {
+        Ok(files) => {
+            for f in &files {
+                eprintln!("{:>10} rows  {}", f.rows, f.spec.file);
+            }
+            eprintln!(
+                "done in {:.1}s -> {}",
+                t0.elapsed().as_secs_f64(),
+                cli.out.display()
+            );
+        }
+        Err(e) => {
+            eprintln!("generate: {e}");
+            std::process::exit(1);
+        }
+    }
+}

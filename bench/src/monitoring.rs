@@ -9,8 +9,8 @@ use crate::facilities::{DATA_END, Facility};
 use crate::out::Out;
 use crate::real::Real;
 use crate::util::{
-    Rng, add_days, chance, full_name, hhmm, junk_year, lognormal, oracle_ts, pick, rand_wet_date, reporting_year,
-    round_dp, wpick, ymd,
+    Rng, add_days, chance, full_name, hhmm, junk_year, lognormal, oracle_ts, pick, pick_ref,
+    rand_wet_date, reporting_year, round_dp, wpick, ymd,
 };
 use crate::values::{Measured, Profile, measure, method_code, profile};
 
@@ -35,10 +35,10 @@ pub fn quotas(weights: &[f64], total: u64) -> Vec<u64> {
         out.push(upto - given);
         given = upto;
     }
-    if given < total {
-        if let Some(last) = out.last_mut() {
-            *last += total - given;
-        }
+    if given < total
+        && let Some(last) = out.last_mut()
+    {
+        *last += total - given;
     }
     out
 }
@@ -52,27 +52,71 @@ struct Loc {
 }
 
 fn locations(r: &mut Rng, f: &Facility, n: usize, types: &[(&'static str, u32)]) -> Vec<Loc> {
-    let style = *pick(r, &["SP-{}", "CL-{}", "DP-{}", "Outfall {}", "OF-{}", "SW-{}", "DP00{}", "Drain Inlet {}", "Discharge Point {}", "Location {}"]);
+    let style = pick(
+        r,
+        &[
+            "SP-{}",
+            "CL-{}",
+            "DP-{}",
+            "Outfall {}",
+            "OF-{}",
+            "SW-{}",
+            "DP00{}",
+            "Drain Inlet {}",
+            "Discharge Point {}",
+            "Location {}",
+        ],
+    );
     (1..=n)
         .map(|i| {
             let name = style.replace("{}", &i.to_string());
             let (lat, lon) = match (f.lat, f.lon) {
                 (Some(a), Some(b)) if a != 0.0 && chance(r, 0.55) => {
-                    let dp = *pick(r, &[4, 5, 6, 6, 6, 7]);
-                    (Some(round_dp(a + (r.random::<f64>() - 0.5) * 0.004, dp)), Some(round_dp(b + (r.random::<f64>() - 0.5) * 0.004, dp)))
+                    let dp = pick(r, &[4, 5, 6, 6, 6, 7]);
+                    (
+                        Some(round_dp(a + (r.random::<f64>() - 0.5) * 0.004, dp)),
+                        Some(round_dp(b + (r.random::<f64>() - 0.5) * 0.004, dp)),
+                    )
                 }
                 _ => (None, None),
             };
             let desc = if chance(r, 0.15) {
                 Some(format!(
                     "{} {}",
-                    pick(r, &["Drop inlet at", "Sheet flow at", "Discharge point at", "Catch basin near", "Outfall at", "Sample point at"]),
-                    pick(r, &["northeast corner of yard", "main gate", "southwest corner", "loading dock", "rear of building", "driveway entrance", "east property line"])
+                    pick(
+                        r,
+                        &[
+                            "Drop inlet at",
+                            "Sheet flow at",
+                            "Discharge point at",
+                            "Catch basin near",
+                            "Outfall at",
+                            "Sample point at"
+                        ]
+                    ),
+                    pick(
+                        r,
+                        &[
+                            "northeast corner of yard",
+                            "main gate",
+                            "southwest corner",
+                            "loading dock",
+                            "rear of building",
+                            "driveway entrance",
+                            "east property line"
+                        ]
+                    )
                 ))
             } else {
                 None
             };
-            Loc { name, ltype: wpick(r, types), desc, lat, lon }
+            Loc {
+                name,
+                ltype: wpick(r, types),
+                desc,
+                lat,
+                lon,
+            }
         })
         .collect()
 }
@@ -81,7 +125,10 @@ fn locations(r: &mut Rng, f: &Facility, n: usize, types: &[(&'static str, u32)])
 fn industrial_params(r: &mut Rng, real: &Real) -> Vec<Profile> {
     let mut names: Vec<(String, String)> = vec![
         ("pH".to_string(), "SU".to_string()),
-        ("Total Suspended Solids (TSS)".to_string(), "mg/L".to_string()),
+        (
+            "Total Suspended Solids (TSS)".to_string(),
+            "mg/L".to_string(),
+        ),
     ];
     if chance(r, 0.92) {
         names.push(("Oil and Grease".to_string(), "mg/L".to_string()));
@@ -105,7 +152,11 @@ fn industrial_params(r: &mut Rng, real: &Real) -> Vec<Profile> {
     ];
     for (n, p) in extras {
         if chance(r, *p) {
-            let unit = if n.contains(',') && chance(r, 0.12) { "ug/L" } else { "mg/L" };
+            let unit = if n.contains(',') && chance(r, 0.12) {
+                "ug/L"
+            } else {
+                "mg/L"
+            };
             let unit = match *n {
                 "Electrical Conductivity @ 25 Deg. C" => "umhos/cm",
                 "Turbidity" => "NTU",
@@ -118,11 +169,15 @@ fn industrial_params(r: &mut Rng, real: &Real) -> Vec<Profile> {
     let mut guard = 0;
     while names.len() < want && guard < 50 {
         guard += 1;
-        let p = pick(r, &real.params);
+        let p = pick_ref(r, &real.params);
         if names.iter().any(|(n, _)| *n == p.name) {
             continue;
         }
-        let unit = if p.units.len() > 1 && chance(r, 0.15) { &p.units[1] } else { &p.units[0] };
+        let unit = if p.units.len() > 1 && chance(r, 0.15) {
+            &p.units[1]
+        } else {
+            &p.units[0]
+        };
         names.push((p.name.clone(), unit.clone()));
     }
     names.truncate(10);
@@ -136,11 +191,28 @@ fn event_dates(r: &mut Rng, n: usize, lo: NaiveDate, hi: NaiveDate) -> Vec<Naive
 }
 
 /// Writes exactly `target` industrial monitoring rows.
-pub fn write_industrial<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs: &[Facility], target: u64) -> io::Result<()> {
+pub fn write_industrial<W: Write>(
+    o: &mut Out<W>,
+    r: &mut Rng,
+    real: &Real,
+    facs: &[Facility],
+    target: u64,
+) -> io::Result<()> {
     let lo = ymd(2015, 7, 1);
-    let mut elig: Vec<usize> = facs.iter().enumerate().filter(|(_, f)| f.monitors).map(|(i, _)| i).collect();
+    let mut elig: Vec<usize> = facs
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.monitors)
+        .map(|(i, _)| i)
+        .collect();
     if elig.is_empty() {
-        elig = facs.iter().enumerate().filter(|(_, f)| !f.junk_wdid).map(|(i, _)| i).take(1).collect();
+        elig = facs
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.junk_wdid)
+            .map(|(i, _)| i)
+            .take(1)
+            .collect();
     }
     if elig.is_empty() || target == 0 {
         return Ok(());
@@ -163,14 +235,23 @@ pub fn write_industrial<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs
         }
         let f = &facs[fi];
         let (a, b) = f.window(lo, DATA_END).unwrap_or((lo, DATA_END));
-        let nloc = *wpick(r, &[(1usize, 60), (2, 25), (3, 10), (4, 5)]);
-        let locs = locations(r, f, nloc, &[("Effluent Monitoring", 97), ("Run-On Monitoring", 3)]);
+        let nloc = wpick(r, &[(1usize, 60), (2, 25), (3, 10), (4, 5)]);
+        let locs = locations(
+            r,
+            f,
+            nloc,
+            &[("Effluent Monitoring", 97), ("Run-On Monitoring", 3)],
+        );
         let params = industrial_params(r, real);
         let site = lognormal(r, 1.0, 0.5);
         let per_event = (nloc * params.len()) as u64;
         let n_events = quota.div_ceil(per_event).max(1) as usize;
         let dates = event_dates(r, n_events, a, b);
-        let certifier = if chance(r, 0.85) { f.certifier_name.clone() } else { full_name(r) };
+        let certifier = if chance(r, 0.85) {
+            f.certifier_name.clone()
+        } else {
+            full_name(r)
+        };
         let pt = f.permit_type.as_str();
         let app = f.app_id;
         let mut written = 0u64;
@@ -187,10 +268,25 @@ pub fn write_industrial<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs
             }
             events_in_report += 1;
             last_ry = ry;
-            let event_type = *wpick(r, &[("Qualifying Storm Event", 95), ("Non-Qualifying Storm Event", 3), ("Non-Stormwater Discharge", 2)]);
-            let sample_time = if chance(r, 0.001) { "24:00".to_string() } else { hhmm(r, 6, 16) };
+            let event_type = wpick(
+                r,
+                &[
+                    ("Qualifying Storm Event", 95),
+                    ("Non-Qualifying Storm Event", 3),
+                    ("Non-Stormwater Discharge", 2),
+                ],
+            );
+            let sample_time = if chance(r, 0.001) {
+                "24:00".to_string()
+            } else {
+                hhmm(r, 6, 16)
+            };
             let ds_date = if chance(r, 0.3) { add_days(d, -1) } else { d };
-            let ds_date = if chance(r, 0.00003) { junk_year(r, ds_date) } else { ds_date };
+            let ds_date = if chance(r, 0.00003) {
+                junk_year(r, ds_date)
+            } else {
+                ds_date
+            };
             let ds_time = if chance(r, 0.15) {
                 None
             } else if chance(r, 0.03) {
@@ -235,7 +331,11 @@ pub fn write_industrial<W: Write>(o: &mut Out<W>, r: &mut Rng, real: &Real, facs
                     o.t(m.qualifier);
                     o.n(m.result);
                     o.t(&p.unit);
-                    if chance(r, 0.02) { o.na() } else { o.t(method_code(r, p)) }
+                    if chance(r, 0.02) {
+                        o.na()
+                    } else {
+                        o.t(method_code(r, p))
+                    }
                     o.n(m.mdl);
                     o.n(m.rl);
                     o.d(de_date);
@@ -271,11 +371,27 @@ fn construction_params(r: &mut Rng) -> Vec<Profile> {
 }
 
 /// Writes exactly `target` construction monitoring rows.
-pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, facs: &[Facility], target: u64) -> io::Result<()> {
+pub fn write_construction<W: Write>(
+    o: &mut Out<W>,
+    r: &mut Rng,
+    facs: &[Facility],
+    target: u64,
+) -> io::Result<()> {
     let lo = ymd(2012, 7, 1);
-    let mut elig: Vec<usize> = facs.iter().enumerate().filter(|(_, f)| f.monitors).map(|(i, _)| i).collect();
+    let mut elig: Vec<usize> = facs
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.monitors)
+        .map(|(i, _)| i)
+        .collect();
     if elig.is_empty() {
-        elig = facs.iter().enumerate().filter(|(_, f)| !f.junk_wdid).map(|(i, _)| i).take(1).collect();
+        elig = facs
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.junk_wdid)
+            .map(|(i, _)| i)
+            .take(1)
+            .collect();
     }
     if elig.is_empty() || target == 0 {
         return Ok(());
@@ -299,16 +415,41 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, facs: &[Facilit
         let f = &facs[fi];
         let (a, b) = f.window(lo, DATA_END).unwrap_or((lo, DATA_END));
         let b = b.min(add_days(a, 365 * 4));
-        let nloc = *wpick(r, &[(1usize, 45), (2, 30), (3, 15), (4, 10)]);
-        let locs = locations(r, f, nloc, &[("Effluent Monitoring", 85), ("Run-On Monitoring", 8), ("Receiving Water Monitoring", 7)]);
+        let nloc = wpick(r, &[(1usize, 45), (2, 30), (3, 15), (4, 10)]);
+        let locs = locations(
+            r,
+            f,
+            nloc,
+            &[
+                ("Effluent Monitoring", 85),
+                ("Run-On Monitoring", 8),
+                ("Receiving Water Monitoring", 7),
+            ],
+        );
         let params = construction_params(r);
         let site = lognormal(r, 1.0, 0.7);
         let per_event = (nloc * params.len()) as u64;
         let n_events = quota.div_ceil(per_event).max(1) as usize;
         let dates = event_dates(r, n_events, a, b);
         let qsp = full_name(r);
-        let analyzed_by = if chance(r, 0.7) { qsp.clone() } else { format!("{} Laboratories", pick(r, &["Pacific", "BC", "Enthalpy", "Eurofins", "Alpha", "Babcock", "Montrose"])) };
-        let certifier = if chance(r, 0.8) { f.certifier_name.clone() } else { full_name(r) };
+        let analyzed_by = if chance(r, 0.7) {
+            qsp.clone()
+        } else {
+            format!(
+                "{} Laboratories",
+                pick(
+                    r,
+                    &[
+                        "Pacific", "BC", "Enthalpy", "Eurofins", "Alpha", "Babcock", "Montrose"
+                    ]
+                )
+            )
+        };
+        let certifier = if chance(r, 0.8) {
+            f.certifier_name.clone()
+        } else {
+            full_name(r)
+        };
         let pt = f.permit_type.as_str();
         let app = f.app_id;
         let mut written = 0u64;
@@ -322,14 +463,39 @@ pub fn write_construction<W: Write>(o: &mut Out<W>, r: &mut Rng, facs: &[Facilit
                 report_id += r.random_range(1..3u64);
             }
             last_ry = ry;
-            let event_type = *wpick(r, &[("Qualifying Rain Event", 85), ("Non-Qualifying Rain Event", 8), ("Non-Stormwater Discharge", 5), ("Active Treatment System Discharge", 2)]);
+            let event_type = wpick(
+                r,
+                &[
+                    ("Qualifying Rain Event", 85),
+                    ("Non-Qualifying Rain Event", 8),
+                    ("Non-Stormwater Discharge", 5),
+                    ("Active Treatment System Discharge", 2),
+                ],
+            );
             let ev_start = add_days(d, -r.random_range(0..2i64));
-            let ev_end = if chance(r, 0.85) { Some(add_days(d, r.random_range(0..3i64))) } else { None };
-            let rain = if chance(r, 0.8) { round_dp(lognormal(r, 0.6, 0.8), 2) } else { f64::NAN };
-            let bdays = if chance(r, 0.3) { f64::from(r.random_range(1..4u32)) } else { f64::NAN };
+            let ev_end = if chance(r, 0.85) {
+                Some(add_days(d, r.random_range(0..3i64)))
+            } else {
+                None
+            };
+            let rain = if chance(r, 0.8) {
+                round_dp(lognormal(r, 0.6, 0.8), 2)
+            } else {
+                f64::NAN
+            };
+            let bdays = if chance(r, 0.3) {
+                f64::from(r.random_range(1..4u32))
+            } else {
+                f64::NAN
+            };
             let time = format!("{}:00", hhmm(r, 6, 17));
-            let pct = if chance(r, 0.15) { round_dp(r.random::<f64>() * 100.0, 0) } else { f64::NAN };
-            let certified = oracle_ts(r, add_days(d, r.random_range(3..120i64)).min(ymd(2025, 11, 20)));
+            let pct = if chance(r, 0.15) {
+                round_dp(r.random::<f64>() * 100.0, 0)
+            } else {
+                f64::NAN
+            };
+            let cert_d = add_days(d, r.random_range(3..120i64)).min(ymd(2025, 11, 20));
+            let certified = oracle_ts(r, cert_d);
             let report_s = report_id.to_string();
             let ry_f = f64::from(ry);
             for loc in &locs {

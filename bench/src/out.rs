@@ -69,7 +69,11 @@ impl<W: Write> Out<W> {
     #[inline]
     fn sep(&mut self, k: Kind) {
         debug_assert!(self.col < self.kinds.len(), "too many fields in a row");
-        debug_assert_eq!(self.kinds[self.col], k, "column {} written with the wrong kind", self.col);
+        debug_assert_eq!(
+            self.kinds[self.col], k,
+            "column {} written with the wrong kind",
+            self.col
+        );
         if self.col > 0 {
             self.line.push(b',');
         }
@@ -157,15 +161,15 @@ impl<W: Write> Out<W> {
         self.line.push(b'"');
     }
 
-    /// Raw bytes for a field of the given kind (used by the hostile cases only).
-    pub fn raw(&mut self, k: Kind, bytes: &[u8]) {
-        self.sep(k);
-        self.line.extend_from_slice(bytes);
-    }
-
     /// Ends the current record.
     pub fn end(&mut self) -> io::Result<()> {
-        assert_eq!(self.col, self.kinds.len(), "row has {} of {} fields", self.col, self.kinds.len());
+        assert_eq!(
+            self.col,
+            self.kinds.len(),
+            "row has {} of {} fields",
+            self.col,
+            self.kinds.len()
+        );
         self.line.push(b'\n');
         self.w.write_all(&self.line)?;
         std::mem::swap(&mut self.line, &mut self.prev);
@@ -184,10 +188,6 @@ impl<W: Write> Out<W> {
         self.w.write_all(&self.prev)?;
         self.rows += 1;
         Ok(())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     pub fn finish(mut self) -> io::Result<(W, u64)> {
@@ -240,12 +240,6 @@ pub fn push_date(buf: &mut Vec<u8>, d: NaiveDate) {
     push_2(buf, d.month());
     buf.push(b'-');
     push_2(buf, d.day());
-}
-
-pub fn date_string(d: NaiveDate) -> String {
-    let mut b = Vec::with_capacity(10);
-    push_date(&mut b, d);
-    String::from_utf8(b).unwrap_or_default()
 }
 
 /// Shortest round-trip decimal digits of a finite positive `v`, and the exponent `e` with `v = digits * 10^e`.

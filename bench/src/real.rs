@@ -51,7 +51,11 @@ pub struct Real {
 fn opt(s: Option<&str>) -> Option<String> {
     let s = s?;
     let t = sanitize(s);
-    if t.is_empty() || t == "NA" { None } else { Some(t) }
+    if t.is_empty() || t == "NA" {
+        None
+    } else {
+        Some(t)
+    }
 }
 
 fn optf(s: Option<&str>) -> Option<f64> {
@@ -65,19 +69,29 @@ fn optf(s: Option<&str>) -> Option<f64> {
 impl Real {
     pub fn load(dir: &Path) -> Real {
         let mut sources = Vec::new();
-        let donors = match load_donors(&dir.join("NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv")) {
+        let donors = match load_donors(
+            &dir.join("NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv"),
+        ) {
             Some(d) if !d.is_empty() => {
-                sources.push(format!("facilities: {} rows of the real 2019 industrial facility file", d.len()));
+                sources.push(format!(
+                    "facilities: {} rows of the real 2019 industrial facility file",
+                    d.len()
+                ));
                 d
             }
             _ => {
-                sources.push("facilities: built-in fallback (real 2019 facility file not found)".to_string());
+                sources.push(
+                    "facilities: built-in fallback (real 2019 facility file not found)".to_string(),
+                );
                 fallback_donors()
             }
         };
         let params = match load_params(&dir.join("NAS-Stormwater-Tool/Parameters_Units_List.csv")) {
             Some(p) if !p.is_empty() => {
-                sources.push(format!("parameters: {} from Parameters_Units_List.csv", p.len()));
+                sources.push(format!(
+                    "parameters: {} from Parameters_Units_List.csv",
+                    p.len()
+                ));
                 p
             }
             _ => {
@@ -85,37 +99,76 @@ impl Real {
                 fallback_params()
             }
         };
-        let esmr_params = match load_esmr_params(&dir.join("../stormwater-watch/esmr-parameter-mapping.json")) {
-            Some(p) if !p.is_empty() => {
-                sources.push(format!("esmr parameters: {} from esmr-parameter-mapping.json", p.len()));
-                p
-            }
-            _ => {
-                sources.push("esmr parameters: built-in fallback".to_string());
-                Vec::new()
-            }
-        };
+        let esmr_params =
+            match load_esmr_params(&dir.join("../stormwater-watch/esmr-parameter-mapping.json")) {
+                Some(p) if !p.is_empty() => {
+                    sources.push(format!(
+                        "esmr parameters: {} from esmr-parameter-mapping.json",
+                        p.len()
+                    ));
+                    p
+                }
+                _ => {
+                    sources.push("esmr parameters: built-in fallback".to_string());
+                    Vec::new()
+                }
+            };
         let located = donors
             .iter()
             .enumerate()
             .filter(|(_, d)| d.region.is_some() && d.county.is_some() && d.city.is_some())
             .map(|(i, _)| i)
             .collect::<Vec<_>>();
-        let located = if located.is_empty() { (0..donors.len()).collect() } else { located };
-        Real { donors, located, params, esmr_params, sources }
+        let located = if located.is_empty() {
+            (0..donors.len()).collect()
+        } else {
+            located
+        };
+        Real {
+            donors,
+            located,
+            params,
+            esmr_params,
+            sources,
+        }
     }
 }
 
 fn load_donors(path: &Path) -> Option<Vec<Donor>> {
-    let mut rd = csv::ReaderBuilder::new().flexible(true).from_path(path).ok()?;
+    let mut rd = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .ok()?;
     let headers = rd.headers().ok()?.clone();
-    let idx = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{FEFF}') == name);
+    let idx = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{FEFF}') == name)
+    };
     let cols = [
-        "PERMIT_TYPE", "STATUS", "REGION_BOARD", "COUNTY", "OPERATOR_NAME", "FACILITY_NAME", "FACILITY_ADDRESS",
-        "FACILITY_ADDRESS_2", "FACILITY_CITY", "FACILITY_ZIP", "FACILITY_LATITUDE", "FACILITY_LONGITUDE",
-        "FACILITY_TOTAL_SIZE", "FACILITY_TOTAL_SIZE_UNIT", "FACILITY_AREA_ACTIVITY", "FACILITY_AREA_ACTIVITY_UNIT",
-        "PERCENT_OF_SITE_IMPERVIOUSNESS", "PRIMARY_SIC", "SECONDARY_SIC", "TERTIARY_SIC", "RECEIVING_WATER_NAME",
-        "INDIRECTLY", "DIRECTLY",
+        "PERMIT_TYPE",
+        "STATUS",
+        "REGION_BOARD",
+        "COUNTY",
+        "OPERATOR_NAME",
+        "FACILITY_NAME",
+        "FACILITY_ADDRESS",
+        "FACILITY_ADDRESS_2",
+        "FACILITY_CITY",
+        "FACILITY_ZIP",
+        "FACILITY_LATITUDE",
+        "FACILITY_LONGITUDE",
+        "FACILITY_TOTAL_SIZE",
+        "FACILITY_TOTAL_SIZE_UNIT",
+        "FACILITY_AREA_ACTIVITY",
+        "FACILITY_AREA_ACTIVITY_UNIT",
+        "PERCENT_OF_SITE_IMPERVIOUSNESS",
+        "PRIMARY_SIC",
+        "SECONDARY_SIC",
+        "TERTIARY_SIC",
+        "RECEIVING_WATER_NAME",
+        "INDIRECTLY",
+        "DIRECTLY",
     ];
     let ix: Vec<Option<usize>> = cols.iter().map(|c| idx(c)).collect();
     if ix[0].is_none() || ix[5].is_none() {
@@ -153,11 +206,16 @@ fn load_donors(path: &Path) -> Option<Vec<Donor>> {
 }
 
 fn load_params(path: &Path) -> Option<Vec<Param>> {
-    let mut rd = csv::ReaderBuilder::new().flexible(true).from_path(path).ok()?;
+    let mut rd = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .ok()?;
     let mut out = Vec::new();
     for rec in rd.records() {
         let Ok(rec) = rec else { continue };
-        let Some(name) = opt(rec.get(0)) else { continue };
+        let Some(name) = opt(rec.get(0)) else {
+            continue;
+        };
         let units: Vec<String> = (2..6).filter_map(|i| opt(rec.get(i))).collect();
         if !units.is_empty() {
             out.push(Param { name, units });
@@ -204,17 +262,61 @@ fn load_esmr_params(path: &Path) -> Option<Vec<String>> {
 
 fn fallback_donors() -> Vec<Donor> {
     let names = [
-        ("SA Recycling", "SA Recycling LLC", "5093-Scrap and Waste Materials"),
-        ("Hambro Forest Products", "Hambro Forest Product Inc", "2421-Sawmills and Planing Mills, General"),
-        ("A 1 Auto Wreckers", "Bruce Gates", "5015-Motor Vehicle Parts, Used"),
-        ("Roadway Express", "Roadway Express Inc", "4213-Trucking, Except Local"),
-        ("Robertsons Ready Mix Plant 12", "Robertsons Ready Mix", "3273-Ready-Mixed Concrete"),
-        ("Crescent City Landfill", "Del Norte Solid Waste Management Authority", "4953-Refuse Systems"),
-        ("Valley Winery", "Valley Wine Co", "2084-Wines, Brandy, and Brandy Spirits"),
-        ("Pacific Plating", "Pacific Plating Inc", "3471-Electroplating, Plating, Polishing, Anodizing, and Coloring"),
-        ("Central Asphalt", "Central Asphalt Co", "2951-Asphalt Paving Mixtures and Blocks"),
-        ("US Postal Service Vehicle Maintenance", "US Postal Service", "4311-United States Postal Service"),
-        ("Local Trucking Yard", "Fast Freight LLC", "4212-Local Trucking Without Storage"),
+        (
+            "SA Recycling",
+            "SA Recycling LLC",
+            "5093-Scrap and Waste Materials",
+        ),
+        (
+            "Hambro Forest Products",
+            "Hambro Forest Product Inc",
+            "2421-Sawmills and Planing Mills, General",
+        ),
+        (
+            "A 1 Auto Wreckers",
+            "Bruce Gates",
+            "5015-Motor Vehicle Parts, Used",
+        ),
+        (
+            "Roadway Express",
+            "Roadway Express Inc",
+            "4213-Trucking, Except Local",
+        ),
+        (
+            "Robertsons Ready Mix Plant 12",
+            "Robertsons Ready Mix",
+            "3273-Ready-Mixed Concrete",
+        ),
+        (
+            "Crescent City Landfill",
+            "Del Norte Solid Waste Management Authority",
+            "4953-Refuse Systems",
+        ),
+        (
+            "Valley Winery",
+            "Valley Wine Co",
+            "2084-Wines, Brandy, and Brandy Spirits",
+        ),
+        (
+            "Pacific Plating",
+            "Pacific Plating Inc",
+            "3471-Electroplating, Plating, Polishing, Anodizing, and Coloring",
+        ),
+        (
+            "Central Asphalt",
+            "Central Asphalt Co",
+            "2951-Asphalt Paving Mixtures and Blocks",
+        ),
+        (
+            "US Postal Service Vehicle Maintenance",
+            "US Postal Service",
+            "4311-United States Postal Service",
+        ),
+        (
+            "Local Trucking Yard",
+            "Fast Freight LLC",
+            "4212-Local Trucking Without Storage",
+        ),
     ];
     let mut out = Vec::new();
     for (i, (city, county, region)) in CITIES_FALLBACK.iter().enumerate() {
@@ -247,7 +349,10 @@ fn fallback_donors() -> Vec<Donor> {
 }
 
 fn fallback_params() -> Vec<Param> {
-    let p = |n: &str, u: &[&str]| Param { name: n.to_string(), units: u.iter().map(|s| s.to_string()).collect() };
+    let p = |n: &str, u: &[&str]| Param {
+        name: n.to_string(),
+        units: u.iter().map(|s| s.to_string()).collect(),
+    };
     vec![
         p("Chemical Oxygen Demand (COD)", &["mg/L"]),
         p("Nitrate + Nitrite Nitrogen", &["mg/L"]),
@@ -261,7 +366,10 @@ fn fallback_params() -> Vec<Param> {
         p("Toluene", &["ug/L"]),
         p("Ammonia, Total (as N)", &["mg/L"]),
         p("Phosphorus, Total (as P)", &["mg/L"]),
-        p("Biochemical Oxygen Demand (BOD) (5-day @ 20 Deg. C)", &["mg/L"]),
+        p(
+            "Biochemical Oxygen Demand (BOD) (5-day @ 20 Deg. C)",
+            &["mg/L"],
+        ),
         p("Total Dissolved Solids (TDS)", &["mg/L"]),
         p("Fecal Coliform", &["MPN/100 mL"]),
         p("E.coli", &["MPN/100 mL", "CFU/100 mL"]),

@@ -405,6 +405,7 @@ pub const ESMR: FileSpec = FileSpec {
 };
 
 /// All generated portal files, in manifest order.
+#[cfg(test)]
 pub const ALL: [&FileSpec; 8] = [
     &IND_FAC,
     &CON_FAC,

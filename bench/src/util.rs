@@ -23,21 +23,26 @@ pub fn chance(r: &mut Rng, p: f64) -> bool {
 }
 
 #[inline]
-pub fn pick<'a, T>(r: &mut Rng, xs: &'a [T]) -> &'a T {
+pub fn pick<T: Copy>(r: &mut Rng, xs: &[T]) -> T {
+    xs[r.random_range(0..xs.len())]
+}
+
+#[inline]
+pub fn pick_ref<'a, T>(r: &mut Rng, xs: &'a [T]) -> &'a T {
     &xs[r.random_range(0..xs.len())]
 }
 
 /// Weighted choice over `(value, weight)` pairs.
-pub fn wpick<'a, T>(r: &mut Rng, xs: &'a [(T, u32)]) -> &'a T {
+pub fn wpick<T: Copy>(r: &mut Rng, xs: &[(T, u32)]) -> T {
     let total: u32 = xs.iter().map(|x| x.1).sum();
     let mut k = r.random_range(0..total.max(1));
     for (v, w) in xs {
         if k < *w {
-            return v;
+            return *v;
         }
         k -= w;
     }
-    &xs[xs.len() - 1].0
+    xs[xs.len() - 1].0
 }
 
 #[inline]
@@ -57,8 +62,8 @@ pub fn lognormal(r: &mut Rng, median: f64, sigma: f64) -> f64 {
 }
 
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /// Round to `sig` significant digits, giving the double nearest to the decimal (so it prints short).
@@ -77,11 +82,20 @@ pub fn round_dp(v: f64, dp: i32) -> f64 {
         return v;
     }
     let p = POW10[k];
-    if dp >= 0 { (v * p).round() / p } else { (v / p).round() * p }
+    if dp >= 0 {
+        (v * p).round() / p
+    } else {
+        (v / p).round() * p
+    }
 }
 
+/// A calendar date; an out-of-range day is clamped to the month's last day.
 pub fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN)
+    let m = m.clamp(1, 12);
+    (1..=d.clamp(1, 31))
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(y, m, d))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 pub fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
@@ -119,16 +133,22 @@ pub fn rand_wet_date(r: &mut Rng, lo: NaiveDate, hi: NaiveDate) -> NaiveDate {
 
 /// The July 1 – June 30 reporting year (labelled by the year it starts in).
 pub fn reporting_year(d: NaiveDate) -> i32 {
-    if d.month() >= 7 { d.year() } else { d.year() - 1 }
+    if d.month() >= 7 {
+        d.year()
+    } else {
+        d.year() - 1
+    }
 }
 
 /// A junk year such as 0201 (a typo of 2016 that `mdy()` accepted) keeping month and day.
 pub fn junk_year(r: &mut Rng, d: NaiveDate) -> NaiveDate {
-    let y = *pick(r, &[201, 208, 209, 2, 20, 1201]);
+    let y = pick(r, &[201, 208, 209, 210, 1201]);
     NaiveDate::from_ymd_opt(y, d.month(), d.day().min(28)).unwrap_or(d)
 }
 
-const MON: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MON: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 
 pub const MONTH_NAMES: [&str; 12] = [
     "January",
@@ -159,13 +179,20 @@ pub fn oracle_ts(r: &mut Rng, d: NaiveDate) -> String {
     let ms = r.random_range(0..1000u32);
     let yy = d.year().rem_euclid(100);
     let mon = MON[d.month0() as usize];
-    format!("{:02}-{mon}-{yy:02} {h12:02}.{mi:02}.{s:02}.{ms:03}000 {ampm}", d.day())
+    format!(
+        "{:02}-{mon}-{yy:02} {h12:02}.{mi:02}.{s:02}.{ms:03}000 {ampm}",
+        d.day()
+    )
 }
 
 /// `HH:MM` on a quarter hour most of the time.
 pub fn hhmm(r: &mut Rng, lo_h: u32, hi_h: u32) -> String {
     let h = r.random_range(lo_h..=hi_h);
-    let m = if chance(r, 0.75) { *pick(r, &[0u32, 0, 0, 15, 30, 30, 45]) } else { r.random_range(0..60u32) };
+    let m = if chance(r, 0.75) {
+        pick(r, &[0u32, 0, 0, 15, 30, 30, 45])
+    } else {
+        r.random_range(0..60u32)
+    };
     format!("{h:02}:{m:02}")
 }
 
@@ -203,26 +230,193 @@ pub fn sanitize(s: &str) -> String {
 }
 
 pub const FIRST_NAMES: &[&str] = &[
-    "John", "David", "Robert", "Michael", "Mike", "James", "Jose", "Maria", "Steve", "Richard", "Mark", "Daniel",
-    "Chris", "Jennifer", "Lisa", "Karen", "Susan", "Paul", "Brian", "Kevin", "Jeff", "Scott", "Tom", "Gary",
-    "Carlos", "Juan", "Luis", "Miguel", "Anna", "Linda", "Patricia", "Elizabeth", "Thomas", "William", "Joe",
-    "Eric", "Jason", "Ryan", "Matt", "Andrew", "Tony", "Ken", "Ron", "Dave", "Greg", "Laura", "Michelle",
-    "Nancy", "Sandra", "Jessica", "Angela", "Victor", "Raul", "Armando", "Hector", "Sergio", "Tim", "Bill",
-    "Frank", "Larry", "Peter", "Sam", "Alan", "Vince", "Monica", "Teresa", "Gloria", "Irene", "Ali", "Kim",
-    "Hung", "Minh", "Wei", "Raj", "Priya", "Ahmed", "Noah", "Emily", "Sarah", "Kelly",
+    "John",
+    "David",
+    "Robert",
+    "Michael",
+    "Mike",
+    "James",
+    "Jose",
+    "Maria",
+    "Steve",
+    "Richard",
+    "Mark",
+    "Daniel",
+    "Chris",
+    "Jennifer",
+    "Lisa",
+    "Karen",
+    "Susan",
+    "Paul",
+    "Brian",
+    "Kevin",
+    "Jeff",
+    "Scott",
+    "Tom",
+    "Gary",
+    "Carlos",
+    "Juan",
+    "Luis",
+    "Miguel",
+    "Anna",
+    "Linda",
+    "Patricia",
+    "Elizabeth",
+    "Thomas",
+    "William",
+    "Joe",
+    "Eric",
+    "Jason",
+    "Ryan",
+    "Matt",
+    "Andrew",
+    "Tony",
+    "Ken",
+    "Ron",
+    "Dave",
+    "Greg",
+    "Laura",
+    "Michelle",
+    "Nancy",
+    "Sandra",
+    "Jessica",
+    "Angela",
+    "Victor",
+    "Raul",
+    "Armando",
+    "Hector",
+    "Sergio",
+    "Tim",
+    "Bill",
+    "Frank",
+    "Larry",
+    "Peter",
+    "Sam",
+    "Alan",
+    "Vince",
+    "Monica",
+    "Teresa",
+    "Gloria",
+    "Irene",
+    "Ali",
+    "Kim",
+    "Hung",
+    "Minh",
+    "Wei",
+    "Raj",
+    "Priya",
+    "Ahmed",
+    "Noah",
+    "Emily",
+    "Sarah",
+    "Kelly",
 ];
 
 pub const LAST_NAMES: &[&str] = &[
-    "Smith", "Garcia", "Johnson", "Martinez", "Jones", "Rodriguez", "Lopez", "Hernandez", "Williams", "Brown",
-    "Davis", "Miller", "Gonzalez", "Wilson", "Anderson", "Perez", "Sanchez", "Ramirez", "Torres", "Flores",
-    "Rivera", "Nguyen", "Lee", "Kim", "Chen", "Wong", "Nelson", "Baker", "Hall", "Young", "Allen", "King",
-    "Wright", "Scott", "Green", "Adams", "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans",
-    "Turner", "Parker", "Collins", "Edwards", "Stewart", "Morris", "Murphy", "Cook", "Rogers", "Morgan",
-    "Peterson", "Cooper", "Reed", "Bailey", "Bell", "Gomez", "Kelly", "Howard", "Ward", "Cox", "Diaz",
-    "Richardson", "Wood", "Watson", "Brooks", "Bennett", "Gray", "James", "Reyes", "Cruz", "Hughes", "Price",
-    "Myers", "Long", "Foster", "Sanders", "Ross", "Morales", "Powell", "Sullivan", "Russell", "Ortiz", "Jenkins",
-    "Gutierrez", "Perry", "Butler", "Barnes", "Fisher", "Henderson", "Coleman", "Simmons", "Patterson", "Tran",
-    "Vasquez", "Castillo", "Mendoza", "Patel", "Singh", "Yamamoto", "O'Brien", "De La Cruz", "Van Dyke",
+    "Smith",
+    "Garcia",
+    "Johnson",
+    "Martinez",
+    "Jones",
+    "Rodriguez",
+    "Lopez",
+    "Hernandez",
+    "Williams",
+    "Brown",
+    "Davis",
+    "Miller",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Perez",
+    "Sanchez",
+    "Ramirez",
+    "Torres",
+    "Flores",
+    "Rivera",
+    "Nguyen",
+    "Lee",
+    "Kim",
+    "Chen",
+    "Wong",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Adams",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Parker",
+    "Collins",
+    "Edwards",
+    "Stewart",
+    "Morris",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "Morgan",
+    "Peterson",
+    "Cooper",
+    "Reed",
+    "Bailey",
+    "Bell",
+    "Gomez",
+    "Kelly",
+    "Howard",
+    "Ward",
+    "Cox",
+    "Diaz",
+    "Richardson",
+    "Wood",
+    "Watson",
+    "Brooks",
+    "Bennett",
+    "Gray",
+    "James",
+    "Reyes",
+    "Cruz",
+    "Hughes",
+    "Price",
+    "Myers",
+    "Long",
+    "Foster",
+    "Sanders",
+    "Ross",
+    "Morales",
+    "Powell",
+    "Sullivan",
+    "Russell",
+    "Ortiz",
+    "Jenkins",
+    "Gutierrez",
+    "Perry",
+    "Butler",
+    "Barnes",
+    "Fisher",
+    "Henderson",
+    "Coleman",
+    "Simmons",
+    "Patterson",
+    "Tran",
+    "Vasquez",
+    "Castillo",
+    "Mendoza",
+    "Patel",
+    "Singh",
+    "Yamamoto",
+    "O'Brien",
+    "De La Cruz",
+    "Van Dyke",
 ];
 
 pub const TITLES: &[(&str, u32)] = &[
@@ -249,27 +443,104 @@ pub const TITLES: &[(&str, u32)] = &[
 ];
 
 pub const STREETS: &[&str] = &[
-    "Main St", "Industrial Way", "Commerce Dr", "Harbor Blvd", "Airport Rd", "Railroad Ave", "Oak St",
-    "El Camino Real", "Valley Blvd", "Mission Rd", "Santa Fe Ave", "Alameda St", "Ocean Blvd", "Pacific Ave",
-    "Grand Ave", "Washington Blvd", "Jefferson Ave", "Olive St", "Pine St", "Lincoln Ave", "Foothill Blvd",
-    "Slauson Ave", "Rosecrans Ave", "Imperial Hwy", "Arrow Hwy", "Base Line Rd", "Vineyard Ave", "Cherry Ave",
-    "Tyler St", "Industry Ave", "Business Park Dr", "Enterprise Way", "Research Dr", "Canyon Rd", "River Rd",
-    "Levee Rd", "Farm to Market Rd", "Highway 99", "Highway 101", "Old Redwood Hwy",
+    "Main St",
+    "Industrial Way",
+    "Commerce Dr",
+    "Harbor Blvd",
+    "Airport Rd",
+    "Railroad Ave",
+    "Oak St",
+    "El Camino Real",
+    "Valley Blvd",
+    "Mission Rd",
+    "Santa Fe Ave",
+    "Alameda St",
+    "Ocean Blvd",
+    "Pacific Ave",
+    "Grand Ave",
+    "Washington Blvd",
+    "Jefferson Ave",
+    "Olive St",
+    "Pine St",
+    "Lincoln Ave",
+    "Foothill Blvd",
+    "Slauson Ave",
+    "Rosecrans Ave",
+    "Imperial Hwy",
+    "Arrow Hwy",
+    "Base Line Rd",
+    "Vineyard Ave",
+    "Cherry Ave",
+    "Tyler St",
+    "Industry Ave",
+    "Business Park Dr",
+    "Enterprise Way",
+    "Research Dr",
+    "Canyon Rd",
+    "River Rd",
+    "Levee Rd",
+    "Farm to Market Rd",
+    "Highway 99",
+    "Highway 101",
+    "Old Redwood Hwy",
 ];
 
 pub const PROJECT_WORDS: &[&str] = &[
-    "Estates", "Village", "Ranch", "Heights", "Commons", "Plaza", "Business Park", "Logistics Center",
-    "Apartments", "Townhomes", "Residences", "Crossing", "Marketplace", "Medical Office Building", "Warehouse",
-    "Distribution Center", "Senior Living", "Subdivision", "Solar Project", "Pipeline Replacement",
-    "Road Improvements", "School Modernization", "Self Storage", "Retail Center", "Mixed Use",
+    "Estates",
+    "Village",
+    "Ranch",
+    "Heights",
+    "Commons",
+    "Plaza",
+    "Business Park",
+    "Logistics Center",
+    "Apartments",
+    "Townhomes",
+    "Residences",
+    "Crossing",
+    "Marketplace",
+    "Medical Office Building",
+    "Warehouse",
+    "Distribution Center",
+    "Senior Living",
+    "Subdivision",
+    "Solar Project",
+    "Pipeline Replacement",
+    "Road Improvements",
+    "School Modernization",
+    "Self Storage",
+    "Retail Center",
+    "Mixed Use",
 ];
 
 pub const RECEIVING_WATERS: &[&str] = &[
-    "Pacific Ocean", "Los Angeles River", "Santa Ana River", "San Francisco Bay", "San Gabriel River",
-    "Sacramento River", "San Joaquin River", "San Diego Bay", "Ballona Creek", "Dominguez Channel",
-    "Coyote Creek", "Guadalupe River", "Russian River", "Santa Clara River", "American River", "Kern River",
-    "Storm drain", "Municipal storm drain system", "Unnamed tributary", "Newport Bay", "Mission Bay",
-    "Napa River", "Petaluma River", "Salinas River", "Tijuana River", "Alameda Creek", "Calleguas Creek",
+    "Pacific Ocean",
+    "Los Angeles River",
+    "Santa Ana River",
+    "San Francisco Bay",
+    "San Gabriel River",
+    "Sacramento River",
+    "San Joaquin River",
+    "San Diego Bay",
+    "Ballona Creek",
+    "Dominguez Channel",
+    "Coyote Creek",
+    "Guadalupe River",
+    "Russian River",
+    "Santa Clara River",
+    "American River",
+    "Kern River",
+    "Storm drain",
+    "Municipal storm drain system",
+    "Unnamed tributary",
+    "Newport Bay",
+    "Mission Bay",
+    "Napa River",
+    "Petaluma River",
+    "Salinas River",
+    "Tijuana River",
+    "Alameda Creek",
+    "Calleguas Creek",
 ];
 
 pub const CITIES_FALLBACK: &[(&str, &str, &str)] = &[
@@ -299,18 +570,72 @@ pub const CITIES_FALLBACK: &[(&str, &str, &str)] = &[
 
 /// California county code used in WDIDs (alphabetical county number, `01` Alameda … `58` Yuba).
 pub const COUNTIES: [&str; 58] = [
-    "Alameda", "Alpine", "Amador", "Butte", "Calaveras", "Colusa", "Contra Costa", "Del Norte", "El Dorado",
-    "Fresno", "Glenn", "Humboldt", "Imperial", "Inyo", "Kern", "Kings", "Lake", "Lassen", "Los Angeles",
-    "Madera", "Marin", "Mariposa", "Mendocino", "Merced", "Modoc", "Mono", "Monterey", "Napa", "Nevada",
-    "Orange", "Placer", "Plumas", "Riverside", "Sacramento", "San Benito", "San Bernardino", "San Diego",
-    "San Francisco", "San Joaquin", "San Luis Obispo", "San Mateo", "Santa Barbara", "Santa Clara", "Santa Cruz",
-    "Shasta", "Sierra", "Siskiyou", "Solano", "Sonoma", "Stanislaus", "Sutter", "Tehama", "Trinity", "Tulare",
-    "Tuolumne", "Ventura", "Yolo", "Yuba",
+    "Alameda",
+    "Alpine",
+    "Amador",
+    "Butte",
+    "Calaveras",
+    "Colusa",
+    "Contra Costa",
+    "Del Norte",
+    "El Dorado",
+    "Fresno",
+    "Glenn",
+    "Humboldt",
+    "Imperial",
+    "Inyo",
+    "Kern",
+    "Kings",
+    "Lake",
+    "Lassen",
+    "Los Angeles",
+    "Madera",
+    "Marin",
+    "Mariposa",
+    "Mendocino",
+    "Merced",
+    "Modoc",
+    "Mono",
+    "Monterey",
+    "Napa",
+    "Nevada",
+    "Orange",
+    "Placer",
+    "Plumas",
+    "Riverside",
+    "Sacramento",
+    "San Benito",
+    "San Bernardino",
+    "San Diego",
+    "San Francisco",
+    "San Joaquin",
+    "San Luis Obispo",
+    "San Mateo",
+    "Santa Barbara",
+    "Santa Clara",
+    "Santa Cruz",
+    "Shasta",
+    "Sierra",
+    "Siskiyou",
+    "Solano",
+    "Sonoma",
+    "Stanislaus",
+    "Sutter",
+    "Tehama",
+    "Trinity",
+    "Tulare",
+    "Tuolumne",
+    "Ventura",
+    "Yolo",
+    "Yuba",
 ];
 
 pub fn county_code(county: Option<&str>) -> Option<usize> {
     let c = county?;
-    COUNTIES.iter().position(|x| x.eq_ignore_ascii_case(c)).map(|i| i + 1)
+    COUNTIES
+        .iter()
+        .position(|x| x.eq_ignore_ascii_case(c))
+        .map(|i| i + 1)
 }
 
 /// eSMR region label for a SMARTS region board code.
@@ -346,11 +671,21 @@ pub fn person(r: &mut Rng) -> (String, String) {
 pub fn full_name(r: &mut Rng) -> String {
     let (f, l) = person(r);
     // the publishing script turns stray quotes/tabs into spaces, which leaves double spaces behind
-    if chance(r, 0.01) { format!("{f}  {l}") } else { format!("{f} {l}") }
+    if chance(r, 0.01) {
+        format!("{f}  {l}")
+    } else {
+        format!("{f} {l}")
+    }
 }
 
 pub fn phone(r: &mut Rng) -> String {
-    let area = *pick(r, &[213u32, 310, 323, 562, 626, 714, 909, 951, 619, 858, 760, 408, 510, 415, 650, 916, 209, 559, 661, 530, 707, 805, 831, 925]);
+    let area = pick(
+        r,
+        &[
+            213u32, 310, 323, 562, 626, 714, 909, 951, 619, 858, 760, 408, 510, 415, 650, 916, 209,
+            559, 661, 530, 707, 805, 831, 925,
+        ],
+    );
     let a = r.random_range(200..1000u32);
     let b = r.random_range(0..10000u32);
     match r.random_range(0..100u32) {
@@ -362,18 +697,31 @@ pub fn phone(r: &mut Rng) -> String {
 }
 
 pub fn slug(s: &str) -> String {
-    let mut out: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).take(14).collect();
+    let mut out: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(14)
+        .collect();
     out.make_ascii_lowercase();
-    if out.is_empty() { "company".to_string() } else { out }
+    if out.is_empty() {
+        "company".to_string()
+    } else {
+        out
+    }
 }
 
 pub fn email(r: &mut Rng, first: &str, last: &str, org: &str) -> String {
     if chance(r, 0.03) {
         return "abc@xyz.com".to_string();
     }
-    let f: String = first.chars().filter(char::is_ascii_alphabetic).take(1).collect::<String>().to_lowercase();
+    let f: String = first
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .take(1)
+        .collect::<String>()
+        .to_lowercase();
     let l = slug(last);
-    let dom = *pick(r, &["com", "com", "com", "net", "org"]);
+    let dom = pick(r, &["com", "com", "com", "net", "org"]);
     match r.random_range(0..4u32) {
         0 => format!("{f}{l}@{}.{dom}", slug(org)),
         1 => format!("{}.{l}@{}.{dom}", slug(first), slug(org)),
