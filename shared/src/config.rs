@@ -81,7 +81,8 @@ impl Config {
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
             chunk_rows,
             withdraw_min_share: parsed("WITHDRAW_MIN_SHARE", 0.5f64)?,
-            ckan_api_url: var("CKAN_API_URL").unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
+            ckan_api_url: var("CKAN_API_URL")
+                .unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
         })
     }
 

@@ -59,7 +59,7 @@ fn sources(path: &std::path::Path) -> Vec<Source> {
     vec![Source {
         dataset: "smarts_industrial_facilities".into(),
         url: file_url(path),
-    scope: None,
+        scope: None,
     }]
 }
 

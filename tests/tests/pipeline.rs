@@ -16,7 +16,7 @@ fn facilities(path: &std::path::Path) -> Vec<Source> {
     vec![Source {
         dataset: "smarts_industrial_facilities".into(),
         url: file_url(path),
-    scope: None,
+        scope: None,
     }]
 }
 
@@ -394,8 +394,16 @@ async fn raw_region_1_industrial_monitoring_keeps_non_detects_and_exact_decimals
         }])
         .await;
     assert_eq!(summary.files[0].rows, 99);
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_monitoring").await, 99);
-    assert_eq!(h.scalar_i64("select count(*) from data_quality_issue where action <> 'value_flagged'").await, 0);
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_monitoring")
+            .await,
+        99
+    );
+    assert_eq!(
+        h.scalar_i64("select count(*) from data_quality_issue where action <> 'value_flagged'")
+            .await,
+        0
+    );
     // 33 non-detects: qualifier ND, no result.
     assert_eq!(
         h.scalar_i64("select count(*) from smarts_industrial_monitoring where result_qualifier = 'ND' and result is null").await,

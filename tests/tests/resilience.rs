@@ -16,7 +16,8 @@ use stormwater::sync::manifest::Source;
 use stormwater::sync::{ChunkMessage, runner};
 use support::{file_url, harness, shared_data};
 
-const PORTAL_2019: &str = "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
+const PORTAL_2019: &str =
+    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
 
 fn first_records(n: usize) -> tempfile::NamedTempFile {
     let text = std::fs::read_to_string(shared_data(PORTAL_2019)).unwrap();
@@ -29,7 +30,11 @@ fn first_records(n: usize) -> tempfile::NamedTempFile {
 }
 
 fn facilities(url: String) -> Vec<Source> {
-    vec![Source { dataset: "smarts_industrial_facilities".into(), url, scope: None }]
+    vec![Source {
+        dataset: "smarts_industrial_facilities".into(),
+        url,
+        scope: None,
+    }]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +64,9 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
     let mappings = runner::mappings(&h.res, 0);
     let mut in_dlq = 0;
     for _ in 0..50 {
-        in_dlq = runner::backlog(&h.ctx.sqs, &h.res.import_dlq_url).await.unwrap();
+        in_dlq = runner::backlog(&h.ctx.sqs, &h.res.import_dlq_url)
+            .await
+            .unwrap();
         if in_dlq == 1 {
             break;
         }
@@ -67,20 +74,43 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(in_dlq, 1, "poison message in the DLQ");
-    let chunk = h.json("select to_jsonb(c) from import_chunk c where chunk_index = 1").await;
+    let chunk = h
+        .json("select to_jsonb(c) from import_chunk c where chunk_index = 1")
+        .await;
     assert_eq!(chunk["status"], "failed");
     assert_eq!(chunk["attempts"], runner::IMPORT_MAX_RECEIVES);
     let file = h.json("select to_jsonb(f) from sync_file f").await;
     assert_eq!(file["status"], "partial");
     let error = file["error"].as_str().unwrap();
-    assert!(error.contains("chunk 1 failed after 5 deliveries"), "{error}");
-    assert!(error.contains("chunk header must start with __line,__key,__ord"), "{error}");
+    assert!(
+        error.contains("chunk 1 failed after 5 deliveries"),
+        "{error}"
+    );
+    assert!(
+        error.contains("chunk header must start with __line,__key,__ord"),
+        "{error}"
+    );
     let run = h.json("select to_jsonb(r) from sync_run r").await;
     assert_eq!(run["status"], "partial");
-    assert!(run["error"].as_str().unwrap().contains("smarts_industrial_facilities partial"));
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("smarts_industrial_facilities partial")
+    );
     // The good chunk landed; nothing was withdrawn on the strength of an incomplete file.
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility").await, 30);
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility where withdrawn_run_id is not null").await, 0);
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_facility")
+            .await,
+        30
+    );
+    assert_eq!(
+        h.scalar_i64(
+            "select count(*) from smarts_industrial_facility where withdrawn_run_id is not null"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,11 +133,24 @@ async fn a_worker_killed_mid_chunk_leaves_nothing_half_written() {
 
     // A real worker process, killed (SIGKILL) while its COPY is streaming.
     let xtask = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xtask");
-    let db: String = sqlx::query_scalar("select current_database()").fetch_one(h.pool()).await.unwrap();
+    let db: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
     let mut child = std::process::Command::new(&xtask)
         .arg("import-chunk")
         .arg(&body)
-        .env("DATABASE_URL", format!("{}/{db}", std::env::var("DATABASE_URL").unwrap().rsplit_once('/').unwrap().0))
+        .env(
+            "DATABASE_URL",
+            format!(
+                "{}/{db}",
+                std::env::var("DATABASE_URL")
+                    .unwrap()
+                    .rsplit_once('/')
+                    .unwrap()
+                    .0
+            ),
+        )
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -143,16 +186,39 @@ async fn a_worker_killed_mid_chunk_leaves_nothing_half_written() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility").await, 0);
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_facility")
+            .await,
+        0
+    );
     assert_eq!(h.scalar_i64("select count(*) from import_seen").await, 0);
-    assert_eq!(h.scalar_i64("select count(*) from data_quality_issue").await, 0);
-    assert_eq!(h.json("select to_jsonb(c.status) from import_chunk c").await, "pending");
-    assert_eq!(h.scalar_i64("select chunks_done::bigint from sync_file").await, 0);
+    assert_eq!(
+        h.scalar_i64("select count(*) from data_quality_issue")
+            .await,
+        0
+    );
+    assert_eq!(
+        h.json("select to_jsonb(c.status) from import_chunk c")
+            .await,
+        "pending"
+    );
+    assert_eq!(
+        h.scalar_i64("select chunks_done::bigint from sync_file")
+            .await,
+        0
+    );
 
     // The message comes back after its visibility timeout and the chunk imports whole.
     h.drain().await;
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility").await, 20_000);
-    assert_eq!(h.json("select to_jsonb(f.status) from sync_file f").await, "succeeded");
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_facility")
+            .await,
+        20_000
+    );
+    assert_eq!(
+        h.json("select to_jsonb(f.status) from sync_file f").await,
+        "succeeded"
+    );
 }
 
 #[derive(Clone)]
@@ -162,7 +228,10 @@ struct Portal {
     downloads: Arc<Mutex<u32>>,
 }
 
-async fn resource_show(State(p): State<Portal>, Query(q): Query<HashMap<String, String>>) -> axum::Json<serde_json::Value> {
+async fn resource_show(
+    State(p): State<Portal>,
+    Query(q): Query<HashMap<String, String>>,
+) -> axum::Json<serde_json::Value> {
     let id = q.get("id").cloned().unwrap_or_default();
     axum::Json(serde_json::json!({
         "success": true,
@@ -183,7 +252,10 @@ async fn ckan_sources_resolve_to_their_download_and_an_unchanged_etag_is_skipped
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let portal = Portal {
-        body: Arc::new(Mutex::new((std::fs::read(first_records(40).path()).unwrap(), "\"v1\"".into()))),
+        body: Arc::new(Mutex::new((
+            std::fs::read(first_records(40).path()).unwrap(),
+            "\"v1\"".into(),
+        ))),
         base: base.clone(),
         downloads: Arc::new(Mutex::new(0)),
     };
@@ -199,21 +271,41 @@ async fn ckan_sources_resolve_to_their_download_and_an_unchanged_etag_is_skipped
 
     let first = h.sync(source()).await;
     assert_eq!(first.files[0].status, "importing");
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility").await, 40);
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_facility")
+            .await,
+        40
+    );
     let meta = h.json("select to_jsonb(f) from sync_file f").await;
     assert_eq!(meta["etag"], "\"v1\"");
     assert_eq!(meta["status"], "succeeded");
-    assert_eq!(meta["bytes"].as_i64().unwrap() as usize, portal.body.lock().unwrap().0.len());
+    assert_eq!(
+        meta["bytes"].as_i64().unwrap() as usize,
+        portal.body.lock().unwrap().0.len()
+    );
 
     // Same ETag: skipped before the body is read.
     let second = h.sync(source()).await;
     assert_eq!(second.files[0].status, "skipped");
-    assert!(second.files[0].reason.as_deref().unwrap().contains("ETag \"v1\""));
+    assert!(
+        second.files[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("ETag \"v1\"")
+    );
 
     // New content and ETag: imported; freshness names the extract date from the file name.
-    *portal.body.lock().unwrap() = (std::fs::read(first_records(45).path()).unwrap(), "\"v2\"".into());
+    *portal.body.lock().unwrap() = (
+        std::fs::read(first_records(45).path()).unwrap(),
+        "\"v2\"".into(),
+    );
     let third = h.sync(source()).await;
     assert_eq!(third.files[0].rows, 45);
-    assert_eq!(h.scalar_i64("select count(*) from smarts_industrial_facility").await, 45);
+    assert_eq!(
+        h.scalar_i64("select count(*) from smarts_industrial_facility")
+            .await,
+        45
+    );
     assert_eq!(*portal.downloads.lock().unwrap(), 3);
 }

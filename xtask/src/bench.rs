@@ -40,10 +40,15 @@ fn database_url(base: &str, db: &str) -> String {
 }
 
 async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<String> {
-    let admin = PgPoolOptions::new().max_connections(1).connect(base_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("drop database if exists {db} with (force)")))
-        .execute(&admin)
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(base_url)
         .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {db} with (force)"
+    )))
+    .execute(&admin)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("create database {db}")))
         .execute(&admin)
         .await?;
@@ -52,7 +57,9 @@ async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<String> {
 }
 
 fn header_width(path: &Path) -> anyhow::Result<usize> {
-    let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(path)?;
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(path)?;
     let mut rec = csv::StringRecord::new();
     r.read_record(&mut rec)?;
     Ok(rec.len())
@@ -62,13 +69,25 @@ fn header_width(path: &Path) -> anyhow::Result<usize> {
 fn baseline(url: &str, files: &[(PathBuf, &ManifestFile)]) -> anyhow::Result<f64> {
     let mut ddl = String::new();
     for (i, (path, _)) in files.iter().enumerate() {
-        let cols = (0..header_width(path)?).map(|c| format!("c{c} text")).collect::<Vec<_>>().join(", ");
-        writeln!(ddl, "create unlogged table if not exists raw_{i} ({cols}); truncate raw_{i};")?;
+        let cols = (0..header_width(path)?)
+            .map(|c| format!("c{c} text"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            ddl,
+            "create unlogged table if not exists raw_{i} ({cols}); truncate raw_{i};"
+        )?;
     }
     psql(url, &ddl)?;
     let started = Instant::now();
     for (i, (path, _)) in files.iter().enumerate() {
-        psql(url, &format!("\\copy raw_{i} from '{}' with (format csv, header)", path.display()))?;
+        psql(
+            url,
+            &format!(
+                "\\copy raw_{i} from '{}' with (format csv, header)",
+                path.display()
+            ),
+        )?;
     }
     Ok(started.elapsed().as_secs_f64())
 }
@@ -85,13 +104,21 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 /// Runs one sync end to end with `WORKERS` import pollers; returns (seconds, run id).
-async fn sync(ctx: &'static Context, res: &runner::Resources, sources: Vec<Source>) -> anyhow::Result<(f64, i64)> {
+async fn sync(
+    ctx: &'static Context,
+    res: &runner::Resources,
+    sources: Vec<Source>,
+) -> anyhow::Result<(f64, i64)> {
     let started = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mappings = runner::mappings(res, 1);
     let mut pollers = Vec::new();
     for i in 0..=WORKERS {
-        let mapping = if i == WORKERS { mappings[1].clone() } else { mappings[0].clone() };
+        let mapping = if i == WORKERS {
+            mappings[1].clone()
+        } else {
+            mappings[0].clone()
+        };
         let stop = stop.clone();
         pollers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -101,14 +128,19 @@ async fn sync(ctx: &'static Context, res: &runner::Resources, sources: Vec<Sourc
             }
         }));
     }
-    let request = StageRequest { trigger: "bench".into(), sources: Some(sources), force: false };
+    let request = StageRequest {
+        trigger: "bench".into(),
+        sources: Some(sources),
+        force: false,
+    };
     let summary = stage::run(ctx, request).await?;
     loop {
-        let done: Option<String> =
-            sqlx::query_scalar("select status from sync_run where id = $1 and finished_at is not null")
-                .bind(summary.run_id)
-                .fetch_optional(&ctx.pool)
-                .await?;
+        let done: Option<String> = sqlx::query_scalar(
+            "select status from sync_run where id = $1 and finished_at is not null",
+        )
+        .bind(summary.run_id)
+        .fetch_optional(&ctx.pool)
+        .await?;
         if done.is_some() {
             break;
         }
@@ -138,9 +170,14 @@ async fn chunk_sizes(
         cfg.chunk_rows = size;
         let ctx = Context::init(cfg).await?;
         stormwater::db::migrate(&ctx.pool).await?;
-        let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &format!("benchchunk{size}"), 600).await?;
+        let res =
+            runner::ensure_resources(&ctx.s3, &ctx.sqs, &format!("benchchunk{size}"), 600).await?;
         let mut ctx = ctx;
-        ctx.cfg = ctx.cfg.clone().with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url);
+        ctx.cfg = ctx.cfg.clone().with_aws_resources(
+            &res.bucket,
+            &res.import_queue_url,
+            &res.finalize_queue_url,
+        );
         let slice = std::env::temp_dir().join(format!("bench-slice-{size}.csv"));
         {
             use std::io::{BufRead, Write};
@@ -150,13 +187,33 @@ async fn chunk_sizes(
                 writeln!(w, "{}", line?)?;
             }
         }
-        let source = Source { dataset: file.1.dataset.clone(), url: format!("file://{}", slice.display()), scope: None };
-        stage::run(&ctx, StageRequest { trigger: "bench".into(), sources: Some(vec![source]), force: true }).await?;
+        let source = Source {
+            dataset: file.1.dataset.clone(),
+            url: format!("file://{}", slice.display()),
+            scope: None,
+        };
+        stage::run(
+            &ctx,
+            StageRequest {
+                trigger: "bench".into(),
+                sources: Some(vec![source]),
+                force: true,
+            },
+        )
+        .await?;
         let mut rss = 0;
         let mut rows_per_s = Vec::new();
         for _ in 0..3 {
-            let received = ctx.sqs.receive_message().queue_url(&res.import_queue_url).max_number_of_messages(1).send().await?;
-            let Some(m) = received.messages().first() else { break };
+            let received = ctx
+                .sqs
+                .receive_message()
+                .queue_url(&res.import_queue_url)
+                .max_number_of_messages(1)
+                .send()
+                .await?;
+            let Some(m) = received.messages().first() else {
+                break;
+            };
             let outp = std::process::Command::new(&xtask)
                 .arg("import-chunk")
                 .arg(m.body().unwrap_or_default())
@@ -164,7 +221,10 @@ async fn chunk_sizes(
                 .env("RUST_LOG", "warn")
                 .output()?;
             if !outp.status.success() {
-                bail!("import-chunk failed: {}", String::from_utf8_lossy(&outp.stderr));
+                bail!(
+                    "import-chunk failed: {}",
+                    String::from_utf8_lossy(&outp.stderr)
+                );
             }
             let v: serde_json::Value = serde_json::from_slice(&outp.stdout)?;
             rss = rss.max(v["peak_rss_kib"].as_u64().unwrap_or(0));
@@ -181,36 +241,73 @@ async fn chunk_sizes(
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|c| c.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .and_then(|c| {
+            c.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
         .unwrap_or(0);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{cores} cores ({cpu}), {:.1} GiB RAM", mem as f64 / 1024.0 / 1024.0)
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB RAM",
+        mem as f64 / 1024.0 / 1024.0
+    )
 }
 
 /// Runs the whole benchmark and writes the report.
 pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()> {
     let base_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let manifest: Manifest = serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
-    let files: Vec<(PathBuf, &ManifestFile)> = manifest.files.iter().map(|f| (data.join(&f.file), f)).collect();
+    let manifest: Manifest =
+        serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
+    let files: Vec<(PathBuf, &ManifestFile)> = manifest
+        .files
+        .iter()
+        .map(|f| (data.join(&f.file), f))
+        .collect();
     let total_rows: u64 = files.iter().map(|(_, f)| f.rows).sum();
-    let total_bytes: u64 = files.iter().map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
-    println!("{} files, {total_rows} rows, {:.0} MiB", files.len(), total_bytes as f64 / 1048576.0);
+    let total_bytes: u64 = files
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    println!(
+        "{} files, {total_rows} rows, {:.0} MiB",
+        files.len(),
+        total_bytes as f64 / 1048576.0
+    );
 
     let url = fresh_database(&base_url, "bench").await?;
     println!("baseline: psql \\copy into unindexed tables ...");
     let raw_seconds = baseline(&url, &files)?;
-    psql(&url, "do $$ declare r record; begin for r in select tablename from pg_tables where tablename like 'raw\\_%' loop execute 'drop table ' || r.tablename; end loop; end $$")?;
+    psql(
+        &url,
+        "do $$ declare r record; begin for r in select tablename from pg_tables where tablename like 'raw\\_%' loop execute 'drop table ' || r.tablename; end loop; end $$",
+    )?;
     println!("  {raw_seconds:.1} s");
 
     let cfg = base.clone().with_database_url(url.clone());
     let mut ctx = Context::init(cfg).await?;
     stormwater::db::migrate(&ctx.pool).await?;
     let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, "bench", 900).await?;
-    ctx.cfg = ctx.cfg.clone().with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url);
+    ctx.cfg = ctx.cfg.clone().with_aws_resources(
+        &res.bucket,
+        &res.import_queue_url,
+        &res.finalize_queue_url,
+    );
     let ctx: &'static Context = Box::leak(Box::new(ctx));
     let sources: Vec<Source> = files
         .iter()
@@ -257,7 +354,13 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
         .iter()
         .find(|(_, f)| f.dataset == "smarts_industrial_monitoring")
         .context("the data has no industrial monitoring file")?;
-    let sizes = chunk_sizes(&base, &base_url, monitoring, &[5_000, 20_000, 50_000, 100_000]).await?;
+    let sizes = chunk_sizes(
+        &base,
+        &base_url,
+        monitoring,
+        &[5_000, 20_000, 50_000, 100_000],
+    )
+    .await?;
 
     let raw_rate = total_rows as f64 / raw_seconds;
     let e2e_rate = stats.0 as f64 / e2e_seconds;
@@ -265,26 +368,92 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(md, "## Ingest (issue: statewide scale)\n")?;
-    writeln!(md, "Reproduce: `./dev bench` (generates the files with `generate --seed 42`, then runs `xtask bench`).\n")?;
-    writeln!(md, "- Machine: {}; PostgreSQL `fsync=off` dev cluster; moto for S3/SQS; release build.", machine())?;
-    writeln!(md, "- Data: {} files, {total_rows} rows, {:.0} MiB (generated, exact published layouts).\n", files.len(), total_bytes as f64 / 1048576.0)?;
+    writeln!(
+        md,
+        "Reproduce: `./dev bench` (generates the files with `generate --seed 42`, then runs `xtask bench`).\n"
+    )?;
+    writeln!(
+        md,
+        "- Machine: {}; PostgreSQL `fsync=off` dev cluster; moto for S3/SQS; release build.",
+        machine()
+    )?;
+    writeln!(
+        md,
+        "- Data: {} files, {total_rows} rows, {:.0} MiB (generated, exact published layouts).\n",
+        files.len(),
+        total_bytes as f64 / 1048576.0
+    )?;
     writeln!(md, "| measure | value | target | met |\n|---|---|---|---|")?;
-    writeln!(md, "| raw `psql \\copy` into unindexed text tables | {raw_seconds:.1} s ({raw_rate:.0} rows/s) | baseline | |")?;
-    writeln!(md, "| end to end stage → S3 → SQS → import → finalize | {e2e_seconds:.1} s ({e2e_rate:.0} rows/s) | ≤ 120 s | {} |", if e2e_seconds <= 120.0 { "yes" } else { "**no**" })?;
-    writeln!(md, "| ratio end-to-end / raw copy | {ratio:.2} | ≥ 0.5 | {} |", if ratio >= 0.5 { "yes" } else { "**no**" })?;
-    writeln!(md, "| no-change re-sync | {noop_seconds:.1} s, {rewritten} rows rewritten | ≤ 30 s, 0 rows | {} |", if noop_seconds <= 30.0 && rewritten == 0 { "yes" } else { "**no**" })?;
-    let best = sizes.iter().filter(|(_, rss, _)| *rss <= 128 * 1024).max_by(|a, b| a.2.total_cmp(&b.2));
-    writeln!(md, "| import worker peak RSS at the chosen chunk size | {} | ≤ 128 MB | {} |\n",
-        best.map_or("n/a".into(), |(s, r, _)| format!("{:.0} MiB at {s} rows", *r as f64 / 1024.0)),
-        if best.is_some() { "yes" } else { "**no**" })?;
-    writeln!(md, "Rows read {}, inserted {}, quarantined {}; {} chunks, {:.1} s of chunk import time in total.\n", stats.0, stats.1, stats.2, stats.4, stats.3 as f64 / 1000.0)?;
-    writeln!(md, "### Per file (end-to-end run)\n\n| dataset | status | rows | inserted | quarantined | file wall time (s) |\n|---|---|---|---|---|---|")?;
+    writeln!(
+        md,
+        "| raw `psql \\copy` into unindexed text tables | {raw_seconds:.1} s ({raw_rate:.0} rows/s) | baseline | |"
+    )?;
+    writeln!(
+        md,
+        "| end to end stage → S3 → SQS → import → finalize | {e2e_seconds:.1} s ({e2e_rate:.0} rows/s) | ≤ 120 s | {} |",
+        if e2e_seconds <= 120.0 {
+            "yes"
+        } else {
+            "**no**"
+        }
+    )?;
+    writeln!(
+        md,
+        "| ratio end-to-end / raw copy | {ratio:.2} | ≥ 0.5 | {} |",
+        if ratio >= 0.5 { "yes" } else { "**no**" }
+    )?;
+    writeln!(
+        md,
+        "| no-change re-sync | {noop_seconds:.1} s, {rewritten} rows rewritten | ≤ 30 s, 0 rows | {} |",
+        if noop_seconds <= 30.0 && rewritten == 0 {
+            "yes"
+        } else {
+            "**no**"
+        }
+    )?;
+    let best = sizes
+        .iter()
+        .filter(|(_, rss, _)| *rss <= 128 * 1024)
+        .max_by(|a, b| a.2.total_cmp(&b.2));
+    writeln!(
+        md,
+        "| import worker peak RSS at the chosen chunk size | {} | ≤ 128 MB | {} |\n",
+        best.map_or("n/a".into(), |(s, r, _)| format!(
+            "{:.0} MiB at {s} rows",
+            *r as f64 / 1024.0
+        )),
+        if best.is_some() { "yes" } else { "**no**" }
+    )?;
+    writeln!(
+        md,
+        "Rows read {}, inserted {}, quarantined {}; {} chunks, {:.1} s of chunk import time in total.\n",
+        stats.0,
+        stats.1,
+        stats.2,
+        stats.4,
+        stats.3 as f64 / 1000.0
+    )?;
+    writeln!(
+        md,
+        "### Per file (end-to-end run)\n\n| dataset | status | rows | inserted | quarantined | file wall time (s) |\n|---|---|---|---|---|---|"
+    )?;
     for (d, s, r, i, q, t) in &per_file {
-        writeln!(md, "| {d} | {s} | {r} | {i} | {q} | {:.1} |", t.unwrap_or(0.0))?;
+        writeln!(
+            md,
+            "| {d} | {s} | {r} | {i} | {q} | {:.1} |",
+            t.unwrap_or(0.0)
+        )?;
     }
-    writeln!(md, "\n### Chunk size (industrial monitoring, one `xtask import-chunk` process per chunk)\n\n| rows per chunk | peak RSS | rows/s |\n|---|---|---|")?;
+    writeln!(
+        md,
+        "\n### Chunk size (industrial monitoring, one `xtask import-chunk` process per chunk)\n\n| rows per chunk | peak RSS | rows/s |\n|---|---|---|"
+    )?;
     for (size, rss, rate) in &sizes {
-        writeln!(md, "| {size} | {:.0} MiB | {rate:.0} |", *rss as f64 / 1024.0)?;
+        writeln!(
+            md,
+            "| {size} | {:.0} MiB | {rate:.0} |",
+            *rss as f64 / 1024.0
+        )?;
     }
     std::fs::write(report, md)?;
     println!("report written to {}", report.display());

@@ -76,8 +76,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{handled} messages handled");
         }
         Some("import-chunk") => {
-            let Some(message) = args.get(1) else { bail!("usage: xtask import-chunk <message.json>") };
-            let chunk: stormwater::sync::ChunkMessage = serde_json::from_str(message).context("chunk message")?;
+            let Some(message) = args.get(1) else {
+                bail!("usage: xtask import-chunk <message.json>")
+            };
+            let chunk: stormwater::sync::ChunkMessage =
+                serde_json::from_str(message).context("chunk message")?;
             let ctx = Context::init(cfg).await?;
             let started = std::time::Instant::now();
             let outcome = stormwater::sync::import::import_chunk(&ctx, &chunk).await?;
@@ -94,9 +97,16 @@ async fn main() -> anyhow::Result<()> {
             let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
                 bail!("usage: xtask bench <data-dir> <report.md>")
             };
-            bench::run(cfg, std::path::Path::new(data), std::path::Path::new(report)).await?;
+            bench::run(
+                cfg,
+                std::path::Path::new(data),
+                std::path::Path::new(report),
+            )
+            .await?;
         }
-        _ => bail!("usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json>"),
+        _ => bail!(
+            "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json>"
+        ),
     }
     Ok(())
 }

@@ -826,7 +826,11 @@ mod tests {
     fn dataset_names_and_tables_are_unique_across_the_registry() {
         let all: Vec<&Dataset> = super::super::registry::DATASETS.to_vec();
         for d in ALL {
-            assert!(all.iter().any(|r| r.name == d.name), "{} is not registered", d.name);
+            assert!(
+                all.iter().any(|r| r.name == d.name),
+                "{} is not registered",
+                d.name
+            );
         }
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -12,7 +12,11 @@ pub async fn create_run(db: impl PgExecutor<'_>, trigger: &str) -> Result<i64, s
 }
 
 /// Registers one source file of a run.
-pub async fn create_file(db: impl PgExecutor<'_>, run_id: i64, source: &Source) -> Result<i64, sqlx::Error> {
+pub async fn create_file(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    source: &Source,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "insert into sync_file (run_id, dataset, source_url, scope, status)
          values ($1, $2, $3, $4, 'staging') returning id",

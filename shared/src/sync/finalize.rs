@@ -70,11 +70,12 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         }
         Some(None) => {}
     }
-    let files: Vec<(i64, String, String, Option<String>)> =
-        sqlx::query_as("select id, dataset, status, error from sync_file where run_id = $1 order by id")
-            .bind(run_id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let files: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "select id, dataset, status, error from sync_file where run_id = $1 order by id",
+    )
+    .bind(run_id)
+    .fetch_all(&mut *tx)
+    .await?;
     let mut finals = Vec::with_capacity(files.len());
     for (file_id, dataset, status, error) in files {
         let done = if status == "imported" {

@@ -53,10 +53,15 @@ fn receive_count(message: &SqsMessage) -> u32 {
 /// the chunk as failed, so its file completes as `partial` with the reason (and withdraws
 /// nothing), and the run can still finalize.
 async fn give_up(ctx: &Context, message: &SqsMessage, error: &SyncError, receives: u32) {
-    let Ok(chunk) = serde_json::from_str::<ChunkMessage>(message.body.as_deref().unwrap_or_default()) else {
+    let Ok(chunk) =
+        serde_json::from_str::<ChunkMessage>(message.body.as_deref().unwrap_or_default())
+    else {
         return;
     };
-    let reason = format!("chunk {} failed after {receives} deliveries: {error}", chunk.chunk_index);
+    let reason = format!(
+        "chunk {} failed after {receives} deliveries: {error}",
+        chunk.chunk_index
+    );
     let result = async {
         let mut tx = ctx.pool.begin().await?;
         let marked = sqlx::query(

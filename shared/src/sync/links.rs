@@ -21,13 +21,22 @@ pub struct LinkCounts {
 }
 
 /// Datasets whose changes require the links to be rebuilt.
-pub const LINKED_DATASETS: [&str; 3] = ["smarts_violations", "smarts_inspections", "smarts_enforcement_actions"];
+pub const LINKED_DATASETS: [&str; 3] = [
+    "smarts_violations",
+    "smarts_inspections",
+    "smarts_enforcement_actions",
+];
 
 /// Rebuilds both derived link sets from current (not withdrawn) rows.
-pub async fn rebuild(tx: &mut Transaction<'_, Postgres>, run_id: i64) -> Result<LinkCounts, sqlx::Error> {
-    sqlx::query("delete from smarts_inspection_violation where derived_from = 'violation_source_id'")
-        .execute(&mut **tx)
-        .await?;
+pub async fn rebuild(
+    tx: &mut Transaction<'_, Postgres>,
+    run_id: i64,
+) -> Result<LinkCounts, sqlx::Error> {
+    sqlx::query(
+        "delete from smarts_inspection_violation where derived_from = 'violation_source_id'",
+    )
+    .execute(&mut **tx)
+    .await?;
     let inspection_violation = sqlx::query(
         "insert into smarts_inspection_violation (inspection_id, violation_id, wdid, app_id, derived_from, created_run_id)
          select distinct on (v.violation_source_id, v.violation_id)

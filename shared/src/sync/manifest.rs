@@ -24,12 +24,27 @@ pub const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show";
 /// The production manifest: the seven SMARTS resources and the recent eSMR years.
 pub fn default_sources() -> Vec<Source> {
     const SMARTS: [(&str, &str); 7] = [
-        ("smarts_industrial_facilities", "33e69394-83ec-4872-b644-b9f494de1824"),
-        ("smarts_construction_facilities", "8a0ed456-ca69-4b29-9c5b-5de3958dc963"),
-        ("smarts_industrial_monitoring", "7871e8fe-576d-4940-acdf-eca0b399c1aa"),
-        ("smarts_construction_monitoring", "0c441948-5bb9-4d50-9f3c-ca7dab256056"),
+        (
+            "smarts_industrial_facilities",
+            "33e69394-83ec-4872-b644-b9f494de1824",
+        ),
+        (
+            "smarts_construction_facilities",
+            "8a0ed456-ca69-4b29-9c5b-5de3958dc963",
+        ),
+        (
+            "smarts_industrial_monitoring",
+            "7871e8fe-576d-4940-acdf-eca0b399c1aa",
+        ),
+        (
+            "smarts_construction_monitoring",
+            "0c441948-5bb9-4d50-9f3c-ca7dab256056",
+        ),
         ("smarts_violations", "9b69a654-0c9a-4865-8d10-38c55b1b8c58"),
-        ("smarts_enforcement_actions", "9cf197f4-f1d5-4d43-b94b-ccb155ef14cf"),
+        (
+            "smarts_enforcement_actions",
+            "9cf197f4-f1d5-4d43-b94b-ccb155ef14cf",
+        ),
         ("smarts_inspections", "33047e47-7d44-46aa-9e0f-1a0f1b0cad66"),
     ];
     // eSMR: the current year and the three before it are refreshed monthly by the publisher.
@@ -41,7 +56,11 @@ pub fn default_sources() -> Vec<Source> {
     ];
     SMARTS
         .iter()
-        .map(|(dataset, id)| Source { dataset: (*dataset).into(), url: format!("ckan:{id}"), scope: None })
+        .map(|(dataset, id)| Source {
+            dataset: (*dataset).into(),
+            url: format!("ckan:{id}"),
+            scope: None,
+        })
         .chain(ESMR.iter().map(|(year, id)| Source {
             dataset: "esmr".into(),
             url: format!("ckan:{id}"),
@@ -69,7 +88,11 @@ struct CkanResource {
 }
 
 /// Resolves a manifest URL to a readable location (asks CKAN for `ckan:` ids).
-pub async fn resolve(http: &reqwest::Client, ckan_api: &str, url: &str) -> Result<Location, SyncError> {
+pub async fn resolve(
+    http: &reqwest::Client,
+    ckan_api: &str,
+    url: &str,
+) -> Result<Location, SyncError> {
     let err = |message: String| SyncError::Source {
         url: url.to_owned(),
         message,
@@ -109,7 +132,9 @@ mod tests {
     async fn file_and_http_urls_resolve_without_network() {
         let http = reqwest::Client::new();
         assert_eq!(
-            resolve(&http, CKAN_API, "file://../shared/data/x.csv").await.unwrap(),
+            resolve(&http, CKAN_API, "file://../shared/data/x.csv")
+                .await
+                .unwrap(),
             Location::File("../shared/data/x.csv".into())
         );
         assert_eq!(

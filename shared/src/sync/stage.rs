@@ -234,7 +234,8 @@ async fn stage_file(
     force: bool,
 ) -> Result<FileOutcome, StageFail> {
     let location = manifest::resolve(&ctx.http, &ctx.cfg.ckan_api_url, &source.url).await?;
-    let previous = repo::sync::last_good_file(&ctx.pool, dataset.name, source.scope.as_deref()).await?;
+    let previous =
+        repo::sync::last_good_file(&ctx.pool, dataset.name, source.scope.as_deref()).await?;
     // A local file is hashed up front, so an unchanged file is skipped before any staging.
     if let (Location::File(path), Some((Some(prev_sum), _, _)), false) =
         (&location, &previous, force)
@@ -299,6 +300,12 @@ async fn stage_file(
         .iter()
         .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
+    if header.len() == 1 {
+        let first: String = header[0].chars().take(80).collect();
+        return Err(reject(format!(
+            "the header has a single field: the file is neither comma- nor tab-separated (header starts {first:?})"
+        )));
+    }
     let map = dataset
         .map_header(&header)
         .map_err(|e| reject(e.to_string()))?;
