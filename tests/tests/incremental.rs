@@ -288,7 +288,8 @@ async fn every_sample_event_runs_through_its_handler() {
     )
     .unwrap();
     let sample = local.sources.as_ref().unwrap();
-    assert_eq!(sample.len(), 1);
+    assert_eq!(sample.len(), 2);
+    assert_eq!(sample[1].dataset, "smarts_industrial_monitoring");
     assert!(
         sample[0]
             .url
