@@ -1,17 +1,6 @@
 //! `GET /api/sync/status` and `GET /api/sync/runs/{id}`.
 
-use lambda_http::{Error, Request, run, service_fn};
-use stormwater::api::{ApiState, sync_status};
-use stormwater::config::Config;
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    stormwater::telemetry::init();
-    let cfg = Config::from_env()?;
-    let state = ApiState::init(&cfg)?;
-    let state = &state;
-    run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(sync_status::handle(state, req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(stormwater::api::sync_status::handle).await
 }

@@ -51,3 +51,21 @@ pub async fn freshness(pool: &sqlx::PgPool) -> Result<Value, sqlx::Error> {
     }
     Ok(Value::Object(out))
 }
+
+/// The whole `main` of an HTTP function: telemetry, typed config (read once), state built once
+/// per execution environment, then the Lambda runtime loop calling `handler`.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static ApiState, lambda_http::Request) -> Fut + Sync,
+    Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
+    crate::telemetry::init();
+    let cfg = Config::from_env()?;
+    // The state lives as long as the execution environment.
+    let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
+    let handler = &handler;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, lambda_http::Error>(handler(state, req).await)
+    }))
+    .await
+}

@@ -20,7 +20,7 @@ use super::registry::{Column, Dataset, ESMR_MERGE, Kind, PLAIN, Presence};
 use Kind::*;
 
 /// A required column.
-const fn col(name: &'static str, kind: Kind) -> Column {
+pub(crate) const fn col(name: &'static str, kind: Kind) -> Column {
     Column {
         name,
         aliases: &[],
@@ -31,7 +31,7 @@ const fn col(name: &'static str, kind: Kind) -> Column {
 }
 
 /// A required column that identifies the row: a row without a value here is quarantined.
-const fn key(name: &'static str, kind: Kind) -> Column {
+pub(crate) const fn key(name: &'static str, kind: Kind) -> Column {
     Column {
         not_null: true,
         ..col(name, kind)
@@ -39,7 +39,11 @@ const fn key(name: &'static str, kind: Kind) -> Column {
 }
 
 /// A required column that some layouts spell differently.
-const fn alias(name: &'static str, kind: Kind, aliases: &'static [&'static str]) -> Column {
+pub(crate) const fn alias(
+    name: &'static str,
+    kind: Kind,
+    aliases: &'static [&'static str],
+) -> Column {
     Column {
         aliases,
         ..col(name, kind)
@@ -47,7 +51,7 @@ const fn alias(name: &'static str, kind: Kind, aliases: &'static [&'static str])
 }
 
 /// A column that some real layouts lack (stored as NULL there).
-const fn optional(name: &'static str, kind: Kind) -> Column {
+pub(crate) const fn optional(name: &'static str, kind: Kind) -> Column {
     Column {
         presence: Presence::Optional,
         ..col(name, kind)
@@ -55,7 +59,7 @@ const fn optional(name: &'static str, kind: Kind) -> Column {
 }
 
 /// An optional column that some layouts spell differently.
-const fn optional_alias(
+pub(crate) const fn optional_alias(
     name: &'static str,
     kind: Kind,
     aliases: &'static [&'static str],
@@ -96,6 +100,55 @@ macro_rules! with_place_block {
 
 /// SMARTS construction sites ("Construction_Application_Specific_Data", 80 columns). The raw
 /// SMARTS sheet spells the commercial flag CONSTRUCTION_COMMERCIAL (the portal keeps the
+/// SMARTS industrial facilities ("Industrial_Application_Specific_Data"): the 2019 portal CSV,
+/// the current portal CSV and the raw SMARTS TSV all match these by header name.
+pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
+    name: "smarts_industrial_facilities",
+    table: "smarts_industrial_facility",
+    key: &["app_id", "wdid"],
+    merge: PLAIN,
+    columns: &[
+        col("permit_type", Text),
+        key("app_id", Text),
+        col("wdid", Wdid),
+        col("status", Text),
+        col("noi_processed_date", Date),
+        col("not_effective_date", Date),
+        alias("region_board", Text, &["REGION", "REGIONAL_BOARD"]),
+        col("county", Text),
+        col("operator_name", Text),
+        col("facility_name", Text),
+        col("facility_address", Text),
+        col("facility_address_2", Text),
+        col("facility_city", Text),
+        col("facility_state", Text),
+        col("facility_zip", Text),
+        col("facility_latitude", Latitude),
+        col("facility_longitude", Longitude),
+        col("facility_county", Text),
+        col("facility_contact_first_name", Text),
+        col("facility_contact_last_name", Text),
+        col("facility_title", Text),
+        col("facility_phone", Text),
+        col("facility_email", Text),
+        col("facility_total_size", Numeric),
+        col("facility_total_size_unit", Text),
+        col("facility_area_activity", Numeric),
+        col("facility_area_activity_unit", Text),
+        col("percent_of_site_imperviousness", Numeric),
+        col("primary_sic", Text),
+        col("secondary_sic", Text),
+        col("tertiary_sic", Text),
+        col("receiving_water_name", Text),
+        col("indirectly", Flag),
+        col("directly", Flag),
+        col("certifier_by", Text),
+        col("certifier_title", Text),
+        col("certification_date", Timestamp),
+        optional("question_tmdl_answer", Text),
+    ],
+};
+
 /// publisher's CONSTRUCTION_COMMERTIAL) and adds OWNER_ADDRESS … OWNER_EMAIL, which are not stored.
 pub static SMARTS_CONSTRUCTION_FACILITIES: Dataset = Dataset {
     name: "smarts_construction_facilities",

@@ -5,6 +5,7 @@
 use super::datasets;
 use super::parse::{self, ValueError};
 use crate::domain::wdid;
+use Kind::*;
 
 /// How a column's text is read and stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,37 +57,6 @@ pub struct Column {
 pub enum Presence {
     Required,
     Optional,
-}
-
-const fn col(name: &'static str, kind: Kind) -> Column {
-    Column {
-        name,
-        aliases: &[],
-        kind,
-        presence: Presence::Required,
-        not_null: false,
-    }
-}
-
-const fn key(name: &'static str, kind: Kind) -> Column {
-    Column {
-        not_null: true,
-        ..col(name, kind)
-    }
-}
-
-const fn alias(name: &'static str, kind: Kind, aliases: &'static [&'static str]) -> Column {
-    Column {
-        aliases,
-        ..col(name, kind)
-    }
-}
-
-const fn optional(name: &'static str, kind: Kind) -> Column {
-    Column {
-        presence: Presence::Optional,
-        ..col(name, kind)
-    }
 }
 
 /// One published dataset.
@@ -177,60 +147,9 @@ pub const ESMR_MERGE: Merge = Merge {
     scope_filter: Some("to_char(t.sampling_date, 'YYYY') = f.scope"),
 };
 
-use Kind::*;
-
-/// SMARTS industrial facilities ("Industrial_Application_Specific_Data"): the 2019 portal CSV,
-/// the current portal CSV and the raw SMARTS TSV all match these by header name.
-pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
-    name: "smarts_industrial_facilities",
-    table: "smarts_industrial_facility",
-    key: &["app_id", "wdid"],
-    merge: PLAIN,
-    columns: &[
-        col("permit_type", Text),
-        key("app_id", Text),
-        col("wdid", Wdid),
-        col("status", Text),
-        col("noi_processed_date", Date),
-        col("not_effective_date", Date),
-        alias("region_board", Text, &["REGION", "REGIONAL_BOARD"]),
-        col("county", Text),
-        col("operator_name", Text),
-        col("facility_name", Text),
-        col("facility_address", Text),
-        col("facility_address_2", Text),
-        col("facility_city", Text),
-        col("facility_state", Text),
-        col("facility_zip", Text),
-        col("facility_latitude", Latitude),
-        col("facility_longitude", Longitude),
-        col("facility_county", Text),
-        col("facility_contact_first_name", Text),
-        col("facility_contact_last_name", Text),
-        col("facility_title", Text),
-        col("facility_phone", Text),
-        col("facility_email", Text),
-        col("facility_total_size", Numeric),
-        col("facility_total_size_unit", Text),
-        col("facility_area_activity", Numeric),
-        col("facility_area_activity_unit", Text),
-        col("percent_of_site_imperviousness", Numeric),
-        col("primary_sic", Text),
-        col("secondary_sic", Text),
-        col("tertiary_sic", Text),
-        col("receiving_water_name", Text),
-        col("indirectly", Flag),
-        col("directly", Flag),
-        col("certifier_by", Text),
-        col("certifier_title", Text),
-        col("certification_date", Timestamp),
-        optional("question_tmdl_answer", Text),
-    ],
-};
-
 /// Every dataset the pipeline knows.
 pub static DATASETS: &[&Dataset] = &[
-    &SMARTS_INDUSTRIAL_FACILITIES,
+    &datasets::SMARTS_INDUSTRIAL_FACILITIES,
     &datasets::SMARTS_CONSTRUCTION_FACILITIES,
     &datasets::SMARTS_INDUSTRIAL_MONITORING,
     &datasets::SMARTS_CONSTRUCTION_MONITORING,
@@ -368,8 +287,9 @@ pub fn remark(column: &Column, value: &str) -> Option<String> {
     }
 }
 
-/// The 64-bit key hash of a row: stable across layouts because it hashes normalized values.
-pub fn key_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
+/// Feeds normalized values to XXH3 unambiguously: NULL and "" differ, and value boundaries
+/// cannot shift (`"ab","c"` ≠ `"a","bc"`).
+fn hashed<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> xxhash_rust::xxh3::Xxh3 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for v in values {
         match v {
@@ -381,28 +301,23 @@ pub fn key_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
         }
         h.update(&[0x1f]);
     }
-    i64::from_ne_bytes(h.digest().to_ne_bytes())
+    h
+}
+
+/// The 64-bit key hash of a row: stable across layouts because it hashes normalized values.
+pub fn key_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> i64 {
+    i64::from_ne_bytes(hashed(values).digest().to_ne_bytes())
 }
 
 /// The 128-bit content hash of a row's normalized values (change detection).
 pub fn row_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> [u8; 16] {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for v in values {
-        match v {
-            Some(s) => {
-                h.update(&[1]);
-                h.update(s.as_bytes());
-            }
-            None => h.update(&[0]),
-        }
-        h.update(&[0x1f]);
-    }
-    h.digest128().to_be_bytes()
+    hashed(values).digest128().to_be_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::datasets::{SMARTS_INDUSTRIAL_FACILITIES, col};
 
     const RAW_2025: &str = "PERMIT_TYPE\tAPP_ID\tWDID\tSTATUS\tNOI_PROCESSED_DATE\tNOT_EFFECTIVE_DATE\tREGION_BOARD\tCOUNTY\tOPERATOR_NAME\tFACILITY_NAME\tFACILITY_ADDRESS\tFACILITY_ADDRESS_2\tFACILITY_CITY\tFACILITY_STATE\tFACILITY_ZIP\tFACILITY_LATITUDE\tFACILITY_LONGITUDE\tFACILITY_COUNTY\tFACILITY_CONTACT_FIRST_NAME\tFACILITY_CONTACT_LAST_NAME\tFACILITY_TITLE\tFACILITY_PHONE\tFACILITY_EMAIL\tFACILITY_TOTAL_SIZE\tFACILITY_TOTAL_SIZE_UNIT\tFACILITY_AREA_ACTIVITY\tFACILITY_AREA_ACTIVITY_UNIT\tPERCENT_OF_SITE_IMPERVIOUSNESS\tPRIMARY_SIC\tSECONDARY_SIC\tTERTIARY_SIC\tRECEIVING_WATER_NAME\tINDIRECTLY\tDIRECTLY\tCERTIFIER_BY\tCERTIFIER_TITLE\tCERTIFICATION_DATE\tQUESTION_TMDL_ANSWER";
 
