@@ -103,11 +103,12 @@ create table import_chunk (
 --
 -- No foreign key to sync_file on purpose: an FK check per inserted row would slow the hot path,
 -- and the importer deletes a file's rows itself after finalize.
+-- No index: rows are only appended (each chunk once, under its chunk lock) and read once, by a
+-- hash anti-join at finalize; an index would cost more at import than it saves there.
 create unlogged table import_seen (
     file_id bigint not null,
     row_key bigint not null,
-    row_ord integer not null,
-    primary key (file_id, row_key, row_ord)
+    row_ord integer not null
 );
 
 -- Quarantined records and other data problems. Rows are kept as published in `raw` so that an

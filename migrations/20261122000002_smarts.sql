@@ -340,13 +340,11 @@ create table smarts_industrial_monitoring (
 );
 
 -- (wdid, app_id) leads, so it serves plain facility lookups as well as facility date ranges.
+-- Only the indexes the read paths need: each index on a multi-million-row table costs import
+-- throughput (docs/BENCHMARKS.md). Date, parameter and report lookups go through (wdid, app_id, …);
+-- query-specific indexes come with the features that need them, measured.
 create index smarts_industrial_monitoring_wdid_app_id_idx
     on smarts_industrial_monitoring (wdid, app_id, sample_date);
-create index smarts_industrial_monitoring_sample_date_idx on smarts_industrial_monitoring (sample_date);
-create index smarts_industrial_monitoring_parameter_idx
-    on smarts_industrial_monitoring (parameter, sample_date);
-create index smarts_industrial_monitoring_report_id_idx on smarts_industrial_monitoring (report_id);
-create index smarts_industrial_monitoring_reporting_year_idx on smarts_industrial_monitoring (reporting_year);
 -- Lets the violation engine process only rows changed by a run.
 create index smarts_industrial_monitoring_changed_run_idx on smarts_industrial_monitoring (changed_run_id);
 create index smarts_industrial_monitoring_withdrawn_run_idx on smarts_industrial_monitoring (withdrawn_run_id)
@@ -396,13 +394,11 @@ create table smarts_construction_monitoring (
     unique (row_key, row_ord)
 );
 
+-- Only the indexes the read paths need: each index on a multi-million-row table costs import
+-- throughput (docs/BENCHMARKS.md). Date, parameter and report lookups go through (wdid, app_id, …);
+-- query-specific indexes come with the features that need them, measured.
 create index smarts_construction_monitoring_wdid_app_id_idx
     on smarts_construction_monitoring (wdid, app_id, sample_date);
-create index smarts_construction_monitoring_sample_date_idx on smarts_construction_monitoring (sample_date);
-create index smarts_construction_monitoring_parameter_idx
-    on smarts_construction_monitoring (parameter, sample_date);
-create index smarts_construction_monitoring_report_id_idx on smarts_construction_monitoring (report_id);
-create index smarts_construction_monitoring_report_year_idx on smarts_construction_monitoring (report_year);
 create index smarts_construction_monitoring_changed_run_idx on smarts_construction_monitoring (changed_run_id);
 create index smarts_construction_monitoring_withdrawn_run_idx on smarts_construction_monitoring (withdrawn_run_id)
     where withdrawn_run_id is not null;

@@ -103,11 +103,10 @@ create table esmr_sample (
     unique (row_key, row_ord)
 );
 
+-- Only the indexes the read paths need: each index on a multi-million-row table costs import
+-- throughput (docs/BENCHMARKS.md). Date, parameter and report lookups go through (facility_place_id, sampling_date);
+-- query-specific indexes come with the features that need them, measured.
 create index esmr_sample_facility_date_idx on esmr_sample (facility_place_id, sampling_date);
-create index esmr_sample_location_date_idx on esmr_sample (location_place_id, sampling_date);
-create index esmr_sample_parameter_date_idx on esmr_sample (parameter, sampling_date);
-create index esmr_sample_sampling_date_idx on esmr_sample (sampling_date);
-create index esmr_sample_smr_document_id_idx on esmr_sample (smr_document_id);
 -- Incremental work per run (dimension refresh, violation engine) and withdrawal audits.
 create index esmr_sample_changed_run_idx on esmr_sample (changed_run_id);
 create index esmr_sample_withdrawn_run_idx on esmr_sample (withdrawn_run_id)

@@ -109,7 +109,7 @@ pub async fn load_chunk(
     counts.unchanged = stored - updated - inserted;
     sqlx::query(
         "insert into import_seen (file_id, row_key, row_ord)
-         select $1, row_key, row_ord from stage_rows on conflict do nothing",
+         select $1, row_key, row_ord from stage_rows",
     )
     .bind(source.file_id)
     .execute(&mut **tx)
@@ -234,25 +234,27 @@ async fn merge(
         .chain(derived.iter().map(|(_, expr)| (*expr).to_owned()))
         .collect::<Vec<_>>()
         .join(", ");
+    let excluded = cols
+        .split(", ")
+        .map(|c| format!("excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let table = dataset.table;
+    // One upsert: new keys insert; a key whose content changed (or that had been withdrawn)
+    // updates; an unchanged row matches the conflict but fails the `where`, so it is not
+    // written at all. `xmax = 0` tells inserted rows from updated ones.
     let sql = format!(
-        "with upd as (
-            update {table} t
-               set ({cols}, row_hash, source_line, changed_run_id, withdrawn_run_id)
-                 = ({s_cols}, s.row_hash, s.source_line, $1, null)
-              from stage_rows s
-             where t.row_key = s.row_key and t.row_ord = s.row_ord
-               and (t.row_hash <> s.row_hash or t.withdrawn_run_id is not null)
-            returning 1
-         ), ins as (
-            insert into {table} (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
+        "with m as (
+            insert into {table} as t (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
             select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
               from stage_rows s
-             where not exists (select 1 from {table} t where t.row_key = s.row_key and t.row_ord = s.row_ord)
-            on conflict (row_key, row_ord) do nothing
-            returning 1
+            on conflict (row_key, row_ord) do update
+               set ({cols}, row_hash, source_line, changed_run_id, withdrawn_run_id)
+                 = ({excluded}, excluded.row_hash, excluded.source_line, $1, null)
+             where t.row_hash <> excluded.row_hash or t.withdrawn_run_id is not null
+            returning (t.xmax = 0) as inserted
          )
-         select (select count(*) from upd), (select count(*) from ins)"
+         select count(*) filter (where not inserted), count(*) filter (where inserted) from m"
     );
     let (updated, inserted): (i64, i64) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(run_id)
