@@ -22,6 +22,12 @@ pub struct LoadCounts {
     pub quarantined: u64,
     /// Column-level issues (values nulled or flagged) on rows that were stored.
     pub value_issues: u64,
+    /// Milliseconds spent reading, parsing and COPYing the chunk into the temporary table.
+    pub copy_ms: u64,
+    /// Milliseconds spent in the upsert into the dataset table.
+    pub merge_ms: u64,
+    /// Milliseconds spent recording seen keys and data-quality issues.
+    pub bookkeeping_ms: u64,
 }
 
 /// What happened to a record or value, as stored in `data_quality_issue.action`.
@@ -72,6 +78,7 @@ pub async fn load_chunk(
     chunk: impl AsyncRead + Unpin + Send,
 ) -> Result<LoadCounts, SyncError> {
     let dataset = source.dataset;
+    let started = std::time::Instant::now();
     let cols = staging_columns(dataset);
     // A temp table shaped like the target's data columns; dropped at commit.
     sqlx::query(AssertSqlSafe(format!(
@@ -103,7 +110,11 @@ pub async fn load_chunk(
             message: format!("COPY stored {copied} rows, expected {stored}"),
         });
     }
+    counts.copy_ms = elapsed_ms(started);
+    let merge_started = std::time::Instant::now();
     let (updated, inserted) = merge(tx, dataset, source.run_id).await?;
+    counts.merge_ms = elapsed_ms(merge_started);
+    let bookkeeping_started = std::time::Instant::now();
     counts.updated = updated;
     counts.inserted = inserted;
     counts.unchanged = stored - updated - inserted;
@@ -115,7 +126,12 @@ pub async fn load_chunk(
     .execute(&mut **tx)
     .await?;
     insert_issues(tx, source, &issues).await?;
+    counts.bookkeeping_ms = elapsed_ms(bookkeeping_started);
     Ok(counts)
+}
+
+fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 async fn stream_rows(
