@@ -60,7 +60,8 @@ impl Config {
     /// Reads the environment. Call once, in `main`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let database_url = var("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
-        let chunk_rows = parsed("CHUNK_ROWS", 20_000usize)?;
+        // 50,000: near the best rows/s with a flat ~22 MiB peak RSS (docs/BENCHMARKS.md).
+        let chunk_rows = parsed("CHUNK_ROWS", 50_000usize)?;
         if chunk_rows == 0 {
             return Err(ConfigError::Invalid {
                 name: "CHUNK_ROWS",

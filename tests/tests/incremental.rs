@@ -159,16 +159,7 @@ async fn a_redelivered_chunk_changes_nothing() {
     let file = slice_of_portal(50, |_, l| Some(l));
     h.stage(sources(file.path())).await;
     // Receive one chunk message and deliver it twice, as SQS may.
-    let received = h
-        .ctx
-        .sqs
-        .receive_message()
-        .queue_url(&h.res.import_queue_url)
-        .max_number_of_messages(1)
-        .send()
-        .await
-        .unwrap();
-    let body = received.messages()[0].body().unwrap().to_owned();
+    let body = h.receive_chunk_message().await;
     let event: SqsEvent =
         serde_json::from_value(json!({"Records": [{"messageId": "m1", "body": body}]})).unwrap();
     let first = import::handle(&h.ctx, event.clone()).await;

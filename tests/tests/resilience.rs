@@ -118,16 +118,7 @@ async fn a_worker_killed_mid_chunk_leaves_nothing_half_written() {
     let h = harness("kill", Some(20_000)).await;
     let file = first_records(20_000);
     h.stage(facilities(file_url(file.path()))).await;
-    let received = h
-        .ctx
-        .sqs
-        .receive_message()
-        .queue_url(&h.res.import_queue_url)
-        .max_number_of_messages(1)
-        .send()
-        .await
-        .unwrap();
-    let body = received.messages()[0].body().unwrap().to_owned();
+    let body = h.receive_chunk_message().await;
     let chunk: ChunkMessage = serde_json::from_str(&body).unwrap();
     assert_eq!(chunk.chunk_index, 0);
 

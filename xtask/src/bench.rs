@@ -355,6 +355,14 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     .bind(run_id)
     .fetch_one(&ctx.pool)
     .await?;
+    let (stage_s, finalize_s): (Option<f64>, Option<f64>) = sqlx::query_as(
+        "select extract(epoch from stage_finished_at - started_at)::float8,
+                extract(epoch from finished_at - finalize_requested_at)::float8
+           from sync_run where id = $1",
+    )
+    .bind(run_id)
+    .fetch_one(&ctx.pool)
+    .await?;
     let per_file: Vec<(String, String, i64, i64, i64, Option<f64>)> = sqlx::query_as(
         "select f.dataset, f.status, f.rows_read, f.rows_inserted, f.rows_quarantined,
                 extract(epoch from (f.finished_at - f.started_at))::float8
@@ -492,6 +500,32 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
             pct(other)
         )?;
     }
+    let upsert_share = sizes
+        .iter()
+        .find(|c| c.size == 20_000)
+        .map_or(0.0, |c| 100.0 * c.merge_ms / c.total_ms.max(1.0));
+    writeln!(
+        md,
+        "\n### Where the time goes, and what would close the gap\n\n\
+         - The end-to-end run is bound by the import workers: {:.0} s of chunk-import time over {WORKERS} \
+           workers ≈ {:.0} s of the {e2e_seconds:.0} s wall time; staging all files took {:.0} s and overlapped \
+           with importing; finalize (withdrawal checks, derived links, cache generation) took {:.1} s.\n\
+         - Inside a chunk, the upsert into the indexed table is {upsert_share:.0}% of the time (table above); \
+           parsing in Rust and COPY into the temp table most of the rest. The baseline writes unindexed text; \
+           the pipeline writes typed rows into tables with a primary key, the `(row_key, row_ord)` identity and \
+           the read-path indexes, and keeps the seen-set for withdrawal.\n\
+         - On this 2-core machine Postgres, the S3/SQS emulator, the stager and both workers share the cores. \
+           In AWS the import Lambdas scale out with the queue and Postgres (RDS) has its own cores.\n\
+         - What would close it here: (1) a first-load path that COPYs straight into an empty table and builds \
+           secondary indexes afterwards (sort-based builds are several times faster than per-row maintenance), \
+           skipping the seen-set when there is nothing to withdraw; (2) partitioning the two monitoring tables \
+           and eSMR by year, so a weekly refresh only upserts into the current years' partitions; (3) staging \
+           byte ranges of the source instead of re-serialising records.\n",
+        stats.3 as f64 / 1000.0,
+        stats.3 as f64 / 1000.0 / WORKERS as f64,
+        stage_s.unwrap_or(0.0),
+        finalize_s.unwrap_or(0.0),
+    )?;
     std::fs::write(report, md)?;
     println!("report written to {}", report.display());
     Ok(())

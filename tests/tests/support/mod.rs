@@ -151,6 +151,23 @@ impl Harness {
         .expect("queues drain")
     }
 
+    /// Takes one chunk message off the import queue (left in flight, not deleted), as a worker would.
+    pub async fn receive_chunk_message(&self) -> String {
+        let received = self
+            .ctx
+            .sqs
+            .receive_message()
+            .queue_url(&self.res.import_queue_url)
+            .max_number_of_messages(1)
+            .send()
+            .await
+            .expect("receive from the import queue");
+        received.messages()[0]
+            .body()
+            .expect("message body")
+            .to_owned()
+    }
+
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(self.pool())
