@@ -346,11 +346,7 @@ pub fn write_inspections<W: Write>(
             ],
         ));
         o.d(Some(p.date));
-        if chance(r, 0.7) {
-            o.t(&full_name(r))
-        } else {
-            o.na()
-        }
+        o.ot(chance(r, 0.7).then(|| full_name(r)).as_deref());
         let itype = wpick(
             r,
             &[
@@ -403,12 +399,12 @@ pub fn write_inspections<W: Write>(
             o.na()
         }
         o.n(f64::from(p.n_viol));
-        if chance(r, 0.45) {
-            let d = add_days(p.date, r.random_range(1..60i64));
-            o.t(&format!("{:02}/{:02}/{}", d.month(), d.day(), d.year()));
-        } else {
-            o.na();
-        }
+        o.ot(chance(r, 0.45)
+            .then(|| {
+                let d = add_days(p.date, r.random_range(1..60i64));
+                format!("{:02}/{:02}/{}", d.month(), d.day(), d.year())
+            })
+            .as_deref());
         place(o, r, f);
         o.end()?;
         if chance(r, 0.0002) {
@@ -497,8 +493,8 @@ pub fn write_violations<W: Write>(
             ],
         ));
         o.t(wpick(r, &[("N", 55), ("Y", 35), ("NA", 10)]));
-        if chance(r, 0.15) {
-            o.t(pick(
+        o.ot(chance(r, 0.15).then(|| {
+            pick(
                 r,
                 &[
                     "See inspection report.",
@@ -506,10 +502,8 @@ pub fn write_violations<W: Write>(
                     "Resolved after follow-up.",
                     "Referred to enforcement unit.",
                 ],
-            ))
-        } else {
-            o.na()
-        }
+            )
+        }));
         let mut d = vdesc(r, t, v.date);
         if chance(r, 0.005) {
             d = with_fffd(r, &d);
@@ -593,8 +587,8 @@ pub fn write_enforcement<W: Write>(
             desc = with_fffd(r, &desc);
         }
         o.t(&desc);
-        if chance(r, 0.4) {
-            o.t(pick(
+        o.ot(chance(r, 0.4).then(|| {
+            pick(
                 r,
                 &[
                     "Submit annual report.",
@@ -603,10 +597,8 @@ pub fn write_enforcement<W: Write>(
                     "Update SWPPP.",
                     "Pay outstanding fees.",
                 ],
-            ))
-        } else {
-            o.na()
-        }
+            )
+        }));
         let formal = matches!(t, "Admin Civil Liability" | "CAO");
         let region = f.region.as_deref().unwrap_or("4");
         if formal {

@@ -363,11 +363,7 @@ pub fn write<W: Write>(
                 o.na();
                 o.na();
             }
-            if chance(r, 0.6) {
-                o.t(wpick(r, CALC))
-            } else {
-                o.na()
-            }
+            o.ot(chance(r, 0.6).then(|| wpick(r, CALC)));
             o.t(m.qualifier);
             o.n(m.result);
             o.t(&p.unit);
@@ -420,16 +416,8 @@ pub fn write<W: Write>(
                 74..=93 => o.t("N"),
                 _ => o.t("Y"),
             }
-            if chance(r, 0.0003) {
-                o.t(pick(r, &["D", "FO", "GB"]))
-            } else {
-                o.na()
-            }
-            if chance(r, 0.07) {
-                o.t(pick(r, COMMENTS))
-            } else {
-                o.na()
-            }
+            o.ot(chance(r, 0.0003).then(|| pick(r, &["D", "FO", "GB"])));
+            o.ot(chance(r, 0.07).then(|| pick(r, COMMENTS)));
             o.t(&fname);
             o.id(fac_id);
             let month0 = date.month0() as usize;

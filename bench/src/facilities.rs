@@ -672,49 +672,71 @@ pub fn gen_construction(r: &mut Rng, real: &Real, n: usize, wd: &mut WdidAlloc) 
     out
 }
 
+impl Facility {
+    /// PERMIT_TYPE through OPERATOR_NAME, the leading columns of both facility files.
+    fn write_head<W: Write>(&self, o: &mut Out<W>) {
+        o.t(&self.permit_type);
+        o.id(self.app_id);
+        o.t(&self.wdid);
+        o.t(&self.status);
+        o.d(self.noi_date);
+        o.d(self.not_date);
+        o.ot(self.region.as_deref());
+        o.ot(self.county.as_deref());
+        o.ot(self.operator.as_deref());
+    }
+
+    /// The site block: FACILITY/SITE name, address, coordinates, contact and total size.
+    fn write_site<W: Write>(&self, o: &mut Out<W>) {
+        o.ot(self.name.as_deref());
+        o.ot(self.address.as_deref());
+        o.ot(self.address2.as_deref());
+        o.ot(self.city.as_deref());
+        o.ot(self.state.as_deref());
+        o.ot(self.zip.as_deref());
+        o.on(self.lat);
+        o.on(self.lon);
+        o.ot(self.place_county.as_deref());
+        o.ot(self.contact_first.as_deref());
+        o.ot(self.contact_last.as_deref());
+        o.ot(self.title.as_deref());
+        o.ot(self.phone.as_deref());
+        o.ot(self.email.as_deref());
+        o.on(self.total_size);
+        o.ot(self.size_unit.as_deref());
+    }
+
+    /// RECEIVING_WATER_NAME, INDIRECTLY, DIRECTLY.
+    fn write_receiving<W: Write>(&self, o: &mut Out<W>) {
+        o.ot(self.receiving.as_deref());
+        o.ot(self.indirectly.as_deref());
+        o.ot(self.directly.as_deref());
+    }
+
+    /// CERTIFIER_BY, CERTIFIER_TITLE, CERTIFICATION_DATE.
+    fn write_cert<W: Write>(&self, o: &mut Out<W>) {
+        o.ot(self.certifier_by.as_deref());
+        o.ot(self.certifier_title.as_deref());
+        o.d(self.cert_date);
+    }
+}
+
 pub fn write_industrial<W: Write>(o: &mut Out<W>, facs: &[Facility]) -> std::io::Result<()> {
     for f in facs {
         if f.dup == Dup::Exact {
             o.dup_prev()?;
             continue;
         }
-        o.t(&f.permit_type);
-        o.id(f.app_id);
-        o.t(&f.wdid);
-        o.t(&f.status);
-        o.d(f.noi_date);
-        o.d(f.not_date);
-        o.ot(f.region.as_deref());
-        o.ot(f.county.as_deref());
-        o.ot(f.operator.as_deref());
-        o.ot(f.name.as_deref());
-        o.ot(f.address.as_deref());
-        o.ot(f.address2.as_deref());
-        o.ot(f.city.as_deref());
-        o.ot(f.state.as_deref());
-        o.ot(f.zip.as_deref());
-        o.on(f.lat);
-        o.on(f.lon);
-        o.ot(f.place_county.as_deref());
-        o.ot(f.contact_first.as_deref());
-        o.ot(f.contact_last.as_deref());
-        o.ot(f.title.as_deref());
-        o.ot(f.phone.as_deref());
-        o.ot(f.email.as_deref());
-        o.on(f.total_size);
-        o.ot(f.size_unit.as_deref());
+        f.write_head(o);
+        f.write_site(o);
         o.on(f.area);
         o.ot(f.area_unit.as_deref());
         o.on(f.pct_imperv);
         o.ot(f.sic[0].as_deref());
         o.ot(f.sic[1].as_deref());
         o.ot(f.sic[2].as_deref());
-        o.ot(f.receiving.as_deref());
-        o.ot(f.indirectly.as_deref());
-        o.ot(f.directly.as_deref());
-        o.ot(f.certifier_by.as_deref());
-        o.ot(f.certifier_title.as_deref());
-        o.d(f.cert_date);
+        f.write_receiving(o);
+        f.write_cert(o);
         o.ot(f.tmdl);
         o.end()?;
     }
@@ -742,15 +764,7 @@ pub fn write_construction<W: Write>(
             o.dup_prev()?;
             continue;
         }
-        o.t(&f.permit_type);
-        o.id(f.app_id);
-        o.t(&f.wdid);
-        o.t(&f.status);
-        o.d(f.noi_date);
-        o.d(f.not_date);
-        o.ot(f.region.as_deref());
-        o.ot(f.county.as_deref());
-        o.ot(f.operator.as_deref());
+        f.write_head(o);
         // developer block
         let dev_same = chance(r, 0.6);
         let dev_loc = &real.donors[pick(r, &real.located)];
@@ -765,11 +779,9 @@ pub fn write_construction<W: Write>(
             r.random_range(1..20_000u32),
             pick(r, STREETS)
         ));
-        if chance(r, 0.12) {
-            o.t(&format!("Suite {}", r.random_range(100..500u32)))
-        } else {
-            o.na()
-        }
+        o.ot(chance(r, 0.12)
+            .then(|| format!("Suite {}", r.random_range(100..500u32)))
+            .as_deref());
         o.ot(dev_loc.city.as_deref());
         o.t(if chance(r, 0.97) {
             "CA"
@@ -780,8 +792,8 @@ pub fn write_construction<W: Write>(
         let (df, dl) = person(r);
         o.t(&df);
         o.t(&dl);
-        if chance(r, 0.7) {
-            o.t(pick(
+        o.ot(chance(r, 0.7).then(|| {
+            pick(
                 r,
                 &[
                     "President",
@@ -790,33 +802,14 @@ pub fn write_construction<W: Write>(
                     "Vice President",
                     "Manager",
                 ],
-            ))
-        } else {
-            o.na()
-        }
+            )
+        }));
         o.t(&phone(r));
-        if chance(r, 0.85) {
-            o.t(&email(r, &df, &dl, developer.as_deref().unwrap_or("dev")))
-        } else {
-            o.na()
-        }
+        o.ot(chance(r, 0.85)
+            .then(|| email(r, &df, &dl, developer.as_deref().unwrap_or("dev")))
+            .as_deref());
         // site block
-        o.ot(f.name.as_deref());
-        o.ot(f.address.as_deref());
-        o.ot(f.address2.as_deref());
-        o.ot(f.city.as_deref());
-        o.ot(f.state.as_deref());
-        o.ot(f.zip.as_deref());
-        o.on(f.lat);
-        o.on(f.lon);
-        o.ot(f.place_county.as_deref());
-        o.ot(f.contact_first.as_deref());
-        o.ot(f.contact_last.as_deref());
-        o.ot(f.title.as_deref());
-        o.ot(f.phone.as_deref());
-        o.ot(f.email.as_deref());
-        o.on(f.total_size);
-        o.ot(f.size_unit.as_deref());
+        f.write_site(o);
         let disturbed = f.area.unwrap_or(1.0);
         o.n(disturbed);
         o.t("Acres");
@@ -831,11 +824,9 @@ pub fn write_construction<W: Write>(
         let before = round_dp(r.random::<f64>() * 40.0, 0);
         o.n(before);
         o.n(round_dp(before + r.random::<f64>() * (95.0 - before), 0));
-        if chance(r, 0.3) {
-            o.t(&format!("Tract {}", r.random_range(10_000..40_000u32)))
-        } else {
-            o.na()
-        }
+        o.ot(chance(r, 0.3)
+            .then(|| format!("Tract {}", r.random_range(10_000..40_000u32)))
+            .as_deref());
         if f.permit_type == "Caltrans Construction" {
             o.t(&format!(
                 "PM {:.1} to {:.1}",
@@ -868,8 +859,8 @@ pub fn write_construction<W: Write>(
         for p in [0.55, 0.25, 0.08, 0.05, 0.04, 0.03, 0.05] {
             o.ot(yn(r, if linear { p / 3.0 } else { p }, 0.05));
         }
-        if chance(r, 0.05) {
-            o.t(pick(
+        o.ot(chance(r, 0.05).then(|| {
+            pick(
                 r,
                 &[
                     "Grading only",
@@ -879,10 +870,8 @@ pub fn write_construction<W: Write>(
                     "Parking lot",
                     "School",
                 ],
-            ))
-        } else {
-            o.na()
-        }
+            )
+        }));
         for _ in 0..7 {
             o.ot(yn(r, if linear { 0.4 } else { 0.02 }, 0.1));
         }
@@ -905,16 +894,12 @@ pub fn write_construction<W: Write>(
                 ("LUP Type 2", 2),
             ],
         ));
-        o.ot(f.receiving.as_deref());
-        o.ot(f.indirectly.as_deref());
-        o.ot(f.directly.as_deref());
+        f.write_receiving(o);
         let (qf, ql) = person(r);
         o.t(&qf);
         o.t(&ql);
         o.t(&format!("{}", r.random_range(20_000..30_000u32)));
-        o.ot(f.certifier_by.as_deref());
-        o.ot(f.certifier_title.as_deref());
-        o.d(f.cert_date);
+        f.write_cert(o);
         o.end()?;
     }
     Ok(())

@@ -87,6 +87,19 @@ fn open(dir: &Path, spec: &FileSpec) -> io::Result<Out<io::BufWriter<fs::File>>>
     Out::create(&dir.join(spec.file), spec.cols, flavor)
 }
 
+/// Creates `spec`'s file in `dir`, fills it with `body` and returns `slot` (its place in the manifest) with the
+/// number of rows written.
+fn write_file(
+    dir: &Path,
+    spec: &FileSpec,
+    slot: usize,
+    body: impl FnOnce(&mut Out<io::BufWriter<fs::File>>) -> io::Result<()>,
+) -> io::Result<(usize, u64)> {
+    let mut o = open(dir, spec)?;
+    body(&mut o)?;
+    Ok((slot, o.finish()?.1))
+}
+
 fn count(spec: &FileSpec, scale: f64) -> u64 {
     let base = BASE
         .iter()
@@ -132,63 +145,61 @@ pub fn run(cli: &Cli) -> io::Result<Vec<FileResult>> {
     let results: Vec<io::Result<(usize, u64)>> = std::thread::scope(|s| {
         let (real, ind, con, uni, plan) = (&real, &ind, &con, &uni, &plan);
         let mut handles = Vec::new();
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &IND_MON)?;
-            monitoring::write_industrial(
-                &mut o,
-                &mut rng_for(seed, "ind_mon"),
-                real,
-                ind,
-                count(&IND_MON, scale),
-            )?;
-            Ok((2, o.finish()?.1))
+        handles.push(s.spawn(move || {
+            write_file(dir, &IND_MON, 2, |o| {
+                monitoring::write_industrial(
+                    o,
+                    &mut rng_for(seed, "ind_mon"),
+                    real,
+                    ind,
+                    count(&IND_MON, scale),
+                )
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &CON_MON)?;
-            monitoring::write_construction(
-                &mut o,
-                &mut rng_for(seed, "con_mon"),
-                con,
-                count(&CON_MON, scale),
-            )?;
-            Ok((3, o.finish()?.1))
+        handles.push(s.spawn(move || {
+            write_file(dir, &CON_MON, 3, |o| {
+                monitoring::write_construction(
+                    o,
+                    &mut rng_for(seed, "con_mon"),
+                    con,
+                    count(&CON_MON, scale),
+                )
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &ESMR)?;
+        handles.push(s.spawn(move || {
             let n_fac = (1000.0 * scale).round().max(1.0) as usize;
-            esmr::write(
-                &mut o,
-                &mut rng_for(seed, "esmr"),
-                real,
-                n_fac,
-                count(&ESMR, scale),
-            )?;
-            Ok((7, o.finish()?.1))
+            write_file(dir, &ESMR, 7, |o| {
+                esmr::write(
+                    o,
+                    &mut rng_for(seed, "esmr"),
+                    real,
+                    n_fac,
+                    count(&ESMR, scale),
+                )
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &IND_FAC)?;
-            facilities::write_industrial(&mut o, ind)?;
-            Ok((0, o.finish()?.1))
+        handles.push(
+            s.spawn(move || write_file(dir, &IND_FAC, 0, |o| facilities::write_industrial(o, ind))),
+        );
+        handles.push(s.spawn(move || {
+            write_file(dir, &CON_FAC, 1, |o| {
+                facilities::write_construction(o, &mut rng_for(seed, "con_fac_write"), real, con)
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &CON_FAC)?;
-            facilities::write_construction(&mut o, &mut rng_for(seed, "con_fac_write"), real, con)?;
-            Ok((1, o.finish()?.1))
+        handles.push(s.spawn(move || {
+            write_file(dir, &INSPECTIONS, 6, |o| {
+                compliance::write_inspections(o, &mut rng_for(seed, "inspections"), uni, plan)
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &INSPECTIONS)?;
-            compliance::write_inspections(&mut o, &mut rng_for(seed, "inspections"), uni, plan)?;
-            Ok((6, o.finish()?.1))
+        handles.push(s.spawn(move || {
+            write_file(dir, &VIOLATIONS, 4, |o| {
+                compliance::write_violations(o, &mut rng_for(seed, "violations"), uni, plan)
+            })
         }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &VIOLATIONS)?;
-            compliance::write_violations(&mut o, &mut rng_for(seed, "violations"), uni, plan)?;
-            Ok((4, o.finish()?.1))
-        }));
-        handles.push(s.spawn(move || -> io::Result<(usize, u64)> {
-            let mut o = open(dir, &ENFORCEMENT)?;
-            compliance::write_enforcement(&mut o, &mut rng_for(seed, "enforcement"), uni, plan)?;
-            Ok((5, o.finish()?.1))
+        handles.push(s.spawn(move || {
+            write_file(dir, &ENFORCEMENT, 5, |o| {
+                compliance::write_enforcement(o, &mut rng_for(seed, "enforcement"), uni, plan)
+            })
         }));
         handles
             .into_iter()

@@ -51,6 +51,28 @@ struct Loc {
     lon: Option<f64>,
 }
 
+impl Loc {
+    /// The location's name, type, description and coordinates.
+    fn write<W: Write>(&self, o: &mut Out<W>) {
+        o.t(&self.name);
+        o.t(self.ltype);
+        o.ot(self.desc.as_deref());
+        o.on(self.lat);
+        o.on(self.lon);
+    }
+}
+
+/// The leading columns shared by both monitoring files: permit type, WDID, APP_ID, reporting year, report id
+/// and event type.
+fn write_head<W: Write>(o: &mut Out<W>, f: &Facility, ry: f64, report: &str, event_type: &str) {
+    o.t(&f.permit_type);
+    o.t(&f.wdid);
+    o.id(f.app_id);
+    o.n(ry);
+    o.t(report);
+    o.t(event_type);
+}
+
 fn locations(r: &mut Rng, f: &Facility, n: usize, types: &[(&'static str, u32)]) -> Vec<Loc> {
     let style = pick(
         r,
@@ -190,15 +212,16 @@ fn event_dates(r: &mut Rng, n: usize, lo: NaiveDate, hi: NaiveDate) -> Vec<Naive
     v
 }
 
-/// Writes exactly `target` industrial monitoring rows.
-pub fn write_industrial<W: Write>(
-    o: &mut Out<W>,
+/// Facilities that get monitoring rows (the monitoring ones, else the first with a usable WDID) and the share
+/// of `target` rows each gets: weight = lognormal(1, `sigma`) × `years`(length of its window in years).
+fn plan_quotas(
     r: &mut Rng,
-    real: &Real,
     facs: &[Facility],
+    lo: NaiveDate,
     target: u64,
-) -> io::Result<()> {
-    let lo = ymd(2015, 7, 1);
+    sigma: f64,
+    years: impl Fn(f64) -> f64,
+) -> Option<(Vec<usize>, Vec<u64>)> {
     let mut elig: Vec<usize> = facs
         .iter()
         .enumerate()
@@ -215,17 +238,83 @@ pub fn write_industrial<W: Write>(
             .collect();
     }
     if elig.is_empty() || target == 0 {
-        return Ok(());
+        return None;
     }
     let weights: Vec<f64> = elig
         .iter()
         .map(|&i| {
             let (a, b) = facs[i].window(lo, DATA_END).unwrap_or((lo, DATA_END));
-            let years = ((b - a).num_days() as f64 / 365.0).max(0.3);
-            lognormal(r, 1.0, 0.7) * years
+            let years = years((b - a).num_days() as f64 / 365.0);
+            lognormal(r, 1.0, sigma) * years
         })
         .collect();
     let q = quotas(&weights, target);
+    Some((elig, q))
+}
+
+/// What one facility's sample events repeat: its locations, its parameters, its site level and its row quota.
+struct Events<'a> {
+    locs: &'a [Loc],
+    params: &'a [Profile],
+    site: f64,
+    quota: u64,
+}
+
+impl Events<'_> {
+    /// Writes one sample event's rows: a new sample id per location, one row per parameter (`row` writes the
+    /// fields of a row but does not end it), stopping at the quota; now and then an exact duplicate row.
+    fn write<W: Write>(
+        &self,
+        o: &mut Out<W>,
+        r: &mut Rng,
+        written: &mut u64,
+        sample_id: &mut u64,
+        mut row: impl FnMut(&mut Out<W>, &mut Rng, &Loc, u64, &Profile, &Measured),
+    ) -> io::Result<()> {
+        for loc in self.locs {
+            if *written >= self.quota {
+                break;
+            }
+            *sample_id += r.random_range(1..3u64);
+            for p in self.params {
+                if *written >= self.quota {
+                    break;
+                }
+                let m = measure(r, p, self.site);
+                row(o, r, loc, *sample_id, p, &m);
+                o.end()?;
+                *written += 1;
+                if *written < self.quota && chance(r, 0.0001) {
+                    o.dup_prev()?;
+                    *written += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who certified a facility's reports: its own certifier with probability `p_own`, else a random name.
+fn certifier(r: &mut Rng, f: &Facility, p_own: f64) -> String {
+    if chance(r, p_own) {
+        f.certifier_name.clone()
+    } else {
+        full_name(r)
+    }
+}
+
+/// Writes exactly `target` industrial monitoring rows.
+pub fn write_industrial<W: Write>(
+    o: &mut Out<W>,
+    r: &mut Rng,
+    real: &Real,
+    facs: &[Facility],
+    target: u64,
+) -> io::Result<()> {
+    let lo = ymd(2015, 7, 1);
+    let Some((elig, q)) = plan_quotas(r, facs, lo, target, 0.7, |y| y.max(0.3)) else {
+        return Ok(());
+    };
     let mut report_id: u64 = 850_000;
     let mut sample_id: u64 = 2_140_000;
     for (k, &fi) in elig.iter().enumerate() {
@@ -247,13 +336,13 @@ pub fn write_industrial<W: Write>(
         let per_event = (nloc * params.len()) as u64;
         let n_events = quota.div_ceil(per_event).max(1) as usize;
         let dates = event_dates(r, n_events, a, b);
-        let certifier = if chance(r, 0.85) {
-            f.certifier_name.clone()
-        } else {
-            full_name(r)
+        let certifier = certifier(r, f, 0.85);
+        let ev = Events {
+            locs: &locs,
+            params: &params,
+            site,
+            quota,
         };
-        let pt = f.permit_type.as_str();
-        let app = f.app_id;
         let mut written = 0u64;
         let mut last_ry = i32::MIN;
         let mut events_in_report = 0;
@@ -301,27 +390,14 @@ pub fn write_industrial<W: Write>(
             let certified = oracle_ts(r, cert_d);
             let report_s = report_id.to_string();
             let ry_f = f64::from(ry);
-            for loc in &locs {
-                if written >= quota {
-                    break;
-                }
-                sample_id += r.random_range(1..3u64);
-                for p in &params {
-                    if written >= quota {
-                        break;
-                    }
-                    let m: Measured = measure(r, p, site);
-                    o.t(pt);
-                    o.t(&f.wdid);
-                    o.id(app);
-                    o.n(ry_f);
-                    o.t(&report_s);
-                    o.t(event_type);
-                    o.t(&loc.name);
-                    o.t(loc.ltype);
-                    o.ot(loc.desc.as_deref());
-                    o.on(loc.lat);
-                    o.on(loc.lon);
+            ev.write(
+                o,
+                r,
+                &mut written,
+                &mut sample_id,
+                |o, r, loc, sample_id, p, m| {
+                    write_head(o, f, ry_f, &report_s, event_type);
+                    loc.write(o);
                     o.id(sample_id);
                     o.d(Some(d));
                     o.t(&sample_time);
@@ -342,14 +418,8 @@ pub fn write_industrial<W: Write>(
                     o.ot(de_time.as_deref());
                     o.t(&certifier);
                     o.t(&certified);
-                    o.end()?;
-                    written += 1;
-                    if written < quota && chance(r, 0.0001) {
-                        o.dup_prev()?;
-                        written += 1;
-                    }
-                }
-            }
+                },
+            )?;
         }
         debug_assert_eq!(written, quota);
     }
@@ -378,33 +448,9 @@ pub fn write_construction<W: Write>(
     target: u64,
 ) -> io::Result<()> {
     let lo = ymd(2012, 7, 1);
-    let mut elig: Vec<usize> = facs
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.monitors)
-        .map(|(i, _)| i)
-        .collect();
-    if elig.is_empty() {
-        elig = facs
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !f.junk_wdid)
-            .map(|(i, _)| i)
-            .take(1)
-            .collect();
-    }
-    if elig.is_empty() || target == 0 {
+    let Some((elig, q)) = plan_quotas(r, facs, lo, target, 0.8, |y| y.clamp(0.2, 4.0)) else {
         return Ok(());
-    }
-    let weights: Vec<f64> = elig
-        .iter()
-        .map(|&i| {
-            let (a, b) = facs[i].window(lo, DATA_END).unwrap_or((lo, DATA_END));
-            let years = ((b - a).num_days() as f64 / 365.0).clamp(0.2, 4.0);
-            lognormal(r, 1.0, 0.8) * years
-        })
-        .collect();
-    let q = quotas(&weights, target);
+    };
     let mut report_id: u64 = 4_100_000;
     let mut sample_id: u64 = 9_300_000;
     for (k, &fi) in elig.iter().enumerate() {
@@ -445,13 +491,13 @@ pub fn write_construction<W: Write>(
                 )
             )
         };
-        let certifier = if chance(r, 0.8) {
-            f.certifier_name.clone()
-        } else {
-            full_name(r)
+        let certifier = certifier(r, f, 0.8);
+        let ev = Events {
+            locs: &locs,
+            params: &params,
+            site,
+            quota,
         };
-        let pt = f.permit_type.as_str();
-        let app = f.app_id;
         let mut written = 0u64;
         let mut last_ry = i32::MIN;
         for d in dates {
@@ -498,31 +544,18 @@ pub fn write_construction<W: Write>(
             let certified = oracle_ts(r, cert_d);
             let report_s = report_id.to_string();
             let ry_f = f64::from(ry);
-            for loc in &locs {
-                if written >= quota {
-                    break;
-                }
-                sample_id += r.random_range(1..3u64);
-                for p in &params {
-                    if written >= quota {
-                        break;
-                    }
-                    let m = measure(r, p, site);
-                    o.t(pt);
-                    o.t(&f.wdid);
-                    o.id(app);
-                    o.n(ry_f);
-                    o.t(&report_s);
-                    o.t(event_type);
+            ev.write(
+                o,
+                r,
+                &mut written,
+                &mut sample_id,
+                |o, r, loc, sample_id, p, m| {
+                    write_head(o, f, ry_f, &report_s, event_type);
                     o.d(Some(ev_start));
                     o.d(ev_end);
                     o.n(rain);
                     o.n(bdays);
-                    o.t(&loc.name);
-                    o.t(loc.ltype);
-                    o.ot(loc.desc.as_deref());
-                    o.on(loc.lat);
-                    o.on(loc.lon);
+                    loc.write(o);
                     o.id(sample_id);
                     o.d(Some(d));
                     o.t(&time);
@@ -544,14 +577,8 @@ pub fn write_construction<W: Write>(
                     o.t(&analyzed_by);
                     o.t(&certifier);
                     o.t(&certified);
-                    o.end()?;
-                    written += 1;
-                    if written < quota && chance(r, 0.0001) {
-                        o.dup_prev()?;
-                        written += 1;
-                    }
-                }
-            }
+                },
+            )?;
         }
         debug_assert_eq!(written, quota);
     }

@@ -266,19 +266,27 @@ fn push_i32(buf: &mut Vec<u8>, v: i32) {
     push_u64(buf, u64::from(v.unsigned_abs()));
 }
 
+/// Shared start of both number formats: zero and non-finite values are written as `0` (`None`); otherwise the
+/// sign of a negative value is written and the magnitude returned.
+fn push_sign(v: f64, buf: &mut Vec<u8>) -> Option<f64> {
+    if v == 0.0 || !v.is_finite() {
+        buf.push(b'0');
+        return None;
+    }
+    if v < 0.0 {
+        buf.push(b'-');
+        Some(-v)
+    } else {
+        Some(v)
+    }
+}
+
 /// vroom's `dtoa_grisu3` layout (vroom/src/grisu3.c): shortest digits; whole numbers below 10^15 written in
 /// full; `0.0057`; `1.2e-4`; `1e-4`. (vroom falls back to `%.17g` in the rare cases grisu3 cannot decide; that
 /// fallback is not reproduced.)
 pub fn fmt_vroom(v: f64, buf: &mut Vec<u8>, scratch: &mut String) {
-    if v == 0.0 || !v.is_finite() {
-        buf.push(b'0');
+    let Some(v) = push_sign(v, buf) else {
         return;
-    }
-    let v = if v < 0.0 {
-        buf.push(b'-');
-        -v
-    } else {
-        v
     };
     let (digits, len, d_exp) = shortest(v, scratch);
     let len_i = len as i32;
@@ -314,15 +322,8 @@ pub fn fmt_vroom(v: f64, buf: &mut Vec<u8>, scratch: &mut String) {
 /// R's `as.character(<double>)`: 15 significant digits, fixed notation unless scientific is strictly
 /// narrower (`1e-04`, `1e+05`, `0.00012`, `123456`).
 pub fn fmt_r(v: f64, buf: &mut Vec<u8>, scratch: &mut String) {
-    if v == 0.0 || !v.is_finite() {
-        buf.push(b'0');
+    let Some(v) = push_sign(v, buf) else {
         return;
-    }
-    let v = if v < 0.0 {
-        buf.push(b'-');
-        -v
-    } else {
-        v
     };
     scratch.clear();
     let _ = write!(scratch, "{v:.14e}");

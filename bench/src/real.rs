@@ -66,53 +66,62 @@ fn optf(s: Option<&str>) -> Option<f64> {
     s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// `loaded` if it holds anything, else `fallback()`; notes in `sources` which one was used (`found` gets the
+/// number of loaded items).
+fn loaded_or<T>(
+    sources: &mut Vec<String>,
+    loaded: Option<Vec<T>>,
+    found: impl FnOnce(usize) -> String,
+    missing: &str,
+    fallback: impl FnOnce() -> Vec<T>,
+) -> Vec<T> {
+    match loaded {
+        Some(v) if !v.is_empty() => {
+            sources.push(found(v.len()));
+            v
+        }
+        _ => {
+            sources.push(missing.to_string());
+            fallback()
+        }
+    }
+}
+
+/// A CSV reader for `path` that tolerates rows of varying length.
+fn csv_reader(path: &Path) -> Option<csv::Reader<std::fs::File>> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .ok()
+}
+
 impl Real {
     pub fn load(dir: &Path) -> Real {
         let mut sources = Vec::new();
-        let donors = match load_donors(
-            &dir.join("NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv"),
-        ) {
-            Some(d) if !d.is_empty() => {
-                sources.push(format!(
-                    "facilities: {} rows of the real 2019 industrial facility file",
-                    d.len()
-                ));
-                d
-            }
-            _ => {
-                sources.push(
-                    "facilities: built-in fallback (real 2019 facility file not found)".to_string(),
-                );
-                fallback_donors()
-            }
-        };
-        let params = match load_params(&dir.join("NAS-Stormwater-Tool/Parameters_Units_List.csv")) {
-            Some(p) if !p.is_empty() => {
-                sources.push(format!(
-                    "parameters: {} from Parameters_Units_List.csv",
-                    p.len()
-                ));
-                p
-            }
-            _ => {
-                sources.push("parameters: built-in fallback".to_string());
-                fallback_params()
-            }
-        };
-        let esmr_params =
-            match load_esmr_params(&dir.join("../stormwater-watch/esmr-parameter-mapping.json")) {
-                Some(p) if !p.is_empty() => {
-                    sources.push(format!(
-                        "esmr parameters: {} from esmr-parameter-mapping.json",
-                        p.len()
-                    ));
-                    p
-                }
-                _ => {
-                    sources.push("esmr parameters: built-in fallback".to_string());
-                    Vec::new()
-                }
-            };
+        let donors =
+            loaded_or(
+                &mut sources,
+                load_donors(&dir.join(
+                    "NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv",
+                )),
+                |n| format!("facilities: {n} rows of the real 2019 industrial facility file"),
+                "facilities: built-in fallback (real 2019 facility file not found)",
+                fallback_donors,
+            );
+        let params = loaded_or(
+            &mut sources,
+            load_params(&dir.join("NAS-Stormwater-Tool/Parameters_Units_List.csv")),
+            |n| format!("parameters: {n} from Parameters_Units_List.csv"),
+            "parameters: built-in fallback",
+            fallback_params,
+        );
+        let esmr_params = loaded_or(
+            &mut sources,
+            load_esmr_params(&dir.join("../stormwater-watch/esmr-parameter-mapping.json")),
+            |n| format!("esmr parameters: {n} from esmr-parameter-mapping.json"),
+            "esmr parameters: built-in fallback",
+            Vec::new,
+        );
         let located = donors
             .iter()
             .enumerate()
@@ -135,10 +144,7 @@ impl Real {
 }
 
 fn load_donors(path: &Path) -> Option<Vec<Donor>> {
-    let mut rd = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .ok()?;
+    let mut rd = csv_reader(path)?;
     let headers = rd.headers().ok()?.clone();
     let idx = |name: &str| {
         headers
@@ -206,10 +212,7 @@ fn load_donors(path: &Path) -> Option<Vec<Donor>> {
 }
 
 fn load_params(path: &Path) -> Option<Vec<Param>> {
-    let mut rd = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .ok()?;
+    let mut rd = csv_reader(path)?;
     let mut out = Vec::new();
     for rec in rd.records() {
         let Ok(rec) = rec else { continue };

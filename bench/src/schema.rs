@@ -235,11 +235,37 @@ pub const CON_MON: FileSpec = FileSpec {
     ],
 };
 
+/// `&[cols..., <the 16 PLACE columns>]`: the compliance files (violations, enforcement, inspections) end with
+/// the same facility "place" block (written by `compliance::place`).
+macro_rules! with_place_cols {
+    ($($col:expr),* $(,)?) => {
+        &[
+            $($col,)*
+            ("PERMIT_TYPE", T),
+            ("REGIONAL_BOARD", T),
+            ("PLACE_NAME", T),
+            ("PLACE_ADDRESS", T),
+            ("PLACE_ADDRESS_2", T),
+            ("PLACE_CITY", T),
+            ("PLACE_STATE", T),
+            ("PLACE_ZIP", T),
+            ("PLACE_LATITUDE", N),
+            ("PLACE_LONGITUDE", N),
+            ("PLACE_COUNTY", T),
+            ("PLACE_TOTAL_SIZE", N),
+            ("PLACE_TOTAL_SIZE_UNIT", T),
+            ("RECEIVING_WATER_NAME", T),
+            ("INDIRECTLY", T),
+            ("DIRECTLY", T),
+        ]
+    };
+}
+
 pub const VIOLATIONS: FileSpec = FileSpec {
     file: "Violations.csv",
     dataset: "smarts_violations",
     dictionary: "Stormwater_Violations_DataDictionary.csv",
-    cols: &[
+    cols: with_place_cols!(
         ("WDID", T),
         ("APP_ID", T),
         ("VIOLATION_ID", T),
@@ -256,30 +282,14 @@ pub const VIOLATIONS: FileSpec = FileSpec {
         ("DESCRIPTION", T),
         ("VIOLATION_STATUS", T),
         ("LINKED_ENFORCEMENT_ACTION", T),
-        ("PERMIT_TYPE", T),
-        ("REGIONAL_BOARD", T),
-        ("PLACE_NAME", T),
-        ("PLACE_ADDRESS", T),
-        ("PLACE_ADDRESS_2", T),
-        ("PLACE_CITY", T),
-        ("PLACE_STATE", T),
-        ("PLACE_ZIP", T),
-        ("PLACE_LATITUDE", N),
-        ("PLACE_LONGITUDE", N),
-        ("PLACE_COUNTY", T),
-        ("PLACE_TOTAL_SIZE", N),
-        ("PLACE_TOTAL_SIZE_UNIT", T),
-        ("RECEIVING_WATER_NAME", T),
-        ("INDIRECTLY", T),
-        ("DIRECTLY", T),
-    ],
+    ),
 };
 
 pub const ENFORCEMENT: FileSpec = FileSpec {
     file: "Enforcement_Actions.csv",
     dataset: "smarts_enforcement_actions",
     dictionary: "Stormwater_EnforcementActions_DataDictionary.csv",
-    cols: &[
+    cols: with_place_cols!(
         ("WDID", T),
         ("APP_ID", T),
         ("ENFORCEMENT_ID", T),
@@ -305,30 +315,14 @@ pub const ENFORCEMENT: FileSpec = FileSpec {
         ("RECEIVED_DATE", D),
         ("WAIVER_RECEIVED_DATE", D),
         ("COUNT_OF_VIOLATIONS", N),
-        ("PERMIT_TYPE", T),
-        ("REGIONAL_BOARD", T),
-        ("PLACE_NAME", T),
-        ("PLACE_ADDRESS", T),
-        ("PLACE_ADDRESS_2", T),
-        ("PLACE_CITY", T),
-        ("PLACE_STATE", T),
-        ("PLACE_ZIP", T),
-        ("PLACE_LATITUDE", N),
-        ("PLACE_LONGITUDE", N),
-        ("PLACE_COUNTY", T),
-        ("PLACE_TOTAL_SIZE", N),
-        ("PLACE_TOTAL_SIZE_UNIT", T),
-        ("RECEIVING_WATER_NAME", T),
-        ("INDIRECTLY", T),
-        ("DIRECTLY", T),
-    ],
+    ),
 };
 
 pub const INSPECTIONS: FileSpec = FileSpec {
     file: "Inspections.csv",
     dataset: "smarts_inspections",
     dictionary: "Stormwater_Inspections_DataDictionary.csv",
-    cols: &[
+    cols: with_place_cols!(
         ("WDID", T),
         ("APP_ID", T),
         ("INSPECTION_ID", T),
@@ -348,23 +342,7 @@ pub const INSPECTIONS: FileSpec = FileSpec {
         ("VIRTUAL_INSPECTION", T),
         ("COUNT_OF_VIOLATIONS", N),
         ("FINAL_INSP_RPT_UPLOAD_DATE", T),
-        ("PERMIT_TYPE", T),
-        ("REGIONAL_BOARD", T),
-        ("PLACE_NAME", T),
-        ("PLACE_ADDRESS", T),
-        ("PLACE_ADDRESS_2", T),
-        ("PLACE_CITY", T),
-        ("PLACE_STATE", T),
-        ("PLACE_ZIP", T),
-        ("PLACE_LATITUDE", N),
-        ("PLACE_LONGITUDE", N),
-        ("PLACE_COUNTY", T),
-        ("PLACE_TOTAL_SIZE", N),
-        ("PLACE_TOTAL_SIZE_UNIT", T),
-        ("RECEIVING_WATER_NAME", T),
-        ("INDIRECTLY", T),
-        ("DIRECTLY", T),
-    ],
+    ),
 };
 
 pub const ESMR: FileSpec = FileSpec {
