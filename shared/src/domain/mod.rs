@@ -1,2 +1,4 @@
 //! Domain types parsed once at the boundary.
+pub mod pollutant;
+pub mod units;
 pub mod wdid;
