@@ -385,3 +385,35 @@ async fn every_sample_event_runs_through_its_handler() {
     }
     assert!(ran >= 12, "only {ran} events ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_benchmarks_load_idempotently_with_unverified_values_flagged() {
+    let h = harness("benchmarks", None).await;
+    for _ in 0..2 {
+        let loaded = stormwater::repo::benchmarks::load(h.pool()).await.unwrap();
+        assert_eq!(loaded.benchmarks, 109);
+    }
+    assert_eq!(h.scalar_i64("select count(*) from benchmark").await, 109);
+    assert_eq!(
+        h.scalar_i64("select count(*) from benchmark where source = 'IGP 2014-0057-DWQ'")
+            .await,
+        23
+    );
+    let ph = h
+        .json("select jsonb_build_array(value, value_max, unit) from benchmark where pollutant_key = 'ph'")
+        .await;
+    assert_eq!(ph, json!([6.0, 9.0, "pH units"]));
+    assert_eq!(
+        h.scalar_i64("select count(*) from benchmark where unverified and pollutant_key in ('silver', 'nickel')").await,
+        2
+    );
+    let metals = h
+        .scalar_i64(
+            "select count(*) from pollutant where category = 'metal' and canonical_unit = 'mg/L'",
+        )
+        .await;
+    assert_eq!(
+        metals, 15,
+        "Al As Cd Cr Cr(III) Cr(VI) Cu Fe Hg Mg Ni Pb Se Ag Zn"
+    );
+}

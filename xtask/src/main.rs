@@ -27,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
             stormwater::db::migrate(&pool)
                 .await
                 .context("applying migrations")?;
+            let loaded = stormwater::repo::benchmarks::load(&pool).await?;
+            println!(
+                "reference benchmarks loaded ({} pollutants, {} benchmarks)",
+                loaded.pollutants, loaded.benchmarks
+            );
             println!(
                 "migrations applied ({} known)",
                 stormwater::MIGRATOR.iter().count()

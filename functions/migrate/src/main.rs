@@ -1,4 +1,5 @@
-//! `migrate`: applies pending migrations; invoked explicitly after a deploy, never at cold start.
+//! `migrate`: applies pending migrations and loads the reference benchmarks; invoked explicitly
+//! after a deploy, never at cold start.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use stormwater::config::Config;
@@ -11,7 +12,12 @@ async fn main() -> Result<(), Error> {
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
             stormwater::db::migrate(pool).await?;
-            Ok::<_, Error>(serde_json::json!({ "migrated": stormwater::MIGRATOR.iter().count() }))
+            let loaded = stormwater::repo::benchmarks::load(pool).await?;
+            Ok::<_, Error>(serde_json::json!({
+                "migrated": stormwater::MIGRATOR.iter().count(),
+                "pollutants": loaded.pollutants,
+                "benchmarks": loaded.benchmarks,
+            }))
         },
     ))
     .await

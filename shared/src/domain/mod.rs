@@ -1,4 +1,5 @@
 //! Domain types parsed once at the boundary.
+pub mod benchmarks;
 pub mod pollutant;
 pub mod units;
 pub mod wdid;
