@@ -1,17 +1,6 @@
 //! `sync-import`: SQS consumer; one staged chunk per message, partial batch failures reported.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use stormwater::aws_lambda_events::event::sqs::SqsEvent;
-use stormwater::config::Config;
-use stormwater::sync::{Context, import};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    stormwater::telemetry::init();
-    let ctx = Context::init(Config::from_env()?).await?;
-    let ctx = &ctx;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(import::handle(ctx, event.payload).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stormwater::sync::serve_sqs(stormwater::sync::import::handle).await
 }

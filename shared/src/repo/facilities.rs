@@ -70,6 +70,21 @@ const FILTER: &str = "
     and ($7::text is null or f.wdid = $7)
     and ($8::text is null or f.app_id = $8)";
 
+/// Binds `$1`–`$8` of [`FILTER`] (the same order for every query that uses it).
+macro_rules! bind_filter {
+    ($query:expr, $filter:expr, $q:expr, $sic:expr) => {
+        $query
+            .bind(&$filter.county)
+            .bind(&$filter.region)
+            .bind(&$filter.permit_type)
+            .bind(&$filter.status)
+            .bind($q)
+            .bind($sic)
+            .bind(&$filter.wdid)
+            .bind(&$filter.app_id)
+    };
+}
+
 fn patterns(filter: &FacilityFilter) -> (Option<String>, Option<String>) {
     (
         filter.q.as_deref().map(|q| format!("%{}%", like_escape(q))),
@@ -105,15 +120,7 @@ pub async fn list(
           order by f.id
           limit $10"
     );
-    sqlx::query_as(AssertSqlSafe(sql))
-        .bind(&filter.county)
-        .bind(&filter.region)
-        .bind(&filter.permit_type)
-        .bind(&filter.status)
-        .bind(q)
-        .bind(sic)
-        .bind(&filter.wdid)
-        .bind(&filter.app_id)
+    bind_filter!(sqlx::query_as(AssertSqlSafe(sql)), filter, q, sic)
         .bind(after)
         .bind(limit)
         .fetch_all(db)
@@ -123,19 +130,10 @@ pub async fn list(
 /// How many current records match the filter.
 pub async fn count(db: impl PgExecutor<'_>, filter: &FacilityFilter) -> Result<i64, sqlx::Error> {
     let (q, sic) = patterns(filter);
-    sqlx::query_scalar(AssertSqlSafe(format!(
-        "select count(*) from smarts_industrial_facility f where {FILTER}"
-    )))
-    .bind(&filter.county)
-    .bind(&filter.region)
-    .bind(&filter.permit_type)
-    .bind(&filter.status)
-    .bind(q)
-    .bind(sic)
-    .bind(&filter.wdid)
-    .bind(&filter.app_id)
-    .fetch_one(db)
-    .await
+    let sql = format!("select count(*) from smarts_industrial_facility f where {FILTER}");
+    bind_filter!(sqlx::query_scalar(AssertSqlSafe(sql)), filter, q, sic)
+        .fetch_one(db)
+        .await
 }
 
 /// Last successful import per dataset, for `meta.freshness`.

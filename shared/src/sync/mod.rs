@@ -129,3 +129,23 @@ impl From<SyncError> for lambda_runtime::Diagnostic {
         }
     }
 }
+
+/// The whole `main` of an SQS-triggered stage: telemetry, typed config (read once), clients
+/// built once per execution environment, then the Lambda runtime loop calling `handler`
+/// (which reports partial batch failures itself).
+pub async fn serve_sqs<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static Context, aws_lambda_events::event::sqs::SqsEvent) -> Fut + Sync,
+    Fut: Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse> + Send,
+{
+    crate::telemetry::init();
+    // The context lives as long as the execution environment.
+    let ctx: &'static Context = Box::leak(Box::new(Context::init(Config::from_env()?).await?));
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(handler(ctx, event.payload).await)
+        },
+    ))
+    .await
+}
