@@ -98,8 +98,6 @@ macro_rules! with_place_block {
     };
 }
 
-/// SMARTS construction sites ("Construction_Application_Specific_Data", 80 columns). The raw
-/// SMARTS sheet spells the commercial flag CONSTRUCTION_COMMERCIAL (the portal keeps the
 /// SMARTS industrial facilities ("Industrial_Application_Specific_Data"): the 2019 portal CSV,
 /// the current portal CSV and the raw SMARTS TSV all match these by header name.
 pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
@@ -149,6 +147,8 @@ pub static SMARTS_INDUSTRIAL_FACILITIES: Dataset = Dataset {
     ],
 };
 
+/// SMARTS construction sites ("Construction_Application_Specific_Data", 80 columns). The raw
+/// SMARTS sheet spells the commercial flag CONSTRUCTION_COMMERCIAL (the portal keeps the
 /// publisher's CONSTRUCTION_COMMERTIAL) and adds OWNER_ADDRESS … OWNER_EMAIL, which are not stored.
 pub static SMARTS_CONSTRUCTION_FACILITIES: Dataset = Dataset {
     name: "smarts_construction_facilities",
