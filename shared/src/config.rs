@@ -37,6 +37,15 @@ pub struct Config {
     /// `WITHDRAW_MIN_SHARE`: a file with fewer rows than this share of the last good one is
     /// imported but does not withdraw missing rows (a truncated download must not erase data).
     pub withdraw_min_share: f64,
+    /// `ND_POLICY`: how non-detects enter NAL annual averages (`zero`, `half_mdl`, `dropped`).
+    pub nd_policy: crate::violations::NdPolicy,
+    alert_queue_url: Option<String>,
+    /// `SMTP_HOST`, `SMTP_PORT` (default 587), `SMTP_TLS` (`starttls` default, `tls`, `none`),
+    /// `SMTP_USERNAME`, `SMTP_PASSWORD` (secret), `SMTP_FROM`: email alert delivery. Without
+    /// `SMTP_HOST`, email alerts fail with a clear error and stay pending for a later retry.
+    pub smtp: Option<crate::alerts::deliver::SmtpSettings>,
+    /// `WEBHOOK_TIMEOUT_SECS` (default 10).
+    pub webhook_timeout: std::time::Duration,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -54,6 +63,21 @@ where
             reason: e.to_string(),
         }),
     }
+}
+
+fn smtp() -> Result<Option<crate::alerts::deliver::SmtpSettings>, ConfigError> {
+    let Some(host) = var("SMTP_HOST") else {
+        return Ok(None);
+    };
+    let from = var("SMTP_FROM").ok_or(ConfigError::Missing("SMTP_FROM"))?;
+    Ok(Some(crate::alerts::deliver::SmtpSettings {
+        host,
+        port: parsed("SMTP_PORT", 587u16)?,
+        tls: parsed("SMTP_TLS", crate::alerts::deliver::SmtpTls::StartTls)?,
+        username: var("SMTP_USERNAME"),
+        password: var("SMTP_PASSWORD").map(SecretString::from),
+        from,
+    }))
 }
 
 impl Config {
@@ -84,7 +108,22 @@ impl Config {
             withdraw_min_share: parsed("WITHDRAW_MIN_SHARE", 0.5f64)?,
             ckan_api_url: var("CKAN_API_URL")
                 .unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
+            nd_policy: parsed("ND_POLICY", crate::violations::NdPolicy::default())?,
+            alert_queue_url: var("ALERT_QUEUE_URL"),
+            smtp: smtp()?,
+            webhook_timeout: std::time::Duration::from_secs(parsed("WEBHOOK_TIMEOUT_SECS", 10u64)?),
         })
+    }
+
+    /// `ALERT_QUEUE_URL`: finalize asks the alert-dispatch function to run through it.
+    pub fn alert_queue_url(&self) -> Option<&str> {
+        self.alert_queue_url.as_deref()
+    }
+
+    /// Replaces the alert queue (tests create their own).
+    pub fn with_alert_queue(mut self, url: Option<String>) -> Self {
+        self.alert_queue_url = url;
+        self
     }
 
     /// `STAGING_BUCKET`: where staged chunks go.

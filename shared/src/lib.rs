@@ -1,17 +1,21 @@
 //! Stormwater Watch: everything the Lambda functions share. Each function's `main.rs` only
 //! wires telemetry, config, clients and one handler from here.
 
+pub mod alerts;
 pub mod api;
+pub mod auth;
 pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod facility;
 pub mod http;
 pub mod import;
 pub mod repo;
 pub mod sync;
 pub mod telemetry;
+pub mod violations;
 
 pub use aws_lambda_events;
 pub use db::MIGRATOR;

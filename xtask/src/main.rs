@@ -5,7 +5,10 @@
 //! - `xtask sqs-runner`: play Lambda's SQS event source mapping for `sync-import` and `sync-finalize`;
 //! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues;
 //! - `xtask import-chunk <message.json>`: import one chunk as `sync-import` would, in this
-//!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test).
+//!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test);
+//! - `xtask violations [--full]`: run the violation engine (incremental unless `--full`);
+//! - `xtask alerts`: match events to subscriptions and deliver alerts;
+//! - `xtask api-key <name>`: create an API key for the write endpoints (printed once).
 
 mod bench;
 
@@ -109,8 +112,31 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Some("violations") => {
+            let pool = stormwater::db::pool(&cfg)?;
+            let mut opts = stormwater::violations::engine::Options::new("manual", cfg.nd_policy);
+            opts.force_full = args.iter().any(|a| a == "--full");
+            let report = stormwater::violations::engine::compute(&pool, &opts).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Some("alerts") => {
+            let pool = stormwater::db::pool(&cfg)?;
+            let http = stormwater::alerts::deliver::client(cfg.webhook_timeout)?;
+            let done =
+                stormwater::alerts::dispatch::dispatch(&pool, &http, cfg.smtp.as_ref()).await?;
+            println!("{}", serde_json::to_string_pretty(&done)?);
+        }
+        Some("api-key") => {
+            let Some(name) = args.get(1) else {
+                bail!("usage: xtask api-key <name>")
+            };
+            let pool = stormwater::db::pool(&cfg)?;
+            let key = stormwater::auth::create_key(&pool, name, "xtask").await?;
+            println!("{key}");
+        }
         _ => bail!(
-            "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json>"
+            "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
+             | violations [--full] | alerts | api-key <name>"
         ),
     }
     Ok(())

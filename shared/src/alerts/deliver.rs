@@ -1,0 +1,602 @@
+//! Alert delivery: signed webhooks and plain-text email.
+//!
+//! # Webhook signing
+//!
+//! Every webhook is an HTTP `POST` with `Content-Type: application/json` and these headers:
+//!
+//! | Header | Value |
+//! |---|---|
+//! | `X-Stormwater-Timestamp` | Unix time in seconds when the request was signed. |
+//! | `X-Stormwater-Delivery` | The alert id. It is the same on every retry, so receivers can dedupe. |
+//! | `X-Stormwater-Signature` | `sha256=<hex>`, only when the subscription has a secret. |
+//!
+//! `<hex>` is the lowercase hex HMAC-SHA256, keyed with the shared secret, of the bytes
+//! `"{timestamp}.{body}"`: the timestamp header value, a `.`, and the raw request body exactly
+//! as received. A receiver recomputes it over the body bytes before parsing the JSON, compares
+//! in constant time (see [`verify`]), and should reject timestamps too far from its own clock
+//! to limit replays.
+//!
+//! Errors and logs never contain the secret. Network errors also drop the URL, because webhook
+//! URLs often carry tokens of their own.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use reqwest::Url;
+use reqwest::header::CONTENT_TYPE;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+/// Header carrying `sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`.
+pub const SIGNATURE_HEADER: &str = "X-Stormwater-Signature";
+/// Header carrying the signing time in Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "X-Stormwater-Timestamp";
+/// Header carrying the alert id, stable across retries.
+pub const DELIVERY_HEADER: &str = "X-Stormwater-Delivery";
+
+/// User agent sent with every webhook.
+const USER_AGENT: &str = "stormwater-watch-alerts/0.1";
+/// How much of a failed response body is kept in [`DeliveryError::Status`].
+const EXCERPT_CHARS: usize = 200;
+const SIGNATURE_PREFIX: &str = "sha256=";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why an alert could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("invalid webhook URL: {0}")]
+    InvalidUrl(String),
+    #[error("invalid email address: {0}")]
+    InvalidAddress(String),
+    #[error("webhook request failed: {0}")]
+    Http(String),
+    #[error("webhook answered HTTP {status}: {body_excerpt}")]
+    Status { status: u16, body_excerpt: String },
+    #[error("email delivery failed: {0}")]
+    Smtp(String),
+}
+
+impl DeliveryError {
+    /// True when trying again later may succeed: network and SMTP failures, HTTP 5xx and 429.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Http(_) | Self::Smtp(_) => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::InvalidUrl(_) | Self::InvalidAddress(_) => false,
+        }
+    }
+}
+
+fn keyed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length (long keys are hashed), so this never fails.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// The full [`SIGNATURE_HEADER`] value (`sha256=<hex>`) for `body` signed at `timestamp`.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let tag = keyed_mac(secret, timestamp, body).finalize().into_bytes();
+    format!("{SIGNATURE_PREFIX}{}", hex::encode(tag))
+}
+
+/// Checks a [`SIGNATURE_HEADER`] value in constant time; false for malformed headers.
+pub fn verify(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool {
+    let Some(hex_tag) = header.trim().strip_prefix(SIGNATURE_PREFIX) else {
+        return false;
+    };
+    let Ok(tag) = hex::decode(hex_tag) else {
+        return false;
+    };
+    keyed_mac(secret, timestamp, body)
+        .verify_slice(&tag)
+        .is_ok()
+}
+
+/// Builds an HTTP client for webhooks with a total request `timeout` and our user agent.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, DeliveryError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| DeliveryError::Http(format!("building HTTP client: {e}")))
+}
+
+/// Accepts `https` URLs, and `http` only for loopback hosts (local testing); no userinfo.
+pub fn check_webhook_url(url: &str) -> Result<(), DeliveryError> {
+    let invalid = |msg: String| Err(DeliveryError::InvalidUrl(msg));
+    let parsed = match Url::parse(url.trim()) {
+        Ok(u) => u,
+        Err(e) => return invalid(format!("cannot parse {url:?}: {e}")),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return invalid("must not contain a username or password".into());
+    }
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return invalid("has no host".into());
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => invalid(format!(
+            "must use https (http is only allowed for localhost), got http://{host}"
+        )),
+        other => invalid(format!("scheme must be https, got {other:?}")),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or `::1`; `host` is a URL host, so IPv6 comes in brackets.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// POSTs `body` as JSON to `url`, signed when `secret` is given; returns the 2xx status code.
+///
+/// The body is serialized once and those exact bytes are both signed and sent.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    secret: Option<&str>,
+    delivery_id: &str,
+    body: &serde_json::Value,
+) -> Result<u16, DeliveryError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| DeliveryError::Http(format!("serializing body: {e}")))?;
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut request = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(TIMESTAMP_HEADER, timestamp.to_string())
+        .header(DELIVERY_HEADER, delivery_id);
+    if let Some(secret) = secret {
+        request = request.header(SIGNATURE_HEADER, sign(secret.as_bytes(), timestamp, &bytes));
+    }
+    let response = request
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| DeliveryError::Http(e.without_url().to_string()))?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        tracing::debug!(status, delivery_id, "webhook delivered");
+        return Ok(status);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let body_excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
+    tracing::warn!(status, delivery_id, "webhook rejected");
+    Err(DeliveryError::Status {
+        status,
+        body_excerpt,
+    })
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text; only for local relays and tests.
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587); fails if not offered.
+    StartTls,
+    /// TLS from the first byte (implicit TLS, usually port 465).
+    Tls,
+}
+
+/// An SMTP TLS mode other than `none`, `starttls` or `tls`.
+#[derive(Debug, thiserror::Error)]
+#[error("SMTP TLS mode must be none, starttls or tls, got {0:?}")]
+pub struct InvalidSmtpTls(pub String);
+
+impl FromStr for SmtpTls {
+    type Err = InvalidSmtpTls;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "starttls" => Ok(Self::StartTls),
+            "tls" => Ok(Self::Tls),
+            _ => Err(InvalidSmtpTls(s.to_owned())),
+        }
+    }
+}
+
+/// Where and as whom alert emails are sent.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// Sender, either `alerts@example.org` or `Stormwater Watch <alerts@example.org>`.
+    pub from: String,
+}
+
+/// Checks that `addr` is a bare email address such as `someone@example.org`.
+pub fn check_email(addr: &str) -> Result<(), DeliveryError> {
+    parse_address(addr).map(|_| ())
+}
+
+fn parse_address(addr: &str) -> Result<Address, DeliveryError> {
+    addr.trim()
+        .parse::<Address>()
+        .map_err(|e| DeliveryError::InvalidAddress(format!("{addr:?}: {e}")))
+}
+
+/// Sends one plain-text email to `to`.
+pub async fn send_email(
+    settings: &SmtpSettings,
+    to: &str,
+    subject: &str,
+    text_body: &str,
+) -> Result<(), DeliveryError> {
+    let from: Mailbox =
+        settings.from.trim().parse().map_err(|e| {
+            DeliveryError::InvalidAddress(format!("sender {:?}: {e}", settings.from))
+        })?;
+    let to = Mailbox::new(None, parse_address(to)?);
+    let message = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(text_body.to_owned())
+        .map_err(|e| DeliveryError::Smtp(format!("building message: {e}")))?;
+
+    let smtp_err = |e: lettre::transport::smtp::Error| DeliveryError::Smtp(e.to_string());
+    let mut builder = match settings.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host),
+        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)
+            .map_err(smtp_err)?,
+        SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(smtp_err)?
+        }
+    }
+    .port(settings.port);
+    if let Some(user) = &settings.username {
+        let password = settings
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned())
+            .unwrap_or_default();
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    builder.build().send(message).await.map_err(smtp_err)?;
+    tracing::debug!(host = %settings.host, "alert email sent");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+
+    #[test]
+    fn sign_then_verify_round_trips() {
+        let body = br#"{"alert_id":7}"#;
+        let header = sign(b"secret", 1_700_000_123, body);
+        assert!(header.starts_with("sha256="));
+        assert!(verify(b"secret", 1_700_000_123, body, &header));
+    }
+
+    #[test]
+    fn verify_rejects_tampering_wrong_secret_and_malformed_headers() {
+        let body = br#"{"alert_id":7}"#;
+        let header = sign(b"secret", 1_700_000_123, body);
+        assert!(!verify(
+            b"secret",
+            1_700_000_123,
+            br#"{"alert_id":8}"#,
+            &header
+        ));
+        assert!(!verify(b"secret", 1_700_000_124, body, &header));
+        assert!(!verify(b"other", 1_700_000_123, body, &header));
+        let hex_only = header.trim_start_matches("sha256=");
+        for bad in [
+            "",
+            "sha256=",
+            "sha256=zz",
+            hex_only,
+            "sha1=abcd",
+            &header[..20],
+        ] {
+            assert!(!verify(b"secret", 1_700_000_123, body, bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sign_matches_known_vector() {
+        // python3: hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
+        assert_eq!(
+            sign(b"k", 1_700_000_000, b"{}"),
+            "sha256=c6ef4734033cee2367414a0939385eca0397754aa7a59716da7463a9298b5146"
+        );
+    }
+
+    #[test]
+    fn retryable_errors_are_transient_ones() {
+        let status = |status| DeliveryError::Status {
+            status,
+            body_excerpt: String::new(),
+        };
+        assert!(status(500).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(404).is_retryable());
+        assert!(DeliveryError::Http("timeout".into()).is_retryable());
+        assert!(DeliveryError::Smtp("421".into()).is_retryable());
+        assert!(!DeliveryError::InvalidUrl("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn webhook_url_rules() {
+        assert!(check_webhook_url("https://hooks.example.com/a?b=c").is_ok());
+        assert!(check_webhook_url("http://127.0.0.1:9/x").is_ok());
+        assert!(check_webhook_url("http://localhost:8080/x").is_ok());
+        assert!(check_webhook_url("http://[::1]/x").is_ok());
+        let message = |url| match check_webhook_url(url) {
+            Err(DeliveryError::InvalidUrl(m)) => m,
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        };
+        assert!(message("http://example.com/x").contains("https"));
+        assert!(message("ftp://example.com/x").contains("scheme"));
+        assert!(message("https://user:pw@example.com/x").contains("username"));
+        assert!(message("not a url").contains("cannot parse"));
+    }
+
+    #[test]
+    fn smtp_tls_parses_known_modes() {
+        assert_eq!("none".parse::<SmtpTls>().ok(), Some(SmtpTls::None));
+        assert_eq!(
+            " StartTLS ".parse::<SmtpTls>().ok(),
+            Some(SmtpTls::StartTls)
+        );
+        assert_eq!("tls".parse::<SmtpTls>().ok(), Some(SmtpTls::Tls));
+        assert!("ssl".parse::<SmtpTls>().is_err());
+    }
+
+    #[test]
+    fn check_email_accepts_addresses_and_rejects_garbage() {
+        assert!(check_email("someone@example.org").is_ok());
+        for bad in ["", "nobody", "a@", "@b.org", "a b@c.org"] {
+            assert!(
+                matches!(check_email(bad), Err(DeliveryError::InvalidAddress(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// What the test HTTP server saw: lowercase header names and the raw body.
+    struct Received {
+        headers: HashMap<String, String>,
+        body: Vec<u8>,
+    }
+
+    /// Serves one request on 127.0.0.1 and answers with `status_line` and `reply`.
+    async fn one_shot_http(
+        status_line: &'static str,
+        reply: &'static str,
+    ) -> (String, JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let handle = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut headers = HashMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            assert!(line.starts_with("POST /hook "), "{line}");
+            loop {
+                line.clear();
+                reader.read_line(&mut line).await.unwrap();
+                let trimmed = line.trim_end();
+                if trimmed.is_empty() {
+                    break;
+                }
+                let (name, value) = trimmed.split_once(':').unwrap();
+                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+            }
+            let len: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 {status_line}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            reader
+                .get_mut()
+                .write_all(response.as_bytes())
+                .await
+                .unwrap();
+            reader.get_mut().shutdown().await.unwrap();
+            Received { headers, body }
+        });
+        (url, handle)
+    }
+
+    #[tokio::test]
+    async fn post_webhook_sends_signed_json_with_delivery_headers() {
+        let (url, server) = one_shot_http("200 OK", "ok").await;
+        let http = client(Duration::from_secs(5)).unwrap();
+        let body = serde_json::json!({"alert_id": 42, "facility": "Port of LA"});
+        let status = post_webhook(&http, &url, Some("s3cret"), "42", &body)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+
+        let got = server.await.unwrap();
+        assert_eq!(got.headers["content-type"], "application/json");
+        assert_eq!(got.headers["x-stormwater-delivery"], "42");
+        assert_eq!(got.headers["user-agent"], USER_AGENT);
+        let ts: i64 = got.headers["x-stormwater-timestamp"].parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
+        let signature = &got.headers["x-stormwater-signature"];
+        assert!(verify(b"s3cret", ts, &got.body, signature));
+        let sent: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(sent, body);
+    }
+
+    #[tokio::test]
+    async fn post_webhook_without_secret_sends_no_signature() {
+        let (url, server) = one_shot_http("204 No Content", "").await;
+        let http = client(Duration::from_secs(5)).unwrap();
+        let status = post_webhook(&http, &url, None, "7", &serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(status, 204);
+        let got = server.await.unwrap();
+        assert!(!got.headers.contains_key("x-stormwater-signature"));
+        assert_eq!(got.headers["x-stormwater-delivery"], "7");
+    }
+
+    #[tokio::test]
+    async fn post_webhook_reports_server_errors_as_retryable_status() {
+        let (url, server) = one_shot_http("500 Internal Server Error", "boom").await;
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = post_webhook(&http, &url, Some("s3cret"), "1", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        match &err {
+            DeliveryError::Status {
+                status,
+                body_excerpt,
+            } => {
+                assert_eq!(*status, 500);
+                assert_eq!(body_excerpt, "boom");
+            }
+            other => panic!("expected Status, got {other:?}"),
+        }
+        assert!(err.is_retryable());
+        assert!(!err.to_string().contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn post_webhook_network_error_is_http_without_url() {
+        // Bind then drop, so the port is (almost certainly) closed.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook?token=abc", listener.local_addr().unwrap());
+        drop(listener);
+        let http = client(Duration::from_secs(5)).unwrap();
+        let err = post_webhook(&http, &url, Some("s3cret"), "1", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::Http(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            !text.contains("s3cret") && !text.contains("token=abc"),
+            "{text}"
+        );
+    }
+
+    /// A minimal SMTP server on 127.0.0.1 that accepts one message and returns the transcript.
+    async fn smtp_sink() -> (u16, JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut reader = BufReader::new(read);
+            let mut transcript = String::new();
+            write.write_all(b"220 localhost\r\n").await.unwrap();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).await.unwrap() == 0 {
+                    break;
+                }
+                transcript.push_str(&line);
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" | "HELO" => b"250 localhost\r\n",
+                    "DATA" => {
+                        write.write_all(b"354 go\r\n").await.unwrap();
+                        loop {
+                            line.clear();
+                            reader.read_line(&mut line).await.unwrap();
+                            transcript.push_str(&line);
+                            if line == ".\r\n" || line.is_empty() {
+                                break;
+                            }
+                        }
+                        b"250 OK\r\n"
+                    }
+                    "QUIT" => {
+                        write.write_all(b"221 bye\r\n").await.unwrap();
+                        break;
+                    }
+                    _ => b"250 OK\r\n",
+                };
+                write.write_all(reply).await.unwrap();
+            }
+            transcript
+        });
+        (port, handle)
+    }
+
+    #[tokio::test]
+    async fn send_email_delivers_subject_recipient_and_body() {
+        let (port, server) = smtp_sink().await;
+        let settings = SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Stormwater Watch <alerts@example.org>".into(),
+        };
+        send_email(
+            &settings,
+            "resident@example.org",
+            "New violation near you",
+            "Facility X exceeded its zinc limit.",
+        )
+        .await
+        .unwrap();
+        let transcript = server.await.unwrap();
+        assert!(
+            transcript.contains("RCPT TO:<resident@example.org>"),
+            "{transcript}"
+        );
+        assert!(
+            transcript.contains("Subject: New violation near you"),
+            "{transcript}"
+        );
+        assert!(
+            transcript.contains("To: resident@example.org"),
+            "{transcript}"
+        );
+        assert!(
+            transcript.contains("Facility X exceeded its zinc limit."),
+            "{transcript}"
+        );
+    }
+
+    #[tokio::test]
+    async fn send_email_rejects_bad_recipient_before_connecting() {
+        let settings = SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 9,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "alerts@example.org".into(),
+        };
+        let err = send_email(&settings, "not an address", "s", "b")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeliveryError::InvalidAddress(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,875 @@
+//! Set-based computation of violation events and samples.
+//!
+//! One engine run, in one transaction under an advisory lock:
+//! 1. classify the parameter names and units not yet in `parameter_map` / `unit_map`;
+//! 2. seed canonical facilities for new source records (`crate::facility::seed`);
+//! 3. find the facility x pollutant pairs touched by rows changed or withdrawn since the last run
+//!    (everything when the fingerprint — engine version, ND policy, benchmarks, manual links —
+//!    changed, or on request);
+//! 4. load every current result of those pairs into a temporary table, converted to the
+//!    benchmark unit, with the reason when a result cannot be compared;
+//! 5. evaluate the IGP annual and instantaneous NALs and every other applicable benchmark;
+//! 6. upsert events (keeping their review status), retract events the data no longer supports,
+//!    replace the pairs' samples, NAL statistics and Level rows, refresh duplicate candidates;
+//! 7. advance the watermark.
+//!
+//! A pair is the unit of work because facility and parameter are part of every source row's key:
+//! a correction can move a result between reporting years but never between pairs, and Level
+//! status needs a pair's whole history anyway.
+
+use super::NdPolicy;
+use super::classify::{self, ENGINE_VERSION};
+use serde_json::{Value, json};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::time::Instant;
+
+/// Errors of an engine run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What to compute.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Who asked: 'finalize', 'manual', 'schedule', 'test'.
+    pub trigger: String,
+    /// The sync run whose finalize step runs the engine.
+    pub sync_run_id: Option<i64>,
+    /// Treat rows of sync runs up to this id as settled (default: every run not still running).
+    pub up_to_run: Option<i64>,
+    /// Recompute everything even when nothing changed.
+    pub force_full: bool,
+    pub nd_policy: NdPolicy,
+}
+
+impl Options {
+    pub fn new(trigger: &str, nd_policy: NdPolicy) -> Self {
+        Self {
+            trigger: trigger.to_owned(),
+            sync_run_id: None,
+            up_to_run: None,
+            force_full: false,
+            nd_policy,
+        }
+    }
+}
+
+/// What a run did (also stored in `violation_engine_run`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub run_id: i64,
+    pub mode: &'static str,
+    pub pairs: i64,
+    pub results: i64,
+    pub events_new: i64,
+    pub events_updated: i64,
+    pub events_escalated: i64,
+    pub events_retracted: i64,
+    pub samples: i64,
+    pub duplicates: i64,
+    pub notes: Value,
+}
+
+/// The three result tables and how each names the columns the engine reads.
+struct Source {
+    source: &'static str,
+    table: &'static str,
+    qualifier: &'static str,
+    date: &'static str,
+    /// The published reporting year, used when the sample date is missing.
+    year: &'static str,
+    sample_key: &'static str,
+    /// The detection limit of a non-detect, best first.
+    limit: &'static str,
+    /// Reasons specific to the source for not comparing a result.
+    exclusion: &'static str,
+    facility_key: &'static str,
+}
+
+const SOURCES: &[Source] = &[
+    Source {
+        source: "smarts_industrial",
+        table: "smarts_industrial_monitoring",
+        qualifier: "t.result_qualifier",
+        date: "t.sample_date",
+        year: "t.reporting_year",
+        sample_key: "coalesce(t.report_id || '/' || t.sample_id, t.id::text)",
+        limit: "coalesce(t.mdl, t.rl)",
+        exclusion: "null",
+        facility_key: "coalesce(t.app_id, '') || '|' || coalesce(t.wdid, '')",
+    },
+    Source {
+        source: "smarts_construction",
+        table: "smarts_construction_monitoring",
+        qualifier: "t.result_qualifier",
+        date: "t.sample_date",
+        year: "t.report_year",
+        sample_key: "coalesce(t.report_id || '/' || t.sample_id, t.id::text)",
+        limit: "coalesce(t.mdl, t.rl)",
+        exclusion: "null",
+        facility_key: "coalesce(t.app_id, '') || '|' || coalesce(t.wdid, '')",
+    },
+    Source {
+        source: "esmr",
+        table: "esmr_sample",
+        qualifier: "t.qualifier",
+        date: "t.sampling_date",
+        year: "null::integer",
+        sample_key: "t.id::text",
+        limit: "coalesce(t.mdl, t.ml, t.rl)",
+        // Calculated rows (monthly averages, loads) restate raw results; influent is what a
+        // plant receives, not what it discharges.
+        exclusion:
+            "case when t.calculated_method is not null then 'calculated result'
+                         when t.location_place_type ilike '%influent%' then 'influent location' end",
+        facility_key: "t.facility_place_id",
+    },
+];
+
+/// Whether a converted result `m` exceeds benchmark row `b` (upper limit, or range with vmax).
+/// `>` results are lower bounds: at the limit they already exceed.
+const EXCEEDS: &str = "(m.qclass <> 'nd' and case when b.vmax is null
+     then m.value > b.v or (m.qclass = 'gt' and m.value >= b.v)
+     else m.value < b.v or m.value > b.vmax end)";
+
+/// measured / benchmark; for ranges 10^(distance outside the range).
+const RATIO: &str = "case when m.qclass = 'nd' then null
+     when b.vmax is null then case when b.v > 0 then m.value / b.v end
+     when m.value < b.v then power(10::numeric, b.v - m.value)
+     when m.value > b.vmax then power(10::numeric, m.value - b.vmax)
+     else 1 end";
+
+/// Runs the engine (see the module docs).
+pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineError> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    // One engine at a time: finalize and the stand-alone function may overlap.
+    sqlx::query("select pg_advisory_xact_lock(7243001)")
+        .execute(&mut *tx)
+        .await?;
+    let up_to: i64 = match opts.up_to_run {
+        Some(r) => r,
+        None => {
+            sqlx::query_scalar(
+                "select coalesce((select min(id) - 1 from sync_run where status = 'running'),
+                                 (select max(id) from sync_run), 0)",
+            )
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
+    let fingerprint = fingerprint(&mut tx, opts.nd_policy).await?;
+    let states: Vec<(i64, String)> =
+        sqlx::query_as("select last_run_id, fingerprint from violation_engine_state")
+            .fetch_all(&mut *tx)
+            .await?;
+    let full = opts.force_full
+        || states.len() < SOURCES.len()
+        || states.iter().any(|(_, f)| *f != fingerprint);
+    let after = if full {
+        None
+    } else {
+        states.iter().map(|(r, _)| *r).min()
+    };
+    let mode = if full { "full" } else { "incremental" };
+    let run_id: i64 = sqlx::query_scalar(
+        "insert into violation_engine_run (trigger, sync_run_id, mode, status)
+         values ($1, $2, $3, 'running') returning id",
+    )
+    .bind(&opts.trigger)
+    .bind(opts.sync_run_id)
+    .bind(mode)
+    .fetch_one(&mut *tx)
+    .await?;
+    tracing::info!(run_id, mode, up_to, ?after, "violation engine started");
+
+    let mut timings = serde_json::Map::new();
+    let mut lap = Instant::now();
+    let mut mark = |name: &str, lap: &mut Instant| {
+        timings.insert(name.into(), json!(lap.elapsed().as_millis() as u64));
+        *lap = Instant::now();
+    };
+
+    let classified = classify::refresh(&mut tx, after).await?;
+    classify_benchmark_units(&mut tx).await?;
+    let seeded = crate::facility::seed(&mut tx, after).await?;
+    mark("classify_and_seed_ms", &mut lap);
+
+    let pairs = load_pairs(&mut tx, after).await?;
+    let results = load_measurements(&mut tx, full).await?;
+    mark("load_ms", &mut lap);
+    tracing::info!(run_id, pairs, results, "results loaded");
+
+    let notes_exclusions = exclusions(&mut tx).await?;
+    evaluate(&mut tx, opts.nd_policy).await?;
+    mark("evaluate_ms", &mut lap);
+    let written = write_results(&mut tx, full).await?;
+    mark("write_ms", &mut lap);
+    let duplicates = refresh_duplicates(&mut tx).await?;
+    mark("duplicates_ms", &mut lap);
+
+    for s in SOURCES {
+        sqlx::query(
+            "insert into violation_engine_state (source_table, last_run_id, fingerprint)
+             values ($1, $2, $3)
+             on conflict (source_table) do update
+                set last_run_id = excluded.last_run_id, fingerprint = excluded.fingerprint,
+                    updated_at = now()",
+        )
+        .bind(s.table)
+        .bind(up_to)
+        .bind(&fingerprint)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let notes = json!({
+        "ndPolicy": opts.nd_policy,
+        "upToRun": up_to,
+        "classified": classified,
+        "facilities": seeded,
+        "excluded": notes_exclusions,
+        "timings": timings,
+        "elapsedMs": started.elapsed().as_millis() as u64,
+    });
+    sqlx::query(
+        "update violation_engine_run
+            set status = 'succeeded', finished_at = now(), pairs = $2, results = $3,
+                events_new = $4, events_updated = $5, events_escalated = $6,
+                events_retracted = $7, samples = $8, duplicates = $9, notes = $10
+          where id = $1",
+    )
+    .bind(run_id)
+    .bind(pairs as i32)
+    .bind(results)
+    .bind(written.new as i32)
+    .bind(written.updated as i32)
+    .bind(written.escalated as i32)
+    .bind(written.retracted as i32)
+    .bind(written.samples)
+    .bind(duplicates as i32)
+    .bind(&notes)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let report = Report {
+        run_id,
+        mode,
+        pairs,
+        results,
+        events_new: written.new,
+        events_updated: written.updated,
+        events_escalated: written.escalated,
+        events_retracted: written.retracted,
+        samples: written.samples,
+        duplicates,
+        notes,
+    };
+    tracing::info!(
+        run_id,
+        mode,
+        pairs,
+        results,
+        events_new = report.events_new,
+        events_updated = report.events_updated,
+        events_retracted = report.events_retracted,
+        samples = report.samples,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "violation engine finished"
+    );
+    Ok(report)
+}
+
+/// Records a failed run (the computing transaction rolled back, so nothing else changed).
+pub async fn record_failure(
+    pool: &PgPool,
+    opts: &Options,
+    error: &EngineError,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into violation_engine_run (trigger, sync_run_id, mode, status, finished_at, error)
+         values ($1, $2, 'incremental', 'failed', now(), $3)",
+    )
+    .bind(&opts.trigger)
+    .bind(opts.sync_run_id)
+    .bind(error.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Everything outside the source rows that changes results: a change forces a full run.
+async fn fingerprint(
+    tx: &mut Transaction<'_, Postgres>,
+    policy: NdPolicy,
+) -> Result<String, sqlx::Error> {
+    let (benchmarks, links): (String, String) = sqlx::query_as(
+        "select coalesce((select md5(string_agg(concat_ws('|', id, pollutant_key, benchmark_type,
+                              water_type, fraction, value, value_max, unit, source,
+                              effective_date, unverified), ';' order by id)) from benchmark), ''),
+                coalesce((select md5(string_agg(concat_ws('|', source, source_key, facility_id,
+                              status), ';' order by id))
+                          from facility_link where method <> 'seed'), '')",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(format!("v{ENGINE_VERSION}:{policy}:{benchmarks}:{links}"))
+}
+
+async fn classify_benchmark_units(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    let units: Vec<String> = sqlx::query_scalar(
+        "select distinct unit from benchmark b
+         where not exists (select 1 from unit_map u where u.unit = b.unit and u.engine_version = $1)",
+    )
+    .bind(ENGINE_VERSION)
+    .fetch_all(&mut **tx)
+    .await?;
+    for u in units {
+        let (kind, factor, canonical) = classify::unit_row(&u);
+        sqlx::query(
+            "insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
+             values ($1, $2, $3::float8::numeric, $4, $5)
+             on conflict (unit) do update set kind = excluded.kind, to_mg_per_l = excluded.to_mg_per_l,
+                 canonical = excluded.canonical, engine_version = excluded.engine_version",
+        )
+        .bind(&u)
+        .bind(kind)
+        .bind(factor)
+        .bind(canonical)
+        .bind(ENGINE_VERSION)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// `eng_pairs`: the facility x pollutant pairs to recompute (`after` = None: all of them).
+async fn load_pairs(
+    tx: &mut Transaction<'_, Postgres>,
+    after: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "create temp table eng_pairs (facility_id bigint, pollutant_key text,
+                                      primary key (facility_id, pollutant_key)) on commit drop",
+    )
+    .execute(&mut **tx)
+    .await?;
+    for s in SOURCES {
+        let changed = if after.is_some() {
+            "(t.changed_run_id > $1 or t.withdrawn_run_id > $1)"
+        } else {
+            "$1::bigint is null"
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into eng_pairs
+             select distinct l.facility_id, p.pollutant_key
+             from {table} t
+             join parameter_map p on p.parameter = t.parameter and p.pollutant_key is not null
+             join facility_link l on l.source = '{source}' and l.status = 'linked'
+                                 and l.source_key = {key}
+             where {changed}
+             on conflict do nothing",
+            table = s.table,
+            source = s.source,
+            key = s.facility_key,
+        )))
+        .bind(after)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Pairs whose events exist but whose results all vanished (withdrawn) are covered above
+    // (withdrawn rows still carry their facility and parameter).
+    sqlx::query_scalar("select count(*) from eng_pairs")
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// `eng_m`: every current result of the pairs (all pairs when `full`), converted to the
+/// benchmark unit, with `exclusion` saying why a result cannot be compared.
+async fn load_measurements(
+    tx: &mut Transaction<'_, Postgres>,
+    full: bool,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "create temp table eng_m (
+             source text, source_table text, source_row_id bigint, row_key bigint, row_hash bytea,
+             facility_id bigint, pollutant_key text, fraction text, sample_date date,
+             reporting_year integer, eff_date date, sample_key text, qualifier text, qclass text,
+             value numeric, limit_value numeric, raw_value numeric, raw_unit text, unit text,
+             exclusion text
+         ) on commit drop",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let pair_join = if full {
+        ""
+    } else {
+        "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+    };
+    let mut total = 0;
+    for s in SOURCES {
+        let sql = format!(
+            "insert into eng_m
+             select '{source}', '{table}', t.id, t.row_key, t.row_hash, l.facility_id,
+                    p.pollutant_key, p.fraction, {date}, y.reporting_year,
+                    coalesce({date}, make_date(y.reporting_year, 7, 1)),
+                    {sample_key}, {qualifier}, q.qclass,
+                    t.result * f.factor, {limit} * f.factor, t.result, t.units, f.unit,
+                    coalesce({exclusion},
+                             case when f.factor is null then
+                                      case when t.units is null then 'no unit'
+                                           when u.kind = 'unknown' then 'unknown unit'
+                                           else 'unit not comparable' end
+                                  when q.qclass <> 'nd' and t.result is null then 'missing result'
+                                  when y.reporting_year is null then 'no date' end)
+             from {table} t
+             join parameter_map p on p.parameter = t.parameter and p.pollutant_key is not null
+             join facility_link l on l.source = '{source}' and l.status = 'linked'
+                                 and l.source_key = {key}
+             {pair_join}
+             left join unit_map u on u.unit = t.units
+             cross join lateral (
+                 select case when upper(btrim({qualifier})) in ('ND', '<', '<=') then 'nd'
+                             when upper(btrim({qualifier})) = 'DNQ' then 'dnq'
+                             when btrim({qualifier}) in ('>', '>=') then 'gt'
+                             else 'detected' end as qclass) q
+             cross join lateral (
+                 select case when p.pollutant_key = 'ph'
+                             then case when u.kind = 'ph' or t.units is null then 1::numeric end
+                             else case when u.kind = 'mass' then u.to_mg_per_l end end as factor,
+                        case when p.pollutant_key = 'ph' then 'pH units' else 'mg/L' end as unit) f
+             cross join lateral (
+                 select coalesce(extract(year from {date})::integer
+                                     - (extract(month from {date}) < 7)::integer,
+                                 {year}) as reporting_year) y
+             where t.withdrawn_run_id is null",
+            source = s.source,
+            table = s.table,
+            date = s.date,
+            year = s.year,
+            sample_key = s.sample_key,
+            qualifier = s.qualifier,
+            limit = s.limit,
+            exclusion = s.exclusion,
+            key = s.facility_key,
+        );
+        total += sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected() as i64;
+    }
+    // A published row repeated verbatim (same key, same content) is one result.
+    sqlx::query(
+        "update eng_m m set exclusion = 'duplicate row'
+         where m.exclusion is null and exists (
+             select 1 from eng_m d
+             where d.source_table = m.source_table and d.row_key = m.row_key
+               and d.row_hash = m.row_hash and d.source_row_id < m.source_row_id)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    for index in [
+        "create index on eng_m (facility_id, pollutant_key, reporting_year)",
+        "create index on eng_m (source_table, source_row_id)",
+    ] {
+        sqlx::query(index).execute(&mut **tx).await?;
+    }
+    sqlx::query("analyze eng_m").execute(&mut **tx).await?;
+    Ok(total)
+}
+
+/// Results that could not be compared, by source and reason, and the unknown unit spellings.
+async fn exclusions(tx: &mut Transaction<'_, Postgres>) -> Result<Value, sqlx::Error> {
+    let by_reason: Vec<(String, String, i64)> = sqlx::query_as(
+        "select source, exclusion, count(*) from eng_m where exclusion is not null
+         group by 1, 2 order by 1, 2",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let units: Vec<(String, i64)> = sqlx::query_as(
+        "select raw_unit, count(*) from eng_m where exclusion in ('unknown unit', 'unit not comparable')
+         group by 1 order by 2 desc, 1 limit 50",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(json!({
+        "byReason": by_reason.iter().map(|(s, r, n)| json!({"source": s, "reason": r, "results": n})).collect::<Vec<_>>(),
+        "unitsNotCompared": units.iter().map(|(u, n)| json!({"unit": u, "results": n})).collect::<Vec<_>>(),
+    }))
+}
+
+/// Fills `eng_b` (benchmarks in the canonical unit with their validity window), `eng_s`
+/// (candidate violation samples), `eng_annual` (NAL statistics) and `eng_e` (events).
+async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Result<(), sqlx::Error> {
+    let statements: Vec<String> = vec![
+        // Benchmarks converted to mg/L (or pH units), valid from their effective date until the
+        // next value of the same series takes effect (lead action level 0.015 -> 0.010).
+        "create temp table eng_b on commit drop as
+         select b.id, b.pollutant_key, b.benchmark_type, b.water_type, b.fraction, b.unverified,
+                b.value * coalesce(u.to_mg_per_l, 1) as v, b.value_max * coalesce(u.to_mg_per_l, 1) as vmax,
+                case when u.kind = 'ph' then 'pH units' else 'mg/L' end as unit,
+                coalesce(b.effective_date, '-infinity'::date) as valid_from,
+                coalesce(lead(b.effective_date) over (
+                    partition by b.pollutant_key, b.benchmark_type, b.water_type, b.fraction, b.source
+                    order by b.effective_date nulls first), 'infinity'::date) as valid_to
+         from benchmark b join unit_map u on u.unit = b.unit
+         where u.kind in ('mass', 'ph')".into(),
+        "create temp table eng_s (
+             facility_id bigint, pollutant_key text, reporting_year integer, benchmark_type text,
+             source text, source_table text, source_row_id bigint, benchmark_id bigint,
+             measured_value numeric, measured_unit text, benchmark_value numeric,
+             benchmark_unit text, ratio numeric, exceeds boolean, non_detect boolean,
+             qualifier text, raw_value numeric, raw_unit text, screening boolean,
+             detected_on date, sample_key text, unverified boolean
+         ) on commit drop".into(),
+        // Annual NAL: every comparable industrial result of the year enters the average
+        // (dissolved fractions do not: IGP metals are total).
+        format!(
+            "insert into eng_s
+             select m.facility_id, m.pollutant_key, m.reporting_year, 'NAL_ANNUAL', m.source,
+                    m.source_table, m.source_row_id, b.id, m.value, m.unit, b.v, b.unit,
+                    {RATIO}, {EXCEEDS}, m.qclass = 'nd', m.qualifier, m.raw_value, m.raw_unit,
+                    false, m.sample_date, m.sample_key, b.unverified
+             from eng_m m
+             join eng_b b on b.pollutant_key = m.pollutant_key and b.benchmark_type = 'NAL_ANNUAL'
+                         and m.eff_date >= b.valid_from and m.eff_date < b.valid_to
+             where m.source = 'smarts_industrial' and m.exclusion is null
+               and m.fraction <> 'dissolved'"
+        ),
+        // Instantaneous NAL (TSS, O&G maxima; pH range): the results above / outside it.
+        format!(
+            "insert into eng_s
+             select m.facility_id, m.pollutant_key, m.reporting_year, 'NAL_INSTANT', m.source,
+                    m.source_table, m.source_row_id, b.id, m.value, m.unit, coalesce(b.vmax, b.v),
+                    b.unit, {RATIO}, true, false, m.qualifier, m.raw_value, m.raw_unit, false,
+                    m.sample_date, m.sample_key, b.unverified
+             from eng_m m
+             join eng_b b on b.pollutant_key = m.pollutant_key and b.benchmark_type = 'NAL_INSTANT'
+                         and m.eff_date >= b.valid_from and m.eff_date < b.valid_to
+             where m.source = 'smarts_industrial' and m.exclusion is null
+               and m.fraction <> 'dissolved' and {EXCEEDS}"
+        ),
+        // Every other benchmark, each result on its own, every applicable benchmark (not the
+        // first found). Screening: a dissolved criterion against a total result (or the
+        // reverse), or a drinking-water standard against discharge.
+        format!(
+            "insert into eng_s
+             select m.facility_id, m.pollutant_key, m.reporting_year, b.benchmark_type, m.source,
+                    m.source_table, m.source_row_id, b.id, m.value, m.unit, coalesce(b.vmax, b.v),
+                    b.unit, {RATIO}, true, false, m.qualifier, m.raw_value, m.raw_unit,
+                    b.water_type = 'drinking'
+                      or (b.fraction = 'dissolved' and m.fraction <> 'dissolved')
+                      or (b.fraction in ('total', 'total_recoverable') and m.fraction = 'dissolved'),
+                    m.sample_date, m.sample_key, b.unverified
+             from eng_m m
+             join eng_b b on b.pollutant_key = m.pollutant_key
+                         and b.benchmark_type not in ('NAL_ANNUAL', 'NAL_INSTANT', 'OTHER')
+                         and m.eff_date >= b.valid_from and m.eff_date < b.valid_to
+             where m.exclusion is null and {EXCEEDS}"
+        ),
+        // NAL statistics under all three ND conventions; the configured one decides.
+        format!(
+            "create temp table eng_annual on commit drop as
+             select facility_id, pollutant_key, reporting_year, benchmark_id, nal,
+                    sample_count, nd_count, nd_without_limit, avg_nd_zero, avg_nd_half_mdl,
+                    avg_nd_dropped, '{policy}'::text as nd_policy,
+                    {avg} as average,
+                    coalesce({avg} > nal, false) as exceeds,
+                    (coalesce(avg_nd_zero > nal, false) <> coalesce(avg_nd_half_mdl > nal, false)
+                     or coalesce(avg_nd_zero > nal, false) <> coalesce(avg_nd_dropped > nal, false))
+                        as policy_sensitive,
+                    first_date, last_date, unverified
+             from (
+                 select s.facility_id, s.pollutant_key, s.reporting_year,
+                        min(s.benchmark_id) as benchmark_id, min(s.benchmark_value) as nal,
+                        count(*)::integer as sample_count,
+                        (count(*) filter (where m.qclass = 'nd'))::integer as nd_count,
+                        (count(*) filter (where m.qclass = 'nd' and m.limit_value is null))::integer
+                            as nd_without_limit,
+                        avg(case when m.qclass = 'nd' then 0 else m.value end) as avg_nd_zero,
+                        avg(case when m.qclass = 'nd' then coalesce(m.limit_value / 2, 0) else m.value end)
+                            as avg_nd_half_mdl,
+                        avg(m.value) filter (where m.qclass <> 'nd') as avg_nd_dropped,
+                        min(s.detected_on) as first_date, max(s.detected_on) as last_date,
+                        bool_or(s.unverified) as unverified
+                 from eng_s s
+                 join eng_m m on m.source_table = s.source_table and m.source_row_id = s.source_row_id
+                 where s.benchmark_type = 'NAL_ANNUAL'
+                 group by s.facility_id, s.pollutant_key, s.reporting_year
+             ) g",
+            avg = match policy {
+                NdPolicy::Zero => "avg_nd_zero",
+                NdPolicy::HalfMdl => "avg_nd_half_mdl",
+                NdPolicy::Dropped => "avg_nd_dropped",
+            }
+        ),
+        // Instantaneous: two or more distinct samples in the year.
+        "create temp table eng_instant on commit drop as
+         select facility_id, pollutant_key, reporting_year, count(distinct sample_key)::integer as samples
+         from eng_s where benchmark_type = 'NAL_INSTANT'
+         group by 1, 2, 3".into(),
+        "delete from eng_s s using eng_annual a
+         where s.benchmark_type = 'NAL_ANNUAL' and not a.exceeds
+           and a.facility_id = s.facility_id and a.pollutant_key = s.pollutant_key
+           and a.reporting_year = s.reporting_year".into(),
+        "delete from eng_s s using eng_instant i
+         where s.benchmark_type = 'NAL_INSTANT' and i.samples < 2
+           and i.facility_id = s.facility_id and i.pollutant_key = s.pollutant_key
+           and i.reporting_year = s.reporting_year".into(),
+        // Events: one per facility x pollutant x reporting year x benchmark type x source.
+        "create temp table eng_e on commit drop as
+         select a.facility_id, a.pollutant_key, a.reporting_year, 'NAL_ANNUAL'::text as benchmark_type,
+                'smarts_industrial'::text as source, 'annual_average'::text as measure,
+                a.benchmark_id, a.average as value, 'mg/L'::text as unit,
+                a.sample_count, (select count(*) from eng_s s
+                                 where s.benchmark_type = 'NAL_ANNUAL' and s.exceeds
+                                   and s.facility_id = a.facility_id and s.pollutant_key = a.pollutant_key
+                                   and s.reporting_year = a.reporting_year)::integer as exceedance_count,
+                a.average / a.nal as max_ratio, violation_severity(a.average / a.nal) as severity,
+                a.first_date, a.last_date, a.nd_policy, a.policy_sensitive, false as screening,
+                a.unverified
+         from eng_annual a where a.exceeds
+         union all
+         select s.facility_id, s.pollutant_key, s.reporting_year, s.benchmark_type, s.source,
+                case when s.benchmark_type = 'NAL_INSTANT' then 'instantaneous' else 'sample' end,
+                (array_agg(s.benchmark_id order by s.ratio desc nulls last, s.benchmark_id))[1],
+                (array_agg(s.measured_value order by s.ratio desc nulls last, s.benchmark_id))[1],
+                (array_agg(s.measured_unit order by s.ratio desc nulls last, s.benchmark_id))[1],
+                count(distinct s.sample_key)::integer, count(*)::integer, max(s.ratio),
+                violation_severity(max(s.ratio)), min(s.detected_on), max(s.detected_on),
+                null, false, bool_and(s.screening), bool_or(s.unverified)
+         from eng_s s where s.benchmark_type <> 'NAL_ANNUAL'
+         group by s.facility_id, s.pollutant_key, s.reporting_year, s.benchmark_type, s.source".into(),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+struct Written {
+    new: i64,
+    updated: i64,
+    escalated: i64,
+    retracted: i64,
+    samples: i64,
+}
+
+/// Writes events, samples, NAL statistics and Levels for the pairs (all when `full`).
+async fn write_results(
+    tx: &mut Transaction<'_, Postgres>,
+    full: bool,
+) -> Result<Written, sqlx::Error> {
+    let in_pairs = |alias: &str| {
+        if full {
+            "true".to_owned()
+        } else {
+            format!(
+                "({alias}.facility_id, {alias}.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
+            )
+        }
+    };
+    const FIELDS: &str = "measure, benchmark_id, value, unit, sample_count, exceedance_count, \
+                          max_ratio, severity, first_date, last_date, nd_policy, policy_sensitive, \
+                          screening, unverified";
+    let (new, updated, escalated): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "with up as (
+             insert into violation_event as e
+                 (facility_id, pollutant_key, reporting_year, benchmark_type, source, {FIELDS})
+             select facility_id, pollutant_key, reporting_year, benchmark_type, source, {FIELDS}
+             from eng_e
+             on conflict on constraint violation_event_uniq do update
+                set measure = excluded.measure, benchmark_id = excluded.benchmark_id,
+                    value = excluded.value, unit = excluded.unit,
+                    sample_count = excluded.sample_count, exceedance_count = excluded.exceedance_count,
+                    max_ratio = excluded.max_ratio, severity = excluded.severity,
+                    first_date = excluded.first_date, last_date = excluded.last_date,
+                    nd_policy = excluded.nd_policy, policy_sensitive = excluded.policy_sensitive,
+                    screening = excluded.screening, unverified = excluded.unverified,
+                    escalated_at = case when e.retracted_at is null
+                                         and severity_rank(excluded.severity) > severity_rank(e.severity)
+                                        then now() else e.escalated_at end,
+                    detected_at = case when e.retracted_at is not null then now() else e.detected_at end,
+                    retracted_at = null,
+                    computed_at = now()
+              where ({e_fields}) is distinct from ({x_fields}) or e.retracted_at is not null
+             returning (xmax = 0) as inserted, e.escalated_at = now() as escalated
+         )
+         select count(*) filter (where inserted), count(*) filter (where not inserted),
+                count(*) filter (where escalated)
+         from up",
+        e_fields = FIELDS
+            .split(", ")
+            .map(|f| format!("e.{}", f.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        x_fields = FIELDS
+            .split(", ")
+            .map(|f| format!("excluded.{}", f.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )))
+    .fetch_one(&mut **tx)
+    .await?;
+
+    let retracted = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update violation_event e set retracted_at = now(), computed_at = now()
+         where e.retracted_at is null and {pairs}
+           and not exists (select 1 from eng_e n
+                           where n.facility_id = e.facility_id and n.pollutant_key = e.pollutant_key
+                             and n.reporting_year = e.reporting_year
+                             and n.benchmark_type = e.benchmark_type and n.source = e.source)",
+        pairs = in_pairs("e"),
+    )))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected() as i64;
+
+    let statements = [
+        "create temp table eng_s2 on commit drop as
+         select s.*, e.id as event_id
+         from eng_s s
+         join violation_event e on e.facility_id = s.facility_id and e.pollutant_key = s.pollutant_key
+                               and e.reporting_year = s.reporting_year
+                               and e.benchmark_type = s.benchmark_type and e.source = s.source
+         where e.retracted_at is null"
+            .to_owned(),
+        format!(
+            "delete from violation_sample v using violation_event e
+             where v.event_id = e.id and {pairs}
+               and not exists (select 1 from eng_s2 n
+                               where n.source_table = v.source_table
+                                 and n.source_row_id = v.source_row_id
+                                 and n.benchmark_id = v.benchmark_id)",
+            pairs = in_pairs("e")
+        ),
+        format!(
+            "delete from nal_annual a where {pairs}",
+            pairs = in_pairs("a")
+        ),
+        "insert into nal_annual (facility_id, pollutant_key, reporting_year, benchmark_id, nal,
+                                 sample_count, nd_count, nd_without_limit, avg_nd_zero,
+                                 avg_nd_half_mdl, avg_nd_dropped, nd_policy, average, exceeds,
+                                 policy_sensitive, instant_count)
+         select a.facility_id, a.pollutant_key, a.reporting_year, a.benchmark_id, a.nal,
+                a.sample_count, a.nd_count, a.nd_without_limit, a.avg_nd_zero, a.avg_nd_half_mdl,
+                a.avg_nd_dropped, a.nd_policy, a.average, a.exceeds, a.policy_sensitive,
+                coalesce(i.samples, 0)
+         from eng_annual a
+         left join eng_instant i using (facility_id, pollutant_key, reporting_year)"
+            .to_owned(),
+        format!("delete from nal_level l where {pairs}", pairs = in_pairs("l")),
+        // Baseline -> Level 1 on the July 1 after the first exceeding year; -> Level 2 on the
+        // July 1 after a later exceeding year (Level 1 starts in the year after the first).
+        format!(
+            "insert into nal_level (facility_id, pollutant_key, first_exceedance_year,
+                                    second_exceedance_year, exceedance_years, level_1_since,
+                                    level_2_since)
+             select facility_id, pollutant_key, ys[1], ys[2], ys, make_date(ys[1] + 1, 7, 1),
+                    case when ys[2] is not null then make_date(ys[2] + 1, 7, 1) end
+             from (select facility_id, pollutant_key,
+                          array_agg(distinct reporting_year order by reporting_year) as ys
+                   from violation_event e
+                   where e.source = 'smarts_industrial' and e.retracted_at is null
+                     and e.benchmark_type in ('NAL_ANNUAL', 'NAL_INSTANT') and {pairs}
+                   group by facility_id, pollutant_key) t",
+            pairs = in_pairs("e")
+        ),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?;
+    }
+    let samples = sqlx::query(
+        "insert into violation_sample
+             (event_id, source, source_table, source_row_id, benchmark_id, measured_value,
+              measured_unit, benchmark_value, benchmark_unit, ratio, severity, detected_on,
+              exceeds, non_detect, qualifier, raw_value, raw_unit, screening, facility_id,
+              pollutant_key)
+         select event_id, source, source_table, source_row_id, benchmark_id, measured_value,
+                measured_unit, benchmark_value, benchmark_unit, ratio,
+                case when exceeds then violation_severity(ratio) end, detected_on, exceeds,
+                non_detect, qualifier, raw_value, raw_unit, screening, facility_id, pollutant_key
+         from eng_s2
+         on conflict (source_table, source_row_id, benchmark_id) do update
+            set event_id = excluded.event_id, measured_value = excluded.measured_value,
+                measured_unit = excluded.measured_unit, benchmark_value = excluded.benchmark_value,
+                benchmark_unit = excluded.benchmark_unit, ratio = excluded.ratio,
+                severity = excluded.severity, detected_on = excluded.detected_on,
+                exceeds = excluded.exceeds, non_detect = excluded.non_detect,
+                qualifier = excluded.qualifier, raw_value = excluded.raw_value,
+                raw_unit = excluded.raw_unit, screening = excluded.screening,
+                facility_id = excluded.facility_id, pollutant_key = excluded.pollutant_key
+          where (violation_sample.event_id, violation_sample.measured_value, violation_sample.ratio,
+                 violation_sample.severity, violation_sample.detected_on, violation_sample.exceeds,
+                 violation_sample.non_detect, violation_sample.qualifier, violation_sample.raw_value,
+                 violation_sample.raw_unit, violation_sample.screening, violation_sample.facility_id)
+                is distinct from
+                (excluded.event_id, excluded.measured_value, excluded.ratio, excluded.severity,
+                 excluded.detected_on, excluded.exceeds, excluded.non_detect, excluded.qualifier,
+                 excluded.raw_value, excluded.raw_unit, excluded.screening, excluded.facility_id)",
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected() as i64;
+    Ok(Written {
+        new,
+        updated,
+        escalated,
+        retracted,
+        samples,
+    })
+}
+
+/// Duplicate candidates (seed 000 section 3.2): a computed event and a SMARTS regulatory
+/// violation of the same canonical facility, the violation dated within 30 days of the event's
+/// samples. Score 0.9 when the violation's text names the pollutant, 0.6 when it is an effluent
+/// / NAL / exceedance violation without naming it. Reported in `violation_duplicate`, never
+/// merged. Returns the number of current candidates.
+async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "create temp table eng_dup on commit drop as
+         select e.facility_id, e.id as event_id, v.id as smarts_violation_id,
+                case when coalesce(v.description, '') || ' ' || coalesce(v.violation_type, '')
+                          ilike '%' || p.name || '%' then 0.9 else 0.6 end::real as score,
+                format('%s %s in %s-%s (%s to %s) vs SMARTS violation %s (%s, %s)',
+                       e.source, p.name, e.reporting_year, e.reporting_year + 1,
+                       e.first_date, e.last_date, v.violation_id, v.violation_type,
+                       v.occurrence_date) as reason
+         from violation_event e
+         join pollutant p on p.key = e.pollutant_key
+         join facility_link l on l.facility_id = e.facility_id and l.status = 'linked'
+                             and l.source in ('smarts_industrial', 'smarts_construction')
+         join smarts_violation v on coalesce(v.app_id, '') || '|' || coalesce(v.wdid, '') = l.source_key
+                                and v.withdrawn_run_id is null
+         where e.retracted_at is null
+           and v.occurrence_date between e.first_date - 30 and e.last_date + 30
+           and (coalesce(v.description, '') || ' ' || coalesce(v.violation_type, '') ilike '%' || p.name || '%'
+                or v.violation_type ilike any (array['%effluent%', '%NAL%', '%exceed%',
+                                                     '%numeric%', '%monitoring%']))",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "delete from violation_duplicate d
+         where not exists (select 1 from eng_dup n where n.event_id = d.event_id
+                                                    and n.smarts_violation_id = d.smarts_violation_id)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into violation_duplicate (facility_id, event_id, smarts_violation_id, score, reason)
+         select facility_id, event_id, smarts_violation_id, score, reason from eng_dup
+         on conflict (event_id, smarts_violation_id) do update
+            set score = excluded.score, reason = excluded.reason, facility_id = excluded.facility_id",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query_scalar("select count(*) from violation_duplicate")
+        .fetch_one(&mut **tx)
+        .await
+}
