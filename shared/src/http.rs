@@ -17,6 +17,10 @@ pub enum ApiError {
     BadRequest { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("database error")]
@@ -38,6 +42,8 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,6 +65,34 @@ impl ApiError {
         }
         json_response(status, &json!({ "error": error }), "no-store")
     }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::Db(db) => Self::Db(db),
+            other => Self::Unauthorized(other.to_string()),
+        }
+    }
+}
+
+/// Parses a JSON request body into `T`; a 400 naming `body` otherwise.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.is_empty() {
+        return Err(ApiError::bad("body", "a JSON body is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad("body", e.to_string()))
+}
+
+/// The numeric id in `path` right after `prefix` (`/api/violations/` + `42/status` → 42).
+pub fn path_id(path: &str, prefix: &str) -> Result<i64, ApiError> {
+    let rest = path.strip_prefix(prefix).unwrap_or_default();
+    let raw = rest.split('/').next().unwrap_or_default();
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad("id", format!("{raw:?} is not a positive integer id")))
 }
 
 /// A JSON response with a `Cache-Control` header.

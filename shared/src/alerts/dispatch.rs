@@ -83,6 +83,22 @@ impl Subscription {
     }
 }
 
+/// `alert-dispatch`: one dispatch per SQS batch (the messages only say "a run finished"; what to
+/// send is in the database). A failed dispatch fails the whole batch so SQS redelivers it.
+pub async fn handle(
+    ctx: &crate::sync::Context,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    if let Err(e) = dispatch(&ctx.pool, &ctx.http, ctx.cfg.smtp.as_ref()).await {
+        tracing::error!(error = %e, "alert dispatch failed");
+        for m in event.records {
+            response.add_failure(m.message_id.unwrap_or_default());
+        }
+    }
+    response
+}
+
 /// Matches, records and delivers (see the module docs).
 pub async fn dispatch(
     pool: &PgPool,
@@ -203,7 +219,7 @@ async fn candidates(pool: &PgPool, sub: &Subscription) -> Result<Vec<Candidate>,
          order by t.id",
     )
     .bind(sub.created_at)
-    .bind(&sub.min_ratio)
+    .bind(sub.min_ratio)
     .bind(&sub.min_severity)
     .bind(sub.repeat_threshold)
     .bind(&sub.level)

@@ -2,7 +2,10 @@
 
 pub mod facilities;
 pub mod health;
+pub mod nal_levels;
+pub mod subscriptions;
 pub mod sync_status;
+pub mod violations;
 
 use crate::cache::Cache;
 use crate::config::Config;

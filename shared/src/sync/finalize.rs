@@ -1,7 +1,7 @@
 //! `sync-finalize`: runs once per sync run, after its last chunk. For each imported file it
-//! marks rows that disappeared from the source as withdrawn (never deleting them), then
-//! closes the run and starts a new cache generation. Later post-import steps (violations,
-//! facility linking, cache preload) hook in here.
+//! marks rows that disappeared from the source as withdrawn (never deleting them), closes the
+//! run, runs the violation engine over what changed, starts a new cache generation and asks the
+//! alert-dispatch function to run.
 
 use super::{Context, FinalizeMessage, SyncError};
 use crate::import::registry;
@@ -28,6 +28,9 @@ pub enum FinalizeOutcome {
         status: String,
         files: Vec<FileFinal>,
         links: Option<super::links::LinkCounts>,
+        /// The violation engine's report; `None` when it failed (recorded in
+        /// `violation_engine_run`; the next run or the violations-compute function catches up).
+        violations: Option<crate::violations::engine::Report>,
     },
     /// Another invocation finalized this run already.
     AlreadyFinalized { run_id: i64 },
@@ -122,14 +125,61 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let violations = compute_violations(ctx, run_id).await;
     let generation = ctx.cache.bump_generation().await;
+    request_alert_dispatch(ctx, run_id).await;
     tracing::info!(run_id, status = run_status, ?generation, "run finalized");
     Ok(FinalizeOutcome::Finalized {
         run_id,
         status: run_status.into(),
         files: finals,
         links,
+        violations,
     })
+}
+
+/// Runs the violation engine for what the run changed. A failure does not undo the finalized
+/// run: it is recorded, and the engine's watermark makes the next run pick the rows up.
+async fn compute_violations(
+    ctx: &Context,
+    run_id: i64,
+) -> Option<crate::violations::engine::Report> {
+    use crate::violations::engine;
+    let mut opts = engine::Options::new("finalize", ctx.cfg.nd_policy);
+    opts.sync_run_id = Some(run_id);
+    opts.up_to_run = Some(run_id);
+    match engine::compute(&ctx.pool, &opts).await {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::error!(run_id, error = %e, "violation engine failed");
+            if let Err(db) = engine::record_failure(&ctx.pool, &opts, &e).await {
+                tracing::error!(run_id, error = %db, "could not record the engine failure");
+            }
+            None
+        }
+    }
+}
+
+/// Asks alert-dispatch to run (a message on ALERT_QUEUE_URL). Without the queue, or when the
+/// send fails, alerts wait for the next dispatch; nothing is lost (the outbox is idempotent).
+async fn request_alert_dispatch(ctx: &Context, run_id: i64) {
+    let Some(queue) = ctx.cfg.alert_queue_url() else {
+        tracing::info!(
+            run_id,
+            "ALERT_QUEUE_URL not set; alert dispatch not requested"
+        );
+        return;
+    };
+    let sent = ctx
+        .sqs
+        .send_message()
+        .queue_url(queue)
+        .message_body(serde_json::json!({ "runId": run_id }).to_string())
+        .send()
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(run_id, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "alert dispatch request not sent");
+    }
 }
 
 /// Withdraws the rows of `dataset` that the file no longer contains — unless the evidence

@@ -21,6 +21,8 @@ pub struct Resources {
     pub import_dlq_url: String,
     pub finalize_queue_url: String,
     pub finalize_dlq_url: String,
+    pub alert_queue_url: String,
+    pub alert_dlq_url: String,
 }
 
 /// How many times a message may be received before it goes to the DLQ (template.yaml).
@@ -104,12 +106,23 @@ pub async fn ensure_resources(
         Some((&finalize_dlq_url, FINALIZE_MAX_RECEIVES)),
     )
     .await?;
+    let alert_dlq_url = create_queue(sqs, &format!("{prefix}-alerts-dlq"), false, 30, None).await?;
+    let alert_queue_url = create_queue(
+        sqs,
+        &format!("{prefix}-alerts"),
+        false,
+        visibility_secs,
+        Some((&alert_dlq_url, FINALIZE_MAX_RECEIVES)),
+    )
+    .await?;
     Ok(Resources {
         bucket,
         import_queue_url,
         import_dlq_url,
         finalize_queue_url,
         finalize_dlq_url,
+        alert_queue_url,
+        alert_dlq_url,
     })
 }
 
@@ -118,6 +131,7 @@ pub async fn ensure_resources(
 pub enum Target {
     Import,
     Finalize,
+    Alerts,
 }
 
 /// One event source mapping: a queue, its handler and Lambda's batch settings.
@@ -178,6 +192,7 @@ pub async fn poll_once(ctx: &Context, mapping: &Mapping) -> Result<usize, SyncEr
     let response: SqsBatchResponse = match mapping.target {
         Target::Import => super::import::handle(ctx, event).await,
         Target::Finalize => super::finalize::handle(ctx, event).await,
+        Target::Alerts => crate::alerts::dispatch::handle(ctx, event).await,
     };
     let failed: HashSet<&str> = response
         .batch_item_failures
@@ -261,7 +276,7 @@ pub async fn drain(
     }
 }
 
-/// The two mappings of template.yaml, for `resources`.
+/// The three mappings of template.yaml, for `resources`.
 pub fn mappings(resources: &Resources, wait_seconds: i32) -> Vec<Mapping> {
     vec![
         Mapping {
@@ -274,6 +289,12 @@ pub fn mappings(resources: &Resources, wait_seconds: i32) -> Vec<Mapping> {
             queue_url: resources.finalize_queue_url.clone(),
             target: Target::Finalize,
             batch_size: 1,
+            wait_seconds,
+        },
+        Mapping {
+            queue_url: resources.alert_queue_url.clone(),
+            target: Target::Alerts,
+            batch_size: 10,
             wait_seconds,
         },
     ]

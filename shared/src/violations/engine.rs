@@ -57,7 +57,7 @@ impl Options {
 }
 
 /// What a run did (also stored in `violation_engine_run`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     pub run_id: i64,
     pub mode: &'static str,

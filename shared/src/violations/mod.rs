@@ -83,6 +83,40 @@ pub fn reporting_year(date: chrono::NaiveDate) -> i32 {
     }
 }
 
+/// The `violations-compute` function's event: `{}` for an incremental run, `{"full": true}` to
+/// recompute everything (after a benchmark or classifier change the engine does so by itself).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeRequest {
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// The whole `main` of `violations-compute`: config read once, pool built once per execution
+/// environment, one engine run per invocation.
+pub async fn serve_compute() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let cfg = crate::config::Config::from_env()?;
+    let pool: &'static sqlx::PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
+    let policy = cfg.nd_policy;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ComputeRequest>| async move {
+            let mut opts = engine::Options::new("function", policy);
+            opts.force_full = event.payload.full;
+            match engine::compute(pool, &opts).await {
+                Ok(report) => Ok::<_, lambda_runtime::Error>(report),
+                Err(e) => {
+                    if let Err(db) = engine::record_failure(pool, &opts, &e).await {
+                        tracing::error!(error = %db, "could not record the engine failure");
+                    }
+                    Err(e.into())
+                }
+            }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,15 +94,18 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
     stormwater::db::migrate(&pool)
         .await
         .expect("migrations apply");
+    stormwater::repo::benchmarks::load(&pool)
+        .await
+        .expect("reference benchmarks load");
     let mut ctx = Context::init(cfg).await.expect("context");
     let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &prefix, 2)
         .await
         .expect("bucket and queues");
-    ctx.cfg = ctx.cfg.clone().with_aws_resources(
-        &res.bucket,
-        &res.import_queue_url,
-        &res.finalize_queue_url,
-    );
+    ctx.cfg = ctx
+        .cfg
+        .clone()
+        .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
+        .with_alert_queue(Some(res.alert_queue_url.clone()));
     ctx.cache = Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix);
     let api = ApiState {
         pool: ctx.pool.clone(),
@@ -206,6 +209,32 @@ impl Harness {
         self.call(function, req).await
     }
 
+    /// Sends a request with a JSON body (and an API key, when given) through `function`.
+    pub async fn send(
+        &self,
+        function: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        api_key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut b = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.test{path}"))
+            .header("content-type", "application/json");
+        if let Some(k) = api_key {
+            b = b.header(stormwater::auth::API_KEY_HEADER, k);
+        }
+        let req = b
+            .body(match body {
+                Some(v) => lambda_http::Body::Text(v.to_string()),
+                None => lambda_http::Body::Empty,
+            })
+            .expect("request");
+        let (status, body, _) = self.call(function, req).await;
+        (status, body)
+    }
+
     pub async fn call(
         &self,
         function: &str,
@@ -215,6 +244,12 @@ impl Harness {
             "api-facilities" => stormwater::api::facilities::handle(&self.api, req).await,
             "api-health" => stormwater::api::health::handle(&self.api).await,
             "sync-status" => stormwater::api::sync_status::handle(&self.api, req).await,
+            "api-violation" => stormwater::api::violations::handle(&self.api, req).await,
+            "api-violation-status" => {
+                stormwater::api::violations::handle_status(&self.api, req).await
+            }
+            "api-nal-levels" => stormwater::api::nal_levels::handle(&self.api, req).await,
+            "api-subscriptions" => stormwater::api::subscriptions::handle(&self.api, req).await,
             other => panic!("no HTTP function {other}"),
         };
         let status = resp.status().as_u16();

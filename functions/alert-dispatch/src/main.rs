@@ -1,0 +1,6 @@
+//! `alert-dispatch`: matches new and escalated violation events to subscriptions and delivers the alerts (SQS, after each finalize).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stormwater::sync::serve_sqs(stormwater::alerts::dispatch::handle).await
+}

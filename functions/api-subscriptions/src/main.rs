@@ -1,0 +1,6 @@
+//! `POST|GET /api/subscriptions`, `DELETE /api/subscriptions/{id}` (credentials required).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(stormwater::api::subscriptions::handle).await
+}

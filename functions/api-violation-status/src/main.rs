@@ -1,0 +1,6 @@
+//! `PATCH /api/violations/{id}/status`: the review workflow (credentials required).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(stormwater::api::violations::handle_status).await
+}

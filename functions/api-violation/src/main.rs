@@ -1,0 +1,6 @@
+//! `GET /api/violations/{id}`: one violation event with its samples, benchmark, NAL statistics, Level and review history.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(stormwater::api::violations::handle).await
+}

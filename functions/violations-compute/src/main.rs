@@ -1,0 +1,6 @@
+//! `violations-compute`: the violation engine on its own (incremental, or `{"full": true}`).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stormwater::violations::serve_compute().await
+}
