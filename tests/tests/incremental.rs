@@ -286,7 +286,21 @@ async fn every_sample_event_runs_through_its_handler() {
             .url
             .ends_with("Industrial_Application_Specific_Data_2019-03-12.csv")
     );
-    h.sync(sources(&shared_data(PORTAL_2019))).await;
+    let mut both = sources(&shared_data(PORTAL_2019));
+    both.push(Source {
+        dataset: "smarts_industrial_monitoring".into(),
+        url: file_url(&shared_data(
+            "real/tientalkenvi/Region_1_-_North_Coast_-_Industrial_Ad_Hoc_Reports_-_Parameter_Data.txt",
+        )),
+        scope: None,
+    });
+    h.sync(both).await;
+    assert!(
+        h.scalar_i64("select count(*) from violation_event where id = 1")
+            .await
+            == 1,
+        "api-violation/get.json asks for event 1"
+    );
 
     let mut ran = 0;
     for dir in std::fs::read_dir(&root).unwrap() {
@@ -304,10 +318,22 @@ async fn every_sample_event_runs_through_its_handler() {
             let text = std::fs::read_to_string(&file).unwrap();
             let name = file.file_stem().unwrap().to_str().unwrap().to_owned();
             match function.as_str() {
-                "api-facilities" | "api-health" | "sync-status" => {
+                "api-facilities"
+                | "api-health"
+                | "sync-status"
+                | "api-violation"
+                | "api-violation-status"
+                | "api-nal-levels"
+                | "api-subscriptions" => {
                     let req = lambda_http::request::from_str(&text).unwrap();
                     let (status, body, _) = h.call(&function, req).await;
-                    let want = if name.starts_with("bad-") { 400 } else { 200 };
+                    let want = if name.starts_with("bad-") {
+                        400
+                    } else if name.starts_with("unauth-") {
+                        401
+                    } else {
+                        200
+                    };
                     assert_eq!(status, want, "{function}/{name}: {body}");
                     if function == "api-facilities" && want == 200 {
                         assert!(
@@ -372,6 +398,29 @@ async fn every_sample_event_runs_through_its_handler() {
                         1
                     );
                 }
+                "violations-compute" => {
+                    let req: stormwater::violations::ComputeRequest =
+                        serde_json::from_str(&text).unwrap();
+                    let mut opts = stormwater::violations::engine::Options::new(
+                        "test",
+                        stormwater::violations::NdPolicy::Zero,
+                    );
+                    opts.force_full = req.full;
+                    let report = stormwater::violations::engine::compute(h.pool(), &opts)
+                        .await
+                        .expect("engine");
+                    assert_eq!(report.mode, if req.full { "full" } else { "incremental" });
+                    assert_eq!(
+                        report.events_new + report.events_updated + report.events_retracted,
+                        0,
+                        "finalize already computed everything"
+                    );
+                }
+                "alert-dispatch" => {
+                    let event: SqsEvent = serde_json::from_str(&text).unwrap();
+                    let resp = stormwater::alerts::dispatch::handle(&h.ctx, event).await;
+                    assert!(resp.batch_item_failures.is_empty());
+                }
                 "migrate" => {
                     let _: Value = serde_json::from_str(&text).unwrap();
                     stormwater::db::migrate(h.pool())
@@ -383,7 +432,7 @@ async fn every_sample_event_runs_through_its_handler() {
             ran += 1;
         }
     }
-    assert!(ran >= 12, "only {ran} events ran");
+    assert!(ran >= 21, "only {ran} events ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
