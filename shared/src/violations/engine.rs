@@ -827,15 +827,14 @@ async fn write_results(
 
 /// Duplicate candidates (seed 000 section 3.2): a computed event and a SMARTS regulatory
 /// violation of the same canonical facility, the violation dated within 30 days of the event's
-/// samples. Score 0.9 when the violation's text names the pollutant, 0.6 when it is an effluent
-/// / NAL / exceedance violation without naming it. Reported in `violation_duplicate`, never
+/// samples. Score 0.9 when the violation's text names the pollutant (base name or abbreviation),
+/// 0.6 when it is an effluent / NAL / exceedance / monitoring violation without naming it. Reported in `violation_duplicate`, never
 /// merged. Returns the number of current candidates.
 async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
     sqlx::query(
-        "create temp table eng_dup on commit drop as
+        r"create temp table eng_dup on commit drop as
          select e.facility_id, e.id as event_id, v.id as smarts_violation_id,
-                case when coalesce(v.description, '') || ' ' || coalesce(v.violation_type, '')
-                          ilike '%' || p.name || '%' then 0.9 else 0.6 end::real as score,
+                case when t.names_pollutant then 0.9 else 0.6 end::real as score,
                 format('%s %s in %s-%s (%s to %s) vs SMARTS violation %s (%s, %s)',
                        e.source, p.name, e.reporting_year, e.reporting_year + 1,
                        e.first_date, e.last_date, v.violation_id, v.violation_type,
@@ -846,9 +845,18 @@ async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, s
                              and l.source in ('smarts_industrial', 'smarts_construction')
          join smarts_violation v on coalesce(v.app_id, '') || '|' || coalesce(v.wdid, '') = l.source_key
                                 and v.withdrawn_run_id is null
+         -- The pollutant is named by its base name ('Copper' of 'Copper, Total') or by its
+         -- abbreviation ('TSS' of 'Total Suspended Solids (TSS)').
+         cross join lateral (
+             select coalesce(v.description, '') || ' ' || coalesce(v.violation_type, '') as text,
+                    btrim(regexp_replace(p.name, '\s*\(.*\)|,.*$', '', 'g')) as base,
+                    substring(p.name from '\(([^)]*)\)') as abbr) n
+         cross join lateral (
+             select n.text ilike '%' || n.base || '%'
+                    or (n.abbr is not null and n.text ~* ('\m' || n.abbr || '\M')) as names_pollutant) t
          where e.retracted_at is null
            and v.occurrence_date between e.first_date - 30 and e.last_date + 30
-           and (coalesce(v.description, '') || ' ' || coalesce(v.violation_type, '') ilike '%' || p.name || '%'
+           and (t.names_pollutant
                 or v.violation_type ilike any (array['%effluent%', '%NAL%', '%exceed%',
                                                      '%numeric%', '%monitoring%']))",
     )

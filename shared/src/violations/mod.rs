@@ -7,6 +7,7 @@
 
 pub mod classify;
 pub mod engine;
+pub mod patterns;
 pub mod review;
 
 use std::fmt;
