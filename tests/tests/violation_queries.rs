@@ -17,6 +17,9 @@ fn source(dataset: &str, path: &str) -> Source {
     }
 }
 
+/// Parameter overrides, and how many rows the query must at least return.
+type Expectation = (Vec<(&'static str, String)>, usize);
+
 #[tokio::test]
 async fn every_documented_query_runs_and_returns_the_engine_figures() {
     let h = harness("violation-queries", None).await;
@@ -85,7 +88,7 @@ async fn every_documented_query_runs_and_returns_the_engine_figures() {
     .into_iter()
     .collect();
     // (pattern, overrides, rows it must return)
-    let expectations: HashMap<&str, (Vec<(&str, String)>, usize)> = [
+    let expectations: HashMap<&str, Expectation> = [
         ("dashboard_by_facility", (vec![], 1)),
         ("dashboard_by_pollutant", (vec![], 1)),
         ("dashboard_by_month", (vec![], 1)),
