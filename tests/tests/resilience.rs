@@ -300,3 +300,59 @@ async fn ckan_sources_resolve_to_their_download_and_an_unchanged_etag_is_skipped
     );
     assert_eq!(*portal.downloads.lock().unwrap(), 3);
 }
+
+/// Workers can import every chunk of a small file before the stager records the chunk count:
+/// the file must still end up `imported` and the run must be claimable for finalize (a run once
+/// hung in `running` this way during the violation benchmark).
+#[tokio::test]
+async fn a_file_whose_chunks_finish_before_staging_does_is_imported() {
+    use stormwater::repo::sync as repo;
+    let h = harness("stage-race", None).await;
+    let run = repo::create_run(h.pool(), "test").await.expect("run");
+    let source = Source {
+        dataset: "smarts_violations".into(),
+        url: "file:///x.csv".into(),
+        scope: None,
+    };
+    let file = repo::create_file(h.pool(), run, &source)
+        .await
+        .expect("file");
+    // The one chunk was imported already (what import_chunk does on completion).
+    sqlx::query("update sync_file set chunks_done = 1 where id = $1")
+        .bind(file)
+        .execute(h.pool())
+        .await
+        .expect("chunk done");
+    let mut tx = h.pool().begin().await.expect("tx");
+    let all_done = repo::finish_staging(
+        &mut tx,
+        &repo::StagedFile {
+            file_id: file,
+            chunk_count: 1,
+            rows_read: 3,
+            bytes: 100,
+            checksum: "abc",
+            etag: None,
+            header: &["WDID".to_owned()],
+            extra_columns: &[],
+        },
+    )
+    .await
+    .expect("finish staging");
+    repo::finish_run_staging(&mut *tx, run)
+        .await
+        .expect("run staged");
+    assert!(all_done);
+    assert!(
+        repo::claim_finalize(&mut tx, run).await.expect("claim"),
+        "the run is ready to finalize"
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from sync_file where id = {file} and status = 'imported'"
+        ))
+        .await,
+        1
+    );
+}

@@ -21,15 +21,15 @@ use stormwater::sync::stage::{self, StageRequest};
 use stormwater::sync::{Context, runner};
 
 #[derive(Deserialize)]
-struct Manifest {
-    files: Vec<ManifestFile>,
+pub(crate) struct Manifest {
+    pub(crate) files: Vec<ManifestFile>,
 }
 
 #[derive(Deserialize)]
-struct ManifestFile {
-    file: String,
-    dataset: String,
-    rows: u64,
+pub(crate) struct ManifestFile {
+    pub(crate) file: String,
+    pub(crate) dataset: String,
+    pub(crate) rows: u64,
 }
 
 /// Import workers polling concurrently (Lambda would scale out; this machine has 2 cores).
@@ -39,7 +39,7 @@ fn database_url(base: &str, db: &str) -> String {
     format!("{}/{db}", base.rsplit_once('/').map_or(base, |(b, _)| b))
 }
 
-async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<String> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(base_url)
@@ -104,7 +104,7 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
 }
 
 /// Runs one sync end to end with `WORKERS` import pollers; returns (seconds, run id).
-async fn sync(
+pub(crate) async fn sync(
     ctx: &'static Context,
     res: &runner::Resources,
     sources: Vec<Source>,
@@ -263,7 +263,7 @@ async fn chunk_sizes(
     Ok(out)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

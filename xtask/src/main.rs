@@ -11,6 +11,7 @@
 //! - `xtask api-key <name>`: create an API key for the write endpoints (printed once).
 
 mod bench;
+mod bench_violations;
 
 use anyhow::{Context as _, bail};
 use std::time::Duration;
@@ -106,6 +107,17 @@ async fn main() -> anyhow::Result<()> {
                 bail!("usage: xtask bench <data-dir> <report.md>")
             };
             bench::run(
+                cfg,
+                std::path::Path::new(data),
+                std::path::Path::new(report),
+            )
+            .await?;
+        }
+        Some("bench-violations") => {
+            let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
+                bail!("usage: xtask bench-violations <data-dir> <report.md>")
+            };
+            bench_violations::run(
                 cfg,
                 std::path::Path::new(data),
                 std::path::Path::new(report),

@@ -107,7 +107,8 @@ pub async fn finish_staging(
     let (done, count): (i32, i32) = sqlx::query_as(
         "update sync_file set chunk_count = $2, rows_read = $3, bytes = $4, checksum = $5, etag = $6,
                 header = $7, extra_columns = $8,
-                status = case when $2 = 0 then 'imported' else 'importing' end
+                -- Workers may have imported every chunk before the stager gets here.
+                status = case when chunks_done >= $2 then 'imported' else 'importing' end
          where id = $1 returning chunks_done, chunk_count",
     )
     .bind(f.file_id)
