@@ -216,17 +216,31 @@ async fn nal_rules_on_constructed_cases() {
         0
     );
 
-    // Later file adds aluminum results in 2021 (average 1.05 > 0.75): Level 2 from 2022-07-01.
-    // Only the changed pair is recomputed.
+    // Later file adds aluminum results in 2021 (average 1.05 > 0.75): Level 2 from 2022-07-01;
+    // and a third copper result (0.2) for 900002's 2023 year: the average rises to 0.0889
+    // (ratio 2.68: low -> moderate). Only the two changed pairs are recomputed.
     h.sync(vec![monitoring("violations/industrial_cases_later.txt")])
         .await;
     let run2 = h
         .json("select to_jsonb(r) from violation_engine_run r order by id desc limit 1")
         .await;
     assert_eq!(run2["mode"], "incremental", "{run2}");
-    assert_eq!(run2["pairs"], 1, "{run2}");
+    assert_eq!(run2["pairs"], 2, "{run2}");
     assert_eq!(run2["events_new"], 1, "{run2}");
-    assert_eq!(run2["events_updated"], 0, "{run2}");
+    let b = events(&h, facility(&h, "900002").await).await;
+    let e = &b["copper/2023/NAL_ANNUAL"];
+    assert!((num(&e["value"]) - 0.2666 / 3.0).abs() < 1e-9, "{e}");
+    assert_eq!(e["severity"], "moderate");
+    assert!(e["escalated_at"].is_string(), "severity rose: {e}");
+    assert_eq!(e["sample_count"], 3);
+    // The aquatic-life events of the same samples were updated too (0.2 mg/L against 4.8 ug/L
+    // saltwater CMC: high -> critical).
+    assert_eq!(b["copper/2023/CMC"]["severity"], "critical");
+    assert_eq!(run2["events_escalated"], 2, "{run2}");
+    assert_eq!(
+        run2["events_updated"], 3,
+        "NAL_ANNUAL, CMC, CCC of copper: {run2}"
+    );
     let level = h.json(&level_sql).await;
     assert_eq!(level["level"], "level_2");
     assert_eq!(level["level_2_since"], "2022-07-01");
@@ -589,6 +603,60 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         b["data"].get("webhookSecret").is_none(),
         "the secret is never returned"
     );
+    let region_sub = b["data"]["id"].clone();
+    // A 1 km buffer around the Oakland test site (900012), high severity and up only.
+    let buffer = json!({
+        "name": "Oakland site",
+        "mode": "buffer",
+        "center": {"lat": 37.8044, "lon": -122.2712},
+        "radiusM": 1000.0,
+        "minSeverity": "high",
+        "delivery": "webhook",
+        "webhookUrl": url,
+        "webhookSecret": secret,
+    });
+    let (s, b) = h
+        .send(
+            "api-subscriptions",
+            "POST",
+            "/api/subscriptions",
+            Some(buffer),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let buffer_sub = b["data"]["id"].clone();
+    let mut bad_area = json!({"name": "x", "mode": "buffer", "center": {"lat": 95.0, "lon": 0.0},
+                             "radiusM": 10.0, "delivery": "email", "email": "a@example.org"});
+    let (s, b) = h
+        .send(
+            "api-subscriptions",
+            "POST",
+            "/api/subscriptions",
+            Some(bad_area.clone()),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["parameter"].as_str()),
+        (400, Some("center")),
+        "{b}"
+    );
+    bad_area["mode"] = json!("polygon");
+    let (s, b) = h
+        .send(
+            "api-subscriptions",
+            "POST",
+            "/api/subscriptions",
+            Some(bad_area),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["parameter"].as_str()),
+        (400, Some("polygon")),
+        "{b}"
+    );
 
     // Sync: finalize runs the engine and queues alert-dispatch, which the runner then plays.
     h.sync(vec![
@@ -596,16 +664,27 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         monitoring("violations/industrial_cases.txt"),
     ])
     .await;
-    let expected = h
+    let region4 = h
         .scalar_i64(
             "select count(*) from violation_event e join facility f on f.id = e.facility_id
              where f.region = '4' and e.retracted_at is null",
         )
         .await;
     assert!(
-        expected >= 3,
+        region4 >= 3,
         "copper, TSS (annual + instantaneous), aluminum in region 4"
     );
+    let oakland = h
+        .scalar_i64(
+            "select count(*) from violation_event e join facility f on f.id = e.facility_id
+             where f.name = 'Bay Copper Test Site' and severity_rank(e.severity) >= 3",
+        )
+        .await;
+    assert!(
+        oakland >= 1,
+        "dissolved copper 0.5 mg/L is far above the CMC"
+    );
+    let expected = region4 + oakland;
     let received = seen.lock().expect("lock").clone();
     assert_eq!(received.len() as i64, expected);
     let mut ids = BTreeSet::new();
@@ -632,7 +711,13 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         ));
         let v: Value = serde_json::from_str(body).expect("JSON");
         assert_eq!(v["alert"]["trigger"], "new");
-        assert_eq!(v["alert"]["event"]["region"], "4");
+        let region = if v["alert"]["subscription"]["id"] == region_sub {
+            "4"
+        } else {
+            assert_eq!(v["alert"]["subscription"]["id"], buffer_sub);
+            "2"
+        };
+        assert_eq!(v["alert"]["event"]["region"], region);
         ids.insert(v["alert"]["event"]["id"].as_i64().expect("event id"));
     }
     assert_eq!(ids.len() as i64, expected, "one alert per event");
@@ -654,15 +739,50 @@ async fn webhook_alerts_are_signed_and_sent_once() {
     assert_eq!((dispatched.created, dispatched.sent), (0, 0));
     assert_eq!(seen.lock().expect("lock").len() as i64, expected);
 
-    // New data that creates a new region-4 event alerts exactly once more.
+    // New data: a new region-4 event (aluminum 2021) and two escalations (copper at 900002)
+    // alert exactly once each; the buffer subscription around Oakland gets none of them.
     h.sync(vec![monitoring("violations/industrial_cases_later.txt")])
         .await;
     let after = seen.lock().expect("lock").clone();
-    assert_eq!(after.len() as i64, expected + 1);
-    let last: Value = serde_json::from_str(&after[after.len() - 1].1).expect("JSON");
-    assert_eq!(last["alert"]["event"]["pollutant"], "aluminum");
-    assert_eq!(last["alert"]["event"]["reportingYear"], 2021);
-    assert_eq!(last["alert"]["event"]["level"], "level_2");
+    let bodies: Vec<Value> = after[received.len()..]
+        .iter()
+        .map(|(_, b)| serde_json::from_str(b).expect("JSON"))
+        .collect();
+    let mut got: Vec<(String, String, String)> = bodies
+        .iter()
+        .map(|v| {
+            let e = &v["alert"]["event"];
+            (
+                v["alert"]["trigger"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                e["pollutant"].as_str().unwrap_or_default().to_owned(),
+                e["benchmarkType"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            t("escalated", "copper", "CMC"),
+            t("escalated", "copper", "NAL_ANNUAL"),
+            t("new", "aluminum", "NAL_ANNUAL"),
+        ]
+    );
+    let new = bodies
+        .iter()
+        .find(|v| v["alert"]["trigger"] == "new")
+        .expect("new alert");
+    assert_eq!(new["alert"]["event"]["reportingYear"], 2021);
+    assert_eq!(new["alert"]["event"]["level"], "level_2");
+    assert!(
+        bodies
+            .iter()
+            .all(|v| v["alert"]["subscription"]["id"] == region_sub)
+    );
 
     let (s, list) = h
         .send(
@@ -674,10 +794,10 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(
         h.scalar_i64("select count(*) from audit_log where action = 'subscription.create'")
             .await,
-        1
+        2
     );
 }

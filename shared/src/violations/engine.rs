@@ -195,6 +195,17 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     let classified = classify::refresh(&mut tx, after).await?;
     classify_benchmark_units(&mut tx).await?;
     let seeded = crate::facility::seed(&mut tx, after).await?;
+    // Fresh statistics: a plan built on "empty" estimates for tables that were just loaded (a
+    // first sync, a new database) turns the joins below into nested loops over millions of rows.
+    let mut analyze = vec!["parameter_map", "unit_map", "facility_link", "facility"];
+    if after.is_none() {
+        analyze.extend(SOURCES.iter().map(|s| s.table));
+    }
+    for table in analyze {
+        sqlx::query(sqlx::AssertSqlSafe(format!("analyze {table}")))
+            .execute(&mut *tx)
+            .await?;
+    }
     mark("classify_and_seed_ms", &mut lap);
 
     let pairs = load_pairs(&mut tx, after).await?;
@@ -235,7 +246,7 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     });
     sqlx::query(
         "update violation_engine_run
-            set status = 'succeeded', finished_at = now(), pairs = $2, results = $3,
+            set status = 'succeeded', finished_at = clock_timestamp(), pairs = $2, results = $3,
                 events_new = $4, events_updated = $5, events_escalated = $6,
                 events_retracted = $7, samples = $8, duplicates = $9, notes = $10
           where id = $1",
@@ -462,10 +473,12 @@ async fn load_measurements(
     // A published row repeated verbatim (same key, same content) is one result.
     sqlx::query(
         "update eng_m m set exclusion = 'duplicate row'
-         where m.exclusion is null and exists (
-             select 1 from eng_m d
-             where d.source_table = m.source_table and d.row_key = m.row_key
-               and d.row_hash = m.row_hash and d.source_row_id < m.source_row_id)",
+         from (select source_table, source_row_id,
+                      row_number() over (partition by source_table, row_key, row_hash
+                                         order by source_row_id) as n
+               from eng_m) d
+         where d.n > 1 and m.exclusion is null
+           and m.source_table = d.source_table and m.source_row_id = d.source_row_id",
     )
     .execute(&mut **tx)
     .await?;
@@ -568,6 +581,7 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
                          and m.eff_date >= b.valid_from and m.eff_date < b.valid_to
              where m.exclusion is null and {EXCEEDS}"
         ),
+                "analyze eng_s".into(),
         // NAL statistics under all three ND conventions; the configured one decides.
         format!(
             "create temp table eng_annual on commit drop as
@@ -579,7 +593,7 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
                     (coalesce(avg_nd_zero > nal, false) <> coalesce(avg_nd_half_mdl > nal, false)
                      or coalesce(avg_nd_zero > nal, false) <> coalesce(avg_nd_dropped > nal, false))
                         as policy_sensitive,
-                    first_date, last_date, unverified
+                                        first_date, last_date, unverified, exceedance_count
              from (
                  select s.facility_id, s.pollutant_key, s.reporting_year,
                         min(s.benchmark_id) as benchmark_id, min(s.benchmark_value) as nal,
@@ -591,8 +605,9 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
                         avg(case when m.qclass = 'nd' then coalesce(m.limit_value / 2, 0) else m.value end)
                             as avg_nd_half_mdl,
                         avg(m.value) filter (where m.qclass <> 'nd') as avg_nd_dropped,
-                        min(s.detected_on) as first_date, max(s.detected_on) as last_date,
-                        bool_or(s.unverified) as unverified
+                                                min(s.detected_on) as first_date, max(s.detected_on) as last_date,
+                        bool_or(s.unverified) as unverified,
+                        (count(*) filter (where s.exceeds))::integer as exceedance_count
                  from eng_s s
                  join eng_m m on m.source_table = s.source_table and m.source_row_id = s.source_row_id
                  where s.benchmark_type = 'NAL_ANNUAL'
@@ -622,10 +637,7 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
          select a.facility_id, a.pollutant_key, a.reporting_year, 'NAL_ANNUAL'::text as benchmark_type,
                 'smarts_industrial'::text as source, 'annual_average'::text as measure,
                 a.benchmark_id, a.average as value, 'mg/L'::text as unit,
-                a.sample_count, (select count(*) from eng_s s
-                                 where s.benchmark_type = 'NAL_ANNUAL' and s.exceeds
-                                   and s.facility_id = a.facility_id and s.pollutant_key = a.pollutant_key
-                                   and s.reporting_year = a.reporting_year)::integer as exceedance_count,
+                                a.sample_count, a.exceedance_count,
                 a.average / a.nal as max_ratio, violation_severity(a.average / a.nal) as severity,
                 a.first_date, a.last_date, a.nd_policy, a.policy_sensitive, false as screening,
                 a.unverified
