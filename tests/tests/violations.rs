@@ -524,6 +524,18 @@ async fn review_workflow_needs_credentials_refuses_bad_transitions_and_audits() 
     );
 }
 
+/// `POST /api/subscriptions` with `body`, authenticated with `key` when given.
+async fn create_subscription(h: &Harness, body: Value, key: Option<&str>) -> (u16, Value) {
+    h.send(
+        "api-subscriptions",
+        "POST",
+        "/api/subscriptions",
+        Some(body),
+        key,
+    )
+    .await
+}
+
 /// A local webhook receiver: every request's headers and body.
 async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>) {
     let seen: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
@@ -562,41 +574,17 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         "webhookUrl": url,
         "webhookSecret": secret,
     });
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(sub.clone()),
-            None,
-        )
-        .await;
+    let (s, b) = create_subscription(&h, sub.clone(), None).await;
     assert_eq!(s, 401, "{b}");
     let mut bad = sub.clone();
     bad["webhookUrl"] = json!("http://example.com/hook");
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(bad),
-            Some(&key),
-        )
-        .await;
+    let (s, b) = create_subscription(&h, bad, Some(&key)).await;
     assert_eq!(
         (s, b["error"]["parameter"].as_str()),
         (400, Some("webhookUrl")),
         "{b}"
     );
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(sub),
-            Some(&key),
-        )
-        .await;
+    let (s, b) = create_subscription(&h, sub, Some(&key)).await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["data"]["hasWebhookSecret"], true);
     assert!(
@@ -615,43 +603,19 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         "webhookUrl": url,
         "webhookSecret": secret,
     });
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(buffer),
-            Some(&key),
-        )
-        .await;
+    let (s, b) = create_subscription(&h, buffer, Some(&key)).await;
     assert_eq!(s, 201, "{b}");
     let buffer_sub = b["data"]["id"].clone();
     let mut bad_area = json!({"name": "x", "mode": "buffer", "center": {"lat": 95.0, "lon": 0.0},
                              "radiusM": 10.0, "delivery": "email", "email": "a@example.org"});
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(bad_area.clone()),
-            Some(&key),
-        )
-        .await;
+    let (s, b) = create_subscription(&h, bad_area.clone(), Some(&key)).await;
     assert_eq!(
         (s, b["error"]["parameter"].as_str()),
         (400, Some("center")),
         "{b}"
     );
     bad_area["mode"] = json!("polygon");
-    let (s, b) = h
-        .send(
-            "api-subscriptions",
-            "POST",
-            "/api/subscriptions",
-            Some(bad_area),
-            Some(&key),
-        )
-        .await;
+    let (s, b) = create_subscription(&h, bad_area, Some(&key)).await;
     assert_eq!(
         (s, b["error"]["parameter"].as_str()),
         (400, Some("polygon")),

@@ -46,6 +46,29 @@ const SOURCES: &[&str] = &[
     "esmr_sample",
 ];
 
+/// Distinct values of `table.column` in rows changed after `after_run` (all rows when `None`)
+/// that `map.key` does not hold at [`ENGINE_VERSION`].
+async fn unclassified(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    column: &str,
+    map: &str,
+    key: &str,
+    after_run: Option<i64>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select distinct t.{column} from {table} t
+         where t.{column} is not null
+           and ($2::bigint is null or t.changed_run_id > $2 or t.withdrawn_run_id > $2)
+           and not exists (select 1 from {map} m
+                           where m.{key} = t.{column} and m.engine_version = $1)"
+    )))
+    .bind(ENGINE_VERSION)
+    .bind(after_run)
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// Classifies the names and units of rows changed after `after_run` (all rows when `None`)
 /// that `parameter_map` / `unit_map` do not hold at [`ENGINE_VERSION`].
 pub async fn refresh(
@@ -54,16 +77,14 @@ pub async fn refresh(
 ) -> Result<Classified, sqlx::Error> {
     let mut out = Classified::default();
     for table in SOURCES {
-        let changed = "($2::bigint is null or t.changed_run_id > $2 or t.withdrawn_run_id > $2)";
-        let names: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select distinct t.parameter from {table} t
-             where t.parameter is not null and {changed}
-               and not exists (select 1 from parameter_map p
-                               where p.parameter = t.parameter and p.engine_version = $1)"
-        )))
-        .bind(ENGINE_VERSION)
-        .bind(after_run)
-        .fetch_all(&mut **tx)
+        let names = unclassified(
+            tx,
+            table,
+            "parameter",
+            "parameter_map",
+            "parameter",
+            after_run,
+        )
         .await?;
         let (mut params, mut keys, mut fractions) = (vec![], vec![], vec![]);
         for n in names {
@@ -88,16 +109,7 @@ pub async fn refresh(
         .execute(&mut **tx)
         .await?;
 
-        let spellings: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select distinct t.units from {table} t
-             where t.units is not null and {changed}
-               and not exists (select 1 from unit_map u
-                               where u.unit = t.units and u.engine_version = $1)"
-        )))
-        .bind(ENGINE_VERSION)
-        .bind(after_run)
-        .fetch_all(&mut **tx)
-        .await?;
+        let spellings = unclassified(tx, table, "units", "unit_map", "unit", after_run).await?;
         let (mut raw, mut kinds, mut factors, mut canon) = (vec![], vec![], vec![], vec![]);
         for u in spellings {
             let (kind, factor, canonical) = unit_row(&u);
