@@ -765,3 +765,154 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         2
     );
 }
+
+/// eSMR results: every applicable criterion; influent and calculated rows and unreadable units
+/// are excluded with their reason; a non-detect never exceeds. Then, once a manual link puts the
+/// eSMR facility and a SMARTS application under one canonical facility, the eSMR exceedances are
+/// reported as possible duplicates of the SMARTS regulatory violation, not merged.
+#[tokio::test]
+async fn esmr_results_and_duplicates_across_linked_facilities() {
+    let h = harness("violations-esmr", None).await;
+    h.sync(vec![
+        facilities(),
+        monitoring("violations/industrial_cases.txt"),
+        Source {
+            dataset: "smarts_violations".into(),
+            url: file_url(&fixture("violations/smarts_violations.csv")),
+            scope: None,
+        },
+        Source {
+            dataset: "esmr".into(),
+            url: file_url(&fixture("violations/esmr_cases.csv")),
+            scope: Some("2024".into()),
+        },
+    ])
+    .await;
+    let plant = h
+        .scalar_i64(
+            "select facility_id from facility_link where source = 'esmr' and source_key = '990001'",
+        )
+        .await;
+    let expected = h
+        .scalar_i64(
+            "select count(*) from benchmark
+             where pollutant_key = 'copper' and benchmark_type not in ('NAL_ANNUAL', 'NAL_INSTANT', 'OTHER')
+               and value_max is null
+               and value * case unit when 'ug/L' then 0.001 when 'mg/L' then 1 end < 0.05
+               and coalesce(effective_date, '2024-01-10') <= '2024-01-10'",
+        )
+        .await;
+    assert!(expected >= 3);
+    // One effluent result of 50 ug/L: one sample per exceeded criterion, all on 2024-01-10.
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_sample where facility_id = {plant} and detected_on = '2024-01-10'"
+        ))
+        .await,
+        expected
+    );
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_sample where facility_id = {plant}"
+        ))
+        .await,
+        expected,
+        "influent, calculated and non-detect rows produce nothing"
+    );
+    let run = h
+        .json("select to_jsonb(r) from violation_engine_run r order by id desc limit 1")
+        .await;
+    let reasons: BTreeMap<String, i64> = run["notes"]["excluded"]["byReason"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter(|r| r["source"] == "esmr")
+        .map(|r| {
+            (
+                r["reason"].as_str().unwrap_or_default().to_owned(),
+                r["results"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeMap::from([
+            ("calculated result".to_owned(), 1),
+            ("influent location".to_owned(), 1),
+            ("unknown unit".to_owned(), 1),
+        ])
+    );
+    // Total recoverable vs dissolved criteria is a screening comparison.
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_event where facility_id = {plant} and not screening"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        h.scalar_i64("select count(*) from violation_duplicate d join violation_event e on e.id = d.event_id where e.source = 'esmr'")
+            .await,
+        0,
+        "unlinked facilities have no duplicates"
+    );
+
+    // A manual link: the plant's eSMR records belong to the gravel yard's canonical facility.
+    let gravel = facility(&h, "900004").await;
+    sqlx::query(
+        "update facility_link set facility_id = $1, method = 'manual', verified_by = 'test',
+                verified_at = now() where source = 'esmr' and source_key = '990001'",
+    )
+    .bind(gravel)
+    .execute(h.pool())
+    .await
+    .expect("link");
+    let report = engine::compute(h.pool(), &Options::new("test", NdPolicy::Zero))
+        .await
+        .expect("engine");
+    assert_eq!(report.mode, "full", "a manual link changes the fingerprint");
+    let esmr_events = h
+        .scalar_i64(&format!(
+            "select count(*) from violation_event where facility_id = {gravel} and source = 'esmr' and retracted_at is null"
+        ))
+        .await;
+    assert!(esmr_events >= 2, "CMC and CCC at least");
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_event where facility_id = {plant} and retracted_at is null"
+        ))
+        .await,
+        0,
+        "the old facility's events are retracted, not deleted"
+    );
+    // The 'Effluent' violation of 2024-01-20 is within 30 days of the 2024-01-10 copper result
+    // but does not name copper: score 0.6, one row per eSMR event; the TSS events keep their 0.9.
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_duplicate d join violation_event e on e.id = d.event_id
+             where e.source = 'esmr' and d.facility_id = {gravel} and d.score = 0.6::real"
+        ))
+        .await,
+        esmr_events
+    );
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_duplicate d join violation_event e on e.id = d.event_id
+             where e.source = 'smarts_industrial' and d.facility_id = {gravel} and d.score = 0.9::real"
+        ))
+        .await,
+        2
+    );
+    // Reported through the drilldown, both events still there.
+    let id = h
+        .scalar_i64(&format!(
+            "select min(e.id) from violation_event e where e.facility_id = {gravel} and e.source = 'esmr' and e.retracted_at is null"
+        ))
+        .await;
+    let (_, body, _) = h
+        .get("api-violation", &format!("/api/violations/{id}"))
+        .await;
+    let dups = body["data"]["possibleDuplicates"].as_array().expect("dups");
+    assert_eq!(dups.len(), 1);
+    assert_eq!(dups[0]["smartsViolationId"], "990001");
+}
