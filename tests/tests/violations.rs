@@ -916,3 +916,78 @@ async fn esmr_results_and_duplicates_across_linked_facilities() {
     assert_eq!(dups.len(), 1);
     assert_eq!(dups[0]["smartsViolationId"], "990001");
 }
+
+/// Email delivery through the real dispatch path: one message per alert over SMTP, with the
+/// subject and the figures a reader needs; a second dispatch sends nothing.
+#[tokio::test]
+async fn email_alerts_go_out_over_smtp_once() {
+    let h = harness("violations-email", None).await;
+    let (port, sessions) = support::smtp_sink().await;
+    let key = stormwater::auth::create_key(h.pool(), "resident", "test")
+        .await
+        .expect("key");
+    let sub = json!({
+        "name": "Alameda County, critical",
+        "mode": "jurisdiction",
+        "counties": ["Alameda County"],
+        "minSeverity": "critical",
+        "delivery": "email",
+        "email": "resident@example.org",
+    });
+    let (s, b) = create_subscription(&h, sub, Some(&key)).await;
+    assert_eq!(s, 201, "{b}");
+    h.sync(vec![
+        facilities(),
+        monitoring("violations/industrial_cases.txt"),
+    ])
+    .await;
+    // The runner's alert mapping had no SMTP settings: the alerts wait as failed, with the reason.
+    assert_eq!(
+        h.scalar_i64(
+            "select count(*) from alert where status = 'failed' and last_error like '%SMTP is not configured%'"
+        )
+        .await,
+        h.scalar_i64("select count(*) from alert").await
+    );
+    let critical = h
+        .scalar_i64(
+            "select count(*) from violation_event e join facility f on f.id = e.facility_id
+             where f.county = 'Alameda' and e.severity = 'critical' and e.retracted_at is null",
+        )
+        .await;
+    assert!(critical >= 1);
+    let smtp = stormwater::alerts::deliver::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: stormwater::alerts::deliver::SmtpTls::None,
+        username: None,
+        password: None,
+        from: "Stormwater Watch <alerts@example.org>".into(),
+    };
+    let done = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.http, Some(&smtp))
+        .await
+        .expect("dispatch");
+    assert_eq!((done.created, done.sent), (0, critical as u64), "{done:?}");
+    // Sessions are recorded when the client hangs up; give the sink a moment.
+    for _ in 0..50 {
+        if sessions.lock().expect("lock").len() as i64 == critical {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mails = sessions.lock().expect("lock").clone();
+    assert_eq!(mails.len() as i64, critical);
+    for m in &mails {
+        assert!(m.contains("RCPT TO:<resident@example.org>"), "{m}");
+        assert!(
+            m.contains("Subject: [Stormwater Watch] new critical: Copper"),
+            "{m}"
+        );
+        assert!(m.contains("Facility: Bay Copper Test Site"), "{m}");
+        assert!(m.contains("Screening comparison: false"), "{m}");
+    }
+    let again = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.http, Some(&smtp))
+        .await
+        .expect("dispatch");
+    assert_eq!((again.created, again.sent, again.failed), (0, 0, 0));
+}

@@ -265,3 +265,59 @@ impl Harness {
         (status, body, cache)
     }
 }
+
+/// A minimal SMTP server on 127.0.0.1: accepts any number of sessions and keeps each
+/// session's transcript (commands and message text).
+pub async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sessions: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let store = sessions.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let mut transcript = String::new();
+                let mut line = String::new();
+                let _ = write.write_all(b"220 localhost\r\n").await;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    transcript.push_str(&line);
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 localhost\r\n",
+                        "DATA" => {
+                            let _ = write.write_all(b"354 go\r\n").await;
+                            loop {
+                                line.clear();
+                                if reader.read_line(&mut line).await.unwrap_or(0) == 0
+                                    || line == ".\r\n"
+                                {
+                                    break;
+                                }
+                                transcript.push_str(&line);
+                            }
+                            b"250 OK\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+                store.lock().expect("lock").push(transcript);
+            });
+        }
+    });
+    (port, sessions)
+}
