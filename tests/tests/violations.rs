@@ -262,6 +262,12 @@ async fn nal_rules_on_constructed_cases() {
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(body["data"][0]["facility"]["id"], f11);
     assert_eq!(body["data"][0]["events"].as_array().map(Vec::len), Some(2));
+    // The facility list carries the canonical id the Level list and the events use.
+    let (status, body, _) = h
+        .get("api-facilities", "/api/facilities?appId=900011")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["facilityId"], f11);
     let (status, body, _) = h
         .get("api-nal-levels", "/api/nal-levels?pollutant=unobtainium")
         .await;

@@ -95,7 +95,8 @@ fn item(r: &FacilityRow) -> Value {
         _ => Value::Null,
     };
     json!({
-        "id": r.id.to_string(),
+                "id": r.id.to_string(),
+        "facilityId": r.facility_id,
         "appId": r.app_id,
         "wdid": r.wdid,
         "wdidStandard": r.wdid.as_deref().is_some_and(crate::domain::wdid::is_standard),

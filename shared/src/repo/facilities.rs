@@ -45,6 +45,9 @@ pub struct FacilityRow {
     pub receiving_water_name: Option<String>,
     pub source_line: i64,
     pub changed_run_id: i64,
+    /// The canonical facility the record is linked to (set by the violation engine's seeding
+    /// at finalize; the key of violation events and ERA Levels).
+    pub facility_id: Option<i64>,
     /// Current records with the same APP_ID and WDID (duplicates in the source).
     pub same_key_records: i64,
     /// Current records with the same WDID.
@@ -110,6 +113,9 @@ pub async fn list(
                 f.facility_longitude::float8 as longitude, f.noi_processed_date, f.not_effective_date,
                 f.primary_sic, f.secondary_sic, f.tertiary_sic, f.receiving_water_name,
                 f.source_line, f.changed_run_id,
+                                (select l.facility_id from facility_link l
+                  where l.source = 'smarts_industrial' and l.status = 'linked'
+                    and l.source_key = coalesce(f.app_id, '') || '|' || coalesce(f.wdid, '')) as facility_id,
                 (select count(*) from smarts_industrial_facility d
                   where d.withdrawn_run_id is null and d.app_id = f.app_id
                     and (d.wdid = f.wdid or (d.wdid is null and f.wdid is null))) as same_key_records,
