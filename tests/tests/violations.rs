@@ -994,3 +994,40 @@ async fn email_alerts_go_out_over_smtp_once() {
         .expect("dispatch");
     assert_eq!((again.created, again.sent, again.failed), (0, 0, 0));
 }
+
+/// The engine's watermark never passes a sync run that is still importing: its rows would be
+/// skipped by every later incremental run.
+#[tokio::test]
+async fn watermark_stays_below_a_running_sync() {
+    let h = harness("violations-watermark", None).await;
+    h.sync(vec![monitoring("violations/industrial_cases.txt")])
+        .await;
+    let running = stormwater::repo::sync::create_run(h.pool(), "test")
+        .await
+        .expect("run");
+    let watermark = "select min(last_run_id) from violation_engine_state";
+    engine::compute(h.pool(), &Options::new("test", NdPolicy::Zero))
+        .await
+        .expect("engine");
+    assert_eq!(h.scalar_i64(watermark).await, running - 1);
+    // Even when asked for a later run explicitly.
+    engine::compute(
+        h.pool(),
+        &Options {
+            up_to_run: Some(running + 5),
+            ..Options::new("test", NdPolicy::Zero)
+        },
+    )
+    .await
+    .expect("engine");
+    assert_eq!(h.scalar_i64(watermark).await, running - 1);
+    sqlx::query("update sync_run set status = 'succeeded', finished_at = now() where id = $1")
+        .bind(running)
+        .execute(h.pool())
+        .await
+        .expect("close run");
+    engine::compute(h.pool(), &Options::new("test", NdPolicy::Zero))
+        .await
+        .expect("engine");
+    assert_eq!(h.scalar_i64(watermark).await, running);
+}

@@ -149,17 +149,16 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     sqlx::query("select pg_advisory_xact_lock(7243001)")
         .execute(&mut *tx)
         .await?;
-    let up_to: i64 = match opts.up_to_run {
-        Some(r) => r,
-        None => {
-            sqlx::query_scalar(
-                "select coalesce((select min(id) - 1 from sync_run where status = 'running'),
-                                 (select max(id) from sync_run), 0)",
-            )
-            .fetch_one(&mut *tx)
-            .await?
-        }
-    };
+    // Rows of a run that is still importing are not settled: the watermark stays below the
+    // oldest running run (finalize passes its own run, which is closed by then).
+    let up_to: i64 = sqlx::query_scalar(
+        "select least(coalesce($1, (select max(id) from sync_run), 0),
+                      coalesce((select min(id) - 1 from sync_run where status = 'running'),
+                               coalesce($1, (select max(id) from sync_run), 0)))",
+    )
+    .bind(opts.up_to_run)
+    .fetch_one(&mut *tx)
+    .await?;
     let fingerprint = fingerprint(&mut tx, opts.nd_policy).await?;
     let states: Vec<(i64, String)> =
         sqlx::query_as("select last_run_id, fingerprint from violation_engine_state")
