@@ -16,6 +16,8 @@ use sqlx::{Postgres, Transaction};
 pub struct Seeded {
     pub created: u64,
     pub refreshed: u64,
+    /// Facilities whose `normalized_name` was (re)computed.
+    pub normalized: u64,
 }
 
 /// California's bounding box (with a little margin), as SQL over `lat` / `lon` expressions.
@@ -94,7 +96,10 @@ pub async fn seed(
              order by source, source_key
          )
          update facility f
-            set name = src.name, address = src.address, city = src.city, county = src.county,
+                        set name = src.name,
+                normalized_name = case when f.name is distinct from src.name then null
+                                       else f.normalized_name end,
+                address = src.address, city = src.city, county = src.county,
                 region = src.region, zip = src.zip, latitude = src.latitude,
                 longitude = src.longitude, coordinates_trusted = src.latitude is not null
            from src
@@ -105,7 +110,33 @@ pub async fn seed(
     )))
     .bind(after_run)
     .execute(&mut **tx)
-    .await?
+        .await?
     .rows_affected();
-    Ok(Seeded { created, refreshed })
+    let normalized = fill_normalized_names(tx).await?;
+    Ok(Seeded {
+        created,
+        refreshed,
+        normalized,
+    })
+}
+
+/// Sets `facility.normalized_name` (`domain::names::normalize`) where it is missing.
+async fn fill_normalized_names(tx: &mut Transaction<'_, Postgres>) -> Result<u64, sqlx::Error> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("select id, name from facility where normalized_name is null")
+            .fetch_all(&mut **tx)
+            .await?;
+    let (ids, names): (Vec<i64>, Vec<String>) = rows
+        .into_iter()
+        .map(|(id, name)| (id, crate::domain::names::normalize(&name)))
+        .unzip();
+    Ok(sqlx::query(
+        "update facility f set normalized_name = x.n
+         from unnest($1::bigint[], $2::text[]) as x(id, n) where f.id = x.id",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
 }

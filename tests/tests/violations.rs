@@ -262,6 +262,14 @@ async fn nal_rules_on_constructed_cases() {
     assert_eq!(body["data"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(body["data"][0]["facility"]["id"], f11);
     assert_eq!(body["data"][0]["events"].as_array().map(Vec::len), Some(2));
+    // Canonical facilities carry the name the linker matches on.
+    let normalized: String =
+        sqlx::query_scalar("select normalized_name from facility where id = $1")
+            .bind(f11)
+            .fetch_one(h.pool())
+            .await
+            .expect("name");
+    assert_eq!(normalized, "aluminum finishing test site");
     // The facility list carries the canonical id the Level list and the events use.
     let (status, body, _) = h
         .get("api-facilities", "/api/facilities?appId=900011")

@@ -1,5 +1,6 @@
 //! Domain types parsed once at the boundary.
 pub mod benchmarks;
+pub mod names;
 pub mod pollutant;
 pub mod units;
 pub mod wdid;
