@@ -95,6 +95,27 @@ pub fn path_id(path: &str, prefix: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad("id", format!("{raw:?} is not a positive integer id")))
 }
 
+/// A CSV response (RFC 4180, header row first) with a `Cache-Control` header.
+pub fn csv_response(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+    cache_control: &str,
+) -> Response<Body> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let written =
+        w.write_record(header).is_ok() && rows.into_iter().all(|r| w.write_record(&r).is_ok());
+    let body = match (written, w.into_inner()) {
+        (true, Ok(bytes)) => String::from_utf8(bytes).unwrap_or_default(),
+        _ => return ApiError::Internal("CSV serialization failed".into()).into_response(),
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .header(header::CACHE_CONTROL, cache_control)
+        .body(Body::Text(body))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
 /// A JSON response with a `Cache-Control` header.
 pub fn json_response<T: Serialize>(
     status: StatusCode,
@@ -168,6 +189,41 @@ impl Query {
             .copied()
             .map(Some)
             .ok_or_else(|| ApiError::bad(name, format!("must be one of: {}", allowed.join(", "))))
+    }
+
+    /// An ISO date (`2024-01-31`); a 400 naming the parameter otherwise.
+    pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, ApiError> {
+        self.text(name)?
+            .map(|v| {
+                chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                    .map_err(|_| ApiError::bad(name, "must be an ISO date such as 2024-01-31"))
+            })
+            .transpose()
+    }
+
+    /// An integer within `range`; a 400 naming the parameter otherwise.
+    pub fn int(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        self.text(name)?
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            name,
+                            format!(
+                                "must be an integer from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    })
+            })
+            .transpose()
     }
 
     /// A cursor produced by [`encode_cursor`].

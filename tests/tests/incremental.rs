@@ -324,7 +324,9 @@ async fn every_sample_event_runs_through_its_handler() {
                 | "api-violation"
                 | "api-violation-status"
                 | "api-nal-levels"
-                | "api-subscriptions" => {
+                | "api-subscriptions"
+                | "api-violations"
+                | "api-violations-stats" => {
                     let req = lambda_http::request::from_str(&text).unwrap();
                     let (status, body, _) = h.call(&function, req).await;
                     let want = if name.starts_with("bad-") {

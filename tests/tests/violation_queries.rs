@@ -4,6 +4,7 @@
 
 mod support;
 
+use serde_json::Value;
 use std::collections::HashMap;
 use stormwater::sync::manifest::Source;
 use stormwater::violations::patterns;
@@ -184,4 +185,148 @@ async fn sql_severity_bands_match_the_rust_ones() {
             "ratio {ratio}"
         );
     }
+}
+
+#[tokio::test]
+async fn violation_list_filters_pages_and_exports_csv() {
+    let h = harness("violation-list", None).await;
+    h.sync(vec![
+        source(
+            "smarts_industrial_facilities",
+            "violations/industrial_facilities.txt",
+        ),
+        source(
+            "smarts_industrial_monitoring",
+            "violations/industrial_cases_later.txt",
+        ),
+        source("esmr", "violations/esmr_cases.csv"),
+    ])
+    .await;
+    let count = |filter: &str| {
+        format!(
+            "select count(*) from violation_event e join facility f on f.id = e.facility_id
+             where e.retracted_at is null and {filter}"
+        )
+    };
+    let all = h.scalar_i64(&count("true")).await;
+    let esmr = h.scalar_i64(&count("e.source = 'esmr'")).await;
+    assert!(all > esmr && esmr > 0);
+    for (query, filter) in [
+        ("", "true"),
+        ("source=esmr", "e.source = 'esmr'"),
+        ("source=smarts", "e.source <> 'esmr'"),
+        (
+            "type=NAL_ANNUAL&region=4",
+            "e.benchmark_type = 'NAL_ANNUAL' and f.region = '4'",
+        ),
+        (
+            "severity=critical&screening=false",
+            "e.severity = 'critical' and not e.screening",
+        ),
+        (
+            "year=2023&pollutant=copper",
+            "e.reporting_year = 2023 and e.pollutant_key = 'copper'",
+        ),
+        (
+            "dateFrom=2024-01-01&dateTo=2024-01-31",
+            "e.last_date >= '2024-01-01' and e.first_date <= '2024-01-31'",
+        ),
+    ] {
+        let (status, body, _) = h
+            .get(
+                "api-violations",
+                &format!("/api/violations?limit=1000&{query}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let expected = h.scalar_i64(&count(filter)).await;
+        assert_eq!(body["page"]["total"], expected, "{query}");
+        assert_eq!(
+            body["data"].as_array().map(Vec::len),
+            Some(expected as usize),
+            "{query}"
+        );
+        let (_, stats, _) = h
+            .get(
+                "api-violations-stats",
+                &format!("/api/violations/stats?{query}"),
+            )
+            .await;
+        assert_eq!(stats["data"]["events"], expected, "{query}: {stats}");
+        let by_severity: i64 = stats["data"]["bySeverity"]
+            .as_object()
+            .expect("bySeverity")
+            .values()
+            .filter_map(Value::as_i64)
+            .sum();
+        assert_eq!(by_severity, expected, "{query}");
+        assert!(stats["meta"]["freshness"].is_object());
+    }
+    // Paging: every event exactly once, newest first.
+    let mut seen = Vec::new();
+    let mut path = "/api/violations?limit=3".to_owned();
+    loop {
+        let (status, body, _) = h.get("api-violations", &path).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|v| v["id"].as_i64().expect("id")),
+        );
+        match body["page"]["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/violations?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "unique and in descending id order");
+    assert_eq!(seen.len() as i64, all);
+    // Bad input: a 400 naming the parameter.
+    for (query, parameter) in [
+        ("dateFrom=2024-13-01", "dateFrom"),
+        ("dateFrom=2024-02-01&dateTo=2024-01-01", "dateTo"),
+        ("severity=extreme", "severity"),
+        ("source=both", "source"),
+        ("limit=5000", "limit"),
+        ("year=99", "year"),
+        ("screening=maybe", "screening"),
+        ("format=xml", "format"),
+    ] {
+        let (status, body, _) = h
+            .get("api-violations", &format!("/api/violations?{query}"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["parameter"].as_str()),
+            (400, Some(parameter)),
+            "{query}"
+        );
+    }
+    // CSV: a header row and one row per event.
+    let req = lambda_http::http::Request::builder()
+        .uri("https://api.test/api/violations?format=csv&limit=1000")
+        .body(lambda_http::Body::Empty)
+        .expect("request");
+    use lambda_http::RequestExt;
+    let req = req.with_query_string_parameters(HashMap::from([
+        ("format".to_owned(), vec!["csv".to_owned()]),
+        ("limit".to_owned(), vec!["1000".to_owned()]),
+    ]));
+    let resp = stormwater::api::violation_list::handle(&h.api, req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let lambda_http::Body::Text(text) = resp.body() else {
+        panic!("CSV body");
+    };
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(reader.headers().expect("header").get(0), Some("id"));
+    assert_eq!(reader.records().count() as i64, all);
 }

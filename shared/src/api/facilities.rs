@@ -95,7 +95,7 @@ fn item(r: &FacilityRow) -> Value {
         _ => Value::Null,
     };
     json!({
-                "id": r.id.to_string(),
+        "id": r.id.to_string(),
         "facilityId": r.facility_id,
         "appId": r.app_id,
         "wdid": r.wdid,

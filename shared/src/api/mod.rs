@@ -5,6 +5,7 @@ pub mod health;
 pub mod nal_levels;
 pub mod subscriptions;
 pub mod sync_status;
+pub mod violation_list;
 pub mod violations;
 
 use crate::cache::Cache;

@@ -245,6 +245,10 @@ impl Harness {
             "api-health" => stormwater::api::health::handle(&self.api).await,
             "sync-status" => stormwater::api::sync_status::handle(&self.api, req).await,
             "api-violation" => stormwater::api::violations::handle(&self.api, req).await,
+            "api-violations" => stormwater::api::violation_list::handle(&self.api, req).await,
+            "api-violations-stats" => {
+                stormwater::api::violation_list::handle_stats(&self.api, req).await
+            }
             "api-violation-status" => {
                 stormwater::api::violations::handle_status(&self.api, req).await
             }

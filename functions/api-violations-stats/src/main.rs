@@ -1,0 +1,6 @@
+//! `GET /api/violations/stats`: the same filters as `/api/violations`, aggregated.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(stormwater::api::violation_list::handle_stats).await
+}
