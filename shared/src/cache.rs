@@ -12,6 +12,11 @@ use tokio::sync::OnceCell;
 /// How long any one Redis call may take before the caller falls through to Postgres.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// How long a computing caller holds a key's lock at most.
+const STAMPEDE_LOCK: Duration = Duration::from_secs(10);
+/// How long other callers wait for the lock holder's answer before computing themselves.
+pub const STAMPEDE_WAIT: Duration = Duration::from_secs(3);
+
 /// Cache tiers (seconds).
 pub mod ttl {
     /// Lists and aggregates that change only with a sync, but are asked for often.
@@ -153,6 +158,73 @@ impl Cache {
             c.set_ex::<_, _, ()>(key, raw, ttl_secs).await
         })
         .await;
+    }
+
+    /// Cache-aside with stampede protection: a hit is returned as is (`true`); on a miss one
+    /// caller per key computes (holding a short Redis lock) while the others wait for its
+    /// result, up to [`STAMPEDE_WAIT`], then compute themselves. Without Redis every caller
+    /// computes: the cache never makes a request fail.
+    pub async fn get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl_secs: u64,
+        compute: F,
+    ) -> Result<(T, bool), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(hit) = self.get_json::<T>(key).await {
+            return Ok((hit, true));
+        }
+        let lock = format!("{key}:lock");
+        let token = format!(
+            "{:x}",
+            xxhash_rust::xxh3::xxh3_64(format!("{key}{:?}", std::time::Instant::now()).as_bytes())
+        );
+        let (l, t) = (lock.clone(), token.clone());
+        let locked = self
+            .run("lock", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&l)
+                    .arg(&t)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(STAMPEDE_LOCK.as_millis() as u64)
+                    .query_async::<Option<String>>(&mut c)
+                    .await
+            })
+            .await;
+        if let Some(None) = locked {
+            // Someone else is computing this key: wait for their answer.
+            let deadline = std::time::Instant::now() + STAMPEDE_WAIT;
+            while std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(hit) = self.get_json::<T>(key).await {
+                    return Ok((hit, true));
+                }
+            }
+        }
+        let value = compute().await?;
+        self.put_json(key, &value, ttl_secs).await;
+        if let Some(Some(_)) = locked {
+            // Release only our own lock (it may have expired and been taken by another).
+            self.run("unlock", |mut c| async move {
+                redis::cmd("EVAL")
+                    .arg(
+                        "if redis.call('get', KEYS[1]) == ARGV[1] then \
+                         return redis.call('del', KEYS[1]) else return 0 end",
+                    )
+                    .arg(1)
+                    .arg(&lock)
+                    .arg(&token)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        }
+        Ok((value, false))
     }
 
     /// `true` when Redis answers a PING now.

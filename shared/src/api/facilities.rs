@@ -72,21 +72,21 @@ async fn respond(state: &ApiState, q: &Query) -> Result<(Value, bool), ApiError>
     let after = q.cursor()?;
     let generation = state.cache.generation().await;
     let key = state.cache.key(generation, "facilities", &q.canonical());
-    if let Some(hit) = state.cache.get_json::<Value>(&key).await {
-        return Ok((hit, true));
-    }
-    let rows = facilities::list(&state.pool, &filter, after, limit).await?;
-    let total = facilities::count(&state.pool, &filter).await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| encode_cursor(r.id)))
-        .flatten();
-    let body = json!({
-        "data": rows.iter().map(item).collect::<Vec<_>>(),
-        "page": { "limit": limit, "nextCursor": next, "total": total },
-        "meta": { "freshness": freshness(&state.pool).await? },
-    });
-    state.cache.put_json(&key, &body, ttl::HOT).await;
-    Ok((body, false))
+    state
+        .cache
+        .get_or_compute(&key, ttl::HOT, || async {
+            let rows = facilities::list(&state.pool, &filter, after, limit).await?;
+            let total = facilities::count(&state.pool, &filter).await?;
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|r| encode_cursor(r.id)))
+                .flatten();
+            Ok::<_, ApiError>(json!({
+                "data": rows.iter().map(item).collect::<Vec<_>>(),
+                "page": { "limit": limit, "nextCursor": next, "total": total },
+                "meta": { "freshness": freshness(&state.pool).await? },
+            }))
+        })
+        .await
 }
 
 fn item(r: &FacilityRow) -> Value {

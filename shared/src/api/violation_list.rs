@@ -172,9 +172,19 @@ async fn list(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let before = q.cursor()?;
     let generation = state.cache.generation().await;
     let key = state.cache.key(generation, "violations", &q.canonical());
-    if let Some(hit) = state.cache.get_json::<Value>(&key).await {
-        return Ok(hit);
-    }
+    let (body, _) = state
+        .cache
+        .get_or_compute(&key, ttl::HOT, || page(state, &f, before, limit))
+        .await?;
+    Ok(body)
+}
+
+async fn page(
+    state: &ApiState,
+    f: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Value, ApiError> {
     let sql = format!(
         "select e.id, jsonb_build_object(
              'id', e.id, 'facilityId', e.facility_id, 'facilityName', f.name,
@@ -205,13 +215,11 @@ async fn list(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
         .flatten();
-    let body = json!({
+    Ok(json!({
         "data": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
         "page": { "limit": limit, "nextCursor": next, "total": total },
         "meta": { "freshness": freshness(&state.pool).await? },
-    });
-    state.cache.put_json(&key, &body, ttl::HOT).await;
-    Ok(body)
+    }))
 }
 
 /// `GET /api/violations/stats`: the same filters, aggregated.
@@ -231,9 +239,14 @@ async fn stats(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let key = state
         .cache
         .key(generation, "violations-stats", &q.canonical());
-    if let Some(hit) = state.cache.get_json::<Value>(&key).await {
-        return Ok(hit);
-    }
+    let (body, _) = state
+        .cache
+        .get_or_compute(&key, ttl::HOT, || aggregate(state, &f))
+        .await?;
+    Ok(body)
+}
+
+async fn aggregate(state: &ApiState, f: &Filter) -> Result<Value, ApiError> {
     let by = |column: &str| {
         format!(
             "(select coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb)
@@ -261,10 +274,8 @@ async fn stats(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let data: Value = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), f)
         .fetch_one(&state.pool)
         .await?;
-    let body = json!({
+    Ok(json!({
         "data": data,
         "meta": { "freshness": freshness(&state.pool).await? },
-    });
-    state.cache.put_json(&key, &body, ttl::HOT).await;
-    Ok(body)
+    }))
 }

@@ -1,0 +1,66 @@
+//! The Redis cache against a real Redis: one computation per key under a stampede, and a dead
+//! Redis never fails a request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use stormwater::cache::Cache;
+
+fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
+}
+
+async fn stampede(cache: Arc<Cache>, callers: usize) -> (usize, Vec<(u64, bool)>) {
+    let computed = Arc::new(AtomicUsize::new(0));
+    let key = cache.key(0, "stampede", "same-parameters");
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (cache, computed, key) = (cache.clone(), computed.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, 60, || async {
+                    computed.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<u64, std::convert::Infallible>(42)
+                })
+                .await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task").expect("infallible"));
+    }
+    (computed.load(Ordering::SeqCst), out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_computation_per_key_under_a_stampede() {
+    let url = std::env::var("REDIS_URL").expect("run through ./dev test: REDIS_URL");
+    let cache = Arc::new(Cache::with_namespace(Some(&url), &unique("stampede")));
+    let (computed, results) = stampede(cache.clone(), 16).await;
+    assert_eq!(computed, 1, "one caller computes, the others wait for its answer");
+    assert!(results.iter().all(|(v, _)| *v == 42));
+    assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 15);
+    // Afterwards it is a plain hit.
+    let (again, results) = stampede(cache, 4).await;
+    assert_eq!(again, 0);
+    assert!(results.iter().all(|(v, hit)| *v == 42 && *hit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_redis_means_every_caller_computes_and_none_fails() {
+    // Nothing listens on port 1 of loopback.
+    let cache = Arc::new(Cache::with_namespace(
+        Some("redis://127.0.0.1:1/"),
+        &unique("dead"),
+    ));
+    let (computed, results) = stampede(cache, 8).await;
+    assert_eq!(computed, 8);
+    assert!(results.iter().all(|(v, hit)| *v == 42 && !*hit));
+}
