@@ -44,7 +44,10 @@ async fn one_computation_per_key_under_a_stampede() {
     let url = std::env::var("REDIS_URL").expect("run through ./dev test: REDIS_URL");
     let cache = Arc::new(Cache::with_namespace(Some(&url), &unique("stampede")));
     let (computed, results) = stampede(cache.clone(), 16).await;
-    assert_eq!(computed, 1, "one caller computes, the others wait for its answer");
+    assert_eq!(
+        computed, 1,
+        "one caller computes, the others wait for its answer"
+    );
     assert!(results.iter().all(|(v, _)| *v == 42));
     assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 15);
     // Afterwards it is a plain hit.
