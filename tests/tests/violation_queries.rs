@@ -18,13 +18,9 @@ fn source(dataset: &str, path: &str) -> Source {
     }
 }
 
-/// Parameter overrides, and how many rows the query must at least return.
-type Expectation = (Vec<(&'static str, String)>, usize);
-
-#[tokio::test]
-async fn every_documented_query_runs_and_returns_the_engine_figures() {
-    let h = harness("violation-queries", None).await;
-    h.sync(vec![
+/// The constructed facilities and monitoring cases (later file), plus `extra`.
+fn cases_and(extra: Source) -> Vec<Source> {
+    vec![
         source(
             "smarts_industrial_facilities",
             "violations/industrial_facilities.txt",
@@ -33,8 +29,20 @@ async fn every_documented_query_runs_and_returns_the_engine_figures() {
             "smarts_industrial_monitoring",
             "violations/industrial_cases_later.txt",
         ),
-        source("smarts_violations", "violations/smarts_violations.csv"),
-    ])
+        extra,
+    ]
+}
+
+/// Parameter overrides, and how many rows the query must at least return.
+type Expectation = (Vec<(&'static str, String)>, usize);
+
+#[tokio::test]
+async fn every_documented_query_runs_and_returns_the_engine_figures() {
+    let h = harness("violation-queries", None).await;
+    h.sync(cases_and(source(
+        "smarts_violations",
+        "violations/smarts_violations.csv",
+    )))
     .await;
     let facility = |app: &str| {
         format!(
@@ -190,18 +198,8 @@ async fn sql_severity_bands_match_the_rust_ones() {
 #[tokio::test]
 async fn violation_list_filters_pages_and_exports_csv() {
     let h = harness("violation-list", None).await;
-    h.sync(vec![
-        source(
-            "smarts_industrial_facilities",
-            "violations/industrial_facilities.txt",
-        ),
-        source(
-            "smarts_industrial_monitoring",
-            "violations/industrial_cases_later.txt",
-        ),
-        source("esmr", "violations/esmr_cases.csv"),
-    ])
-    .await;
+    h.sync(cases_and(source("esmr", "violations/esmr_cases.csv")))
+        .await;
     let count = |filter: &str| {
         format!(
             "select count(*) from violation_event e join facility f on f.id = e.facility_id
