@@ -24,9 +24,9 @@ pub struct Seeded {
 const IN_CALIFORNIA: &str = "between 32.4 and 42.1";
 const IN_CALIFORNIA_LON: &str = "between -124.6 and -114.0";
 
-/// Creates the missing canonical facilities (monitoring rows changed after `after_run` are
-/// scanned for applications without a facility row; all when `None`) and refreshes seeded
-/// facilities from the source record they were built from.
+/// Creates the missing canonical facilities and refreshes seeded facilities from the source
+/// record they were built from, looking only at source rows changed after `after_run` (all
+/// when `None`): an unchanged record already has its facility, with its current values.
 pub async fn seed(
     tx: &mut Transaction<'_, Postgres>,
     after_run: Option<i64>,
@@ -40,8 +40,9 @@ pub async fn seed(
                      then s.latitude::float8 end as latitude,
                 case when s.latitude {IN_CALIFORNIA} and s.longitude {IN_CALIFORNIA_LON}
                      then s.longitude::float8 end as longitude,
-                0 as rank
+                                0 as rank
          from smarts_facility s
+         where ($1::bigint is null or s.changed_run_id > $1)
          union all
          select 'smarts_industrial', coalesce(m.app_id, '') || '|' || coalesce(m.wdid, ''),
                 coalesce('WDID ' || m.wdid, 'APP_ID ' || m.app_id), null, null, null, null, null, null, null, 1
@@ -53,8 +54,9 @@ pub async fn seed(
          union all
          select 'esmr', e.facility_place_id,
                 coalesce(nullif(btrim(e.facility_name), ''), 'CIWQS place ' || e.facility_place_id),
-                null, null, null, e.region_code, null, null, null, 0
-         from esmr_facility e"
+                                null, null, null, e.region_code, null, null, null, 0
+         from esmr_facility e
+         where ($1::bigint is null or e.last_run_id > $1)"
     );
     let created = sqlx::query(sqlx::AssertSqlSafe(format!(
         "with src as (

@@ -110,32 +110,52 @@ pub async fn refresh(
         .await?;
 
         let spellings = unclassified(tx, table, "units", "unit_map", "unit", after_run).await?;
-        let (mut raw, mut kinds, mut factors, mut canon) = (vec![], vec![], vec![], vec![]);
-        for u in spellings {
-            let (kind, factor, canonical) = unit_row(&u);
-            out.units += 1;
-            out.units_unknown += usize::from(kind == "unknown");
-            kinds.push(kind);
-            factors.push(factor);
-            canon.push(canonical);
-            raw.push(u);
-        }
-        sqlx::query(
-            "insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
-             select u, k, f::numeric, c, $5 from unnest($1::text[], $2::text[], $3::float8[], $4::text[]) as x(u, k, f, c)
-             on conflict (unit) do update
-                set kind = excluded.kind, to_mg_per_l = excluded.to_mg_per_l,
-                    canonical = excluded.canonical, engine_version = excluded.engine_version",
-        )
-        .bind(&raw)
-        .bind(&kinds)
-        .bind(&factors)
-        .bind(&canon)
-        .bind(ENGINE_VERSION)
-        .execute(&mut **tx)
-        .await?;
+        upsert_units(tx, spellings, &mut out).await?;
     }
+    // The benchmarks' own units ('ug/L', 'mg/L as N', 'pH units'): the engine converts them too.
+    let benchmark_units: Vec<String> = sqlx::query_scalar(
+        "select distinct b.unit from benchmark b
+         where not exists (select 1 from unit_map u
+                           where u.unit = b.unit and u.engine_version = $1)",
+    )
+    .bind(ENGINE_VERSION)
+    .fetch_all(&mut **tx)
+    .await?;
+    upsert_units(tx, benchmark_units, &mut out).await?;
     Ok(out)
+}
+
+/// Classifies `spellings` into `unit_map`, counting them in `out`.
+async fn upsert_units(
+    tx: &mut Transaction<'_, Postgres>,
+    spellings: Vec<String>,
+    out: &mut Classified,
+) -> Result<(), sqlx::Error> {
+    let (mut raw, mut kinds, mut factors, mut canon) = (vec![], vec![], vec![], vec![]);
+    for u in spellings {
+        let (kind, factor, canonical) = unit_row(&u);
+        out.units += 1;
+        out.units_unknown += usize::from(kind == "unknown");
+        kinds.push(kind);
+        factors.push(factor);
+        canon.push(canonical);
+        raw.push(u);
+    }
+    sqlx::query(
+        "insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
+         select u, k, f::numeric, c, $5 from unnest($1::text[], $2::text[], $3::float8[], $4::text[]) as x(u, k, f, c)
+         on conflict (unit) do update
+            set kind = excluded.kind, to_mg_per_l = excluded.to_mg_per_l,
+                canonical = excluded.canonical, engine_version = excluded.engine_version",
+    )
+    .bind(&raw)
+    .bind(&kinds)
+    .bind(&factors)
+    .bind(&canon)
+    .bind(ENGINE_VERSION)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

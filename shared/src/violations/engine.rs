@@ -192,7 +192,7 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     };
 
     let classified = classify::refresh(&mut tx, after).await?;
-    classify_benchmark_units(&mut tx).await?;
+
     let seeded = crate::facility::seed(&mut tx, after).await?;
     // Fresh statistics: a plan built on "empty" estimates for tables that were just loaded (a
     // first sync, a new database) turns the joins below into nested loops over millions of rows.
@@ -325,33 +325,6 @@ async fn fingerprint(
     .fetch_one(&mut **tx)
     .await?;
     Ok(format!("v{ENGINE_VERSION}:{policy}:{benchmarks}:{links}"))
-}
-
-async fn classify_benchmark_units(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-    let units: Vec<String> = sqlx::query_scalar(
-        "select distinct unit from benchmark b
-         where not exists (select 1 from unit_map u where u.unit = b.unit and u.engine_version = $1)",
-    )
-    .bind(ENGINE_VERSION)
-    .fetch_all(&mut **tx)
-    .await?;
-    for u in units {
-        let (kind, factor, canonical) = classify::unit_row(&u);
-        sqlx::query(
-            "insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
-             values ($1, $2, $3::float8::numeric, $4, $5)
-             on conflict (unit) do update set kind = excluded.kind, to_mg_per_l = excluded.to_mg_per_l,
-                 canonical = excluded.canonical, engine_version = excluded.engine_version",
-        )
-        .bind(&u)
-        .bind(kind)
-        .bind(factor)
-        .bind(canonical)
-        .bind(ENGINE_VERSION)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
 }
 
 /// `eng_pairs`: the facility x pollutant pairs to recompute (`after` = None: all of them).
