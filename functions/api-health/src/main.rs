@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stormwater::api::serve(|state, _req| stormwater::api::health::handle(state)).await
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
 }

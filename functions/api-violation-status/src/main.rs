@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stormwater::api::serve(stormwater::api::violations::handle_status).await
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
 }

@@ -3,6 +3,7 @@
 pub mod facilities;
 pub mod health;
 pub mod nal_levels;
+pub mod routes;
 pub mod subscriptions;
 pub mod sync_status;
 pub mod violation_list;
@@ -56,18 +57,17 @@ pub async fn freshness(pool: &sqlx::PgPool) -> Result<Value, sqlx::Error> {
     Ok(Value::Object(out))
 }
 
-/// The whole `main` of an HTTP function: telemetry, typed config (read once), state built once
-/// per execution environment, then the Lambda runtime loop calling `handler`.
-pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
-where
-    F: Fn(&'static ApiState, lambda_http::Request) -> Fut + Sync,
-    Fut: Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
-{
+/// The whole `main` of the HTTP function `name` (its package name, see [`routes::FUNCTIONS`]):
+/// telemetry, typed config (read once), state built once per execution environment, then the
+/// Lambda runtime loop calling the function's handler.
+pub async fn serve(name: &str) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
+    let function = routes::function(name)
+        .ok_or_else(|| format!("{name} is not an HTTP function of api::routes"))?;
     let cfg = Config::from_env()?;
     // The state lives as long as the execution environment.
     let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
-    let handler = &handler;
+    let handler = function.handler;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
         Ok::<_, lambda_http::Error>(handler(state, req).await)
     }))

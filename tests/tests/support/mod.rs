@@ -240,22 +240,10 @@ impl Harness {
         function: &str,
         req: lambda_http::Request,
     ) -> (u16, Value, Option<String>) {
-        let resp = match function {
-            "api-facilities" => stormwater::api::facilities::handle(&self.api, req).await,
-            "api-health" => stormwater::api::health::handle(&self.api).await,
-            "sync-status" => stormwater::api::sync_status::handle(&self.api, req).await,
-            "api-violation" => stormwater::api::violations::handle(&self.api, req).await,
-            "api-violations" => stormwater::api::violation_list::handle(&self.api, req).await,
-            "api-violations-stats" => {
-                stormwater::api::violation_list::handle_stats(&self.api, req).await
-            }
-            "api-violation-status" => {
-                stormwater::api::violations::handle_status(&self.api, req).await
-            }
-            "api-nal-levels" => stormwater::api::nal_levels::handle(&self.api, req).await,
-            "api-subscriptions" => stormwater::api::subscriptions::handle(&self.api, req).await,
-            other => panic!("no HTTP function {other}"),
-        };
+        let handler = stormwater::api::routes::function(function)
+            .unwrap_or_else(|| panic!("no HTTP function {function}"))
+            .handler;
+        let resp = handler(&self.api, req).await;
         let status = resp.status().as_u16();
         let cache = resp
             .headers()

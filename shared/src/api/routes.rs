@@ -1,0 +1,135 @@
+//! The HTTP functions and their routes: one table that the Lambda mains, the local server,
+//! the tests and the route checks (template.yaml, the `cargo lambda watch` router, the OpenAPI
+//! document) all read, so a route cannot exist in one place and be missing in another.
+
+use super::ApiState;
+use lambda_http::{Body, Request, Response};
+use std::pin::Pin;
+
+/// What a handler returns: the response, borrowing the state for its lifetime.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+/// One function's request handler.
+pub type Handler = for<'a> fn(&'a ApiState, Request) -> HandlerFuture<'a>;
+
+/// One HTTP Lambda function: its package name, its handler and the routes API Gateway sends it.
+pub struct Function {
+    /// Package, binary and `functions/` folder name.
+    pub name: &'static str,
+    pub handler: Handler,
+    /// `(method, path)`; paths use API Gateway's `{param}` syntax.
+    pub routes: &'static [(&'static str, &'static str)],
+}
+
+macro_rules! handler {
+    ($path:path) => {
+        |state, req| Box::pin($path(state, req))
+    };
+}
+
+/// Every HTTP function.
+pub static FUNCTIONS: &[Function] = &[
+    Function {
+        name: "api-health",
+        handler: |state, _req| Box::pin(super::health::handle(state)),
+        routes: &[("GET", "/api/health")],
+    },
+    Function {
+        name: "api-facilities",
+        handler: handler!(super::facilities::handle),
+        routes: &[("GET", "/api/facilities")],
+    },
+    Function {
+        name: "api-violations",
+        handler: handler!(super::violation_list::handle),
+        routes: &[("GET", "/api/violations")],
+    },
+    Function {
+        name: "api-violations-stats",
+        handler: handler!(super::violation_list::handle_stats),
+        routes: &[("GET", "/api/violations/stats")],
+    },
+    Function {
+        name: "api-violation",
+        handler: handler!(super::violations::handle),
+        routes: &[("GET", "/api/violations/{id}")],
+    },
+    Function {
+        name: "api-violation-status",
+        handler: handler!(super::violations::handle_status),
+        routes: &[("PATCH", "/api/violations/{id}/status")],
+    },
+    Function {
+        name: "api-nal-levels",
+        handler: handler!(super::nal_levels::handle),
+        routes: &[("GET", "/api/nal-levels")],
+    },
+    Function {
+        name: "api-subscriptions",
+        handler: handler!(super::subscriptions::handle),
+        routes: &[
+            ("POST", "/api/subscriptions"),
+            ("GET", "/api/subscriptions"),
+            ("DELETE", "/api/subscriptions/{id}"),
+        ],
+    },
+    Function {
+        name: "sync-status",
+        handler: handler!(super::sync_status::handle),
+        routes: &[("GET", "/api/sync/status"), ("GET", "/api/sync/runs/{id}")],
+    },
+];
+
+/// The function called `name`.
+pub fn function(name: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// Every `(method, path, function)`.
+pub fn all() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    FUNCTIONS
+        .iter()
+        .flat_map(|f| f.routes.iter().map(move |(m, p)| (*m, *p, f.name)))
+}
+
+/// The function and route serving `method` `path` (a concrete path such as
+/// `/api/facilities/42`), matching `{param}` segments against any non-empty segment.
+pub fn resolve(method: &str, path: &str) -> Option<(&'static Function, &'static str)> {
+    let path = path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    FUNCTIONS.iter().find_map(|f| {
+        f.routes.iter().find_map(|(m, pattern)| {
+            let pat: Vec<&str> = pattern.split('/').collect();
+            let matches = m.eq_ignore_ascii_case(method)
+                && pat.len() == segments.len()
+                && pat.iter().zip(&segments).all(|(p, s)| {
+                    (p.starts_with('{') && p.ends_with('}') && !s.is_empty()) || p == s
+                });
+            matches.then_some((f, *pattern))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_are_unique_and_routes_resolve_to_their_function() {
+        let mut names: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FUNCTIONS.len());
+        for (method, path, name) in all() {
+            let concrete = path.replace("{id}", "7");
+            let (f, pattern) = resolve(method, &concrete).expect(path);
+            assert_eq!((f.name, pattern), (name, path));
+        }
+        assert!(resolve("GET", "/api/facilities/7/nope").is_none());
+        assert!(resolve("PUT", "/api/facilities").is_none());
+        // A literal segment wins where it is listed first.
+        assert_eq!(
+            resolve("GET", "/api/violations/stats").unwrap().0.name,
+            "api-violations-stats"
+        );
+    }
+}
