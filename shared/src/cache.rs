@@ -206,8 +206,10 @@ impl Cache {
                 }
             }
         }
-        let value = compute().await?;
-        self.put_json(key, &value, ttl_secs).await;
+        let result = compute().await;
+        if let Ok(value) = &result {
+            self.put_json(key, value, ttl_secs).await;
+        }
         if let Some(Some(_)) = locked {
             // Release only our own lock (it may have expired and been taken by another).
             self.run("unlock", |mut c| async move {
@@ -224,7 +226,8 @@ impl Cache {
             })
             .await;
         }
-        Ok((value, false))
+        // An error is not cached, and the lock is released either way.
+        Ok((result?, false))
     }
 
     /// `true` when Redis answers a PING now.

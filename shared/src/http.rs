@@ -257,6 +257,22 @@ pub fn encode_cursor(after_id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("a:{after_id}"))
 }
 
+/// Opaque cursor over a composite key written as text (`2024-01-31|violation|42`).
+pub fn encode_cursor_text(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("t:{key}"))
+}
+
+/// The key of a cursor made by [`encode_cursor_text`].
+pub fn decode_cursor_text(cursor: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    Some(
+        std::str::from_utf8(&bytes)
+            .ok()?
+            .strip_prefix("t:")?
+            .to_owned(),
+    )
+}
+
 fn decode_cursor(cursor: &str) -> Option<i64> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     std::str::from_utf8(&bytes)

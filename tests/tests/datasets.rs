@@ -4,81 +4,18 @@
 
 mod support;
 
-use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use stormwater::sync::manifest::Source;
 use stormwater::sync::stage::{self, StageRequest};
-use support::{file_url, harness};
-
-#[derive(Deserialize)]
-struct Manifest {
-    files: Vec<ManifestFile>,
-}
-
-#[derive(Deserialize)]
-struct ManifestFile {
-    file: String,
-    dataset: String,
-    rows: i64,
-}
-
-fn generate(out: &Path) -> Manifest {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/generate");
-    let status = std::process::Command::new(&bin)
-        .args([
-            "--out",
-            out.to_str().unwrap(),
-            "--seed",
-            "7",
-            "--scale",
-            "0.002",
-        ])
-        .arg("--real-dir")
-        .arg(support::shared_data("real"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("{} (built by ./dev test): {e}", bin.display()));
-    assert!(status.success());
-    serde_json::from_str(&std::fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap()
-}
-
-/// Column values of a generated portal CSV, by header name (read with the csv crate, not ours).
-fn column_values(path: &Path, columns: &[&str]) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header: Vec<String> = r
-        .headers()
-        .unwrap()
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
-        .collect();
-    let idx: Vec<usize> = columns
-        .iter()
-        .map(|c| header.iter().position(|h| h == c).unwrap())
-        .collect();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            idx.iter().map(|&i| rec[i].to_owned()).collect()
-        })
-        .collect()
-}
+use support::harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dataset_lands_with_exact_counts_links_and_dimensions() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = generate(dir.path());
+    let manifest = support::generate(dir.path(), 7, "0.002");
     assert_eq!(manifest.files.len(), 8);
     let h = harness("alldatasets", Some(2_000)).await;
-    let sources: Vec<Source> = manifest
-        .files
-        .iter()
-        .map(|f| Source {
-            dataset: f.dataset.clone(),
-            url: file_url(&dir.path().join(&f.file)),
-            scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
-        })
-        .collect();
+    let sources: Vec<Source> = manifest.sources(dir.path());
     let summary = h.sync(sources.clone()).await;
 
     // Every file succeeded and every record is stored or quarantined.
@@ -111,22 +48,13 @@ async fn every_dataset_lands_with_exact_counts_links_and_dimensions() {
     assert_eq!(run["status"], "succeeded");
 
     // inspection ↔ violation: exactly the violations whose source is an existing inspection.
-    let path = |name: &str| {
-        dir.path().join(
-            &manifest
-                .files
-                .iter()
-                .find(|f| f.dataset == name)
-                .unwrap()
-                .file,
-        )
-    };
+    let path = |name: &str| manifest.path(dir.path(), name);
     let inspections: HashSet<String> =
-        column_values(&path("smarts_inspections"), &["INSPECTION_ID"])
+        support::column_values(&path("smarts_inspections"), &["INSPECTION_ID"])
             .into_iter()
             .map(|v| v[0].clone())
             .collect();
-    let expected: HashSet<(String, String)> = column_values(
+    let expected: HashSet<(String, String)> = support::column_values(
         &path("smarts_violations"),
         &["VIOLATION_SOURCE", "VIOLATION_SOURCE_ID", "VIOLATION_ID"],
     )
@@ -148,7 +76,7 @@ async fn every_dataset_lands_with_exact_counts_links_and_dimensions() {
     assert!(h.scalar_i64("select count(*) from smarts_enforcement_violation where method = 'heuristic' and confidence between 0.05 and 0.9 and reason like 'same WDID/APP_ID%'").await > 0);
 
     // eSMR dimensions and parameter ids.
-    let esmr = column_values(
+    let esmr = support::column_values(
         &path("esmr"),
         &["facility_place_id", "parameter", "location_place_id"],
     );

@@ -318,15 +318,7 @@ async fn every_sample_event_runs_through_its_handler() {
             let text = std::fs::read_to_string(&file).unwrap();
             let name = file.file_stem().unwrap().to_str().unwrap().to_owned();
             match function.as_str() {
-                "api-facilities"
-                | "api-health"
-                | "sync-status"
-                | "api-violation"
-                | "api-violation-status"
-                | "api-nal-levels"
-                | "api-subscriptions"
-                | "api-violations"
-                | "api-violations-stats" => {
+                f if stormwater::api::routes::function(f).is_some() => {
                     let req = lambda_http::request::from_str(&text).unwrap();
                     let (status, body, _) = h.call(&function, req).await;
                     let want = if name.starts_with("bad-") {

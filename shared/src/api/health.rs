@@ -3,11 +3,11 @@
 use super::ApiState;
 use crate::http::json_response;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// 200 when Postgres answers (Redis is optional: reported, never fatal); 503 otherwise.
-pub async fn handle(state: &ApiState) -> Response<Body> {
+pub async fn handle(state: &ApiState, _req: Request) -> Response<Body> {
     let db = sqlx::query_scalar::<_, i32>("select 1")
         .fetch_one(&state.pool)
         .await;

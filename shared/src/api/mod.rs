@@ -1,9 +1,15 @@
 //! HTTP handlers: each endpoint's Lambda calls one of these with its shared state.
 
+pub mod dashboard;
 pub mod facilities;
+pub mod facility;
+pub mod geojson;
 pub mod health;
+pub mod list;
 pub mod nal_levels;
+pub mod openapi;
 pub mod routes;
+pub mod smarts;
 pub mod subscriptions;
 pub mod sync_status;
 pub mod violation_list;

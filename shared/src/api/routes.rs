@@ -20,9 +20,17 @@ pub struct Function {
     pub routes: &'static [(&'static str, &'static str)],
 }
 
+/// A table entry calling `$path` after checking the query against the OpenAPI document.
 macro_rules! handler {
     ($path:path) => {
-        |state, req| Box::pin($path(state, req))
+        |state, req| {
+            Box::pin(async move {
+                match super::openapi::check_query(&req) {
+                    Ok(()) => $path(state, req).await,
+                    Err(e) => e.into_response(),
+                }
+            })
+        }
     };
 }
 
@@ -30,13 +38,63 @@ macro_rules! handler {
 pub static FUNCTIONS: &[Function] = &[
     Function {
         name: "api-health",
-        handler: |state, _req| Box::pin(super::health::handle(state)),
+        handler: handler!(super::health::handle),
         routes: &[("GET", "/api/health")],
     },
     Function {
         name: "api-facilities",
         handler: handler!(super::facilities::handle),
         routes: &[("GET", "/api/facilities")],
+    },
+    Function {
+        name: "api-openapi",
+        handler: handler!(super::openapi::handle),
+        routes: &[("GET", "/api/openapi.json")],
+    },
+    Function {
+        name: "api-facility",
+        handler: handler!(super::facility::handle),
+        routes: &[("GET", "/api/facilities/{id}")],
+    },
+    Function {
+        name: "api-facility-complete",
+        handler: handler!(super::facility::handle_complete),
+        routes: &[("GET", "/api/facilities/{id}/complete")],
+    },
+    Function {
+        name: "api-facility-timeline",
+        handler: handler!(super::facility::handle_timeline),
+        routes: &[("GET", "/api/facilities/{id}/timeline")],
+    },
+    Function {
+        name: "api-facilities-geojson",
+        handler: handler!(super::geojson::handle),
+        routes: &[("GET", "/api/facilities.geojson")],
+    },
+    Function {
+        name: "api-dashboard",
+        handler: handler!(super::dashboard::handle),
+        routes: &[("GET", "/api/dashboard")],
+    },
+    Function {
+        name: "api-smarts-violations",
+        handler: handler!(super::smarts::handle_violations),
+        routes: &[("GET", "/api/smarts/violations")],
+    },
+    Function {
+        name: "api-smarts-enforcement",
+        handler: handler!(super::smarts::handle_enforcement),
+        routes: &[("GET", "/api/smarts/enforcement")],
+    },
+    Function {
+        name: "api-smarts-inspections",
+        handler: handler!(super::smarts::handle_inspections),
+        routes: &[("GET", "/api/smarts/inspections")],
+    },
+    Function {
+        name: "api-smarts-facilities",
+        handler: handler!(super::smarts::handle_facilities),
+        routes: &[("GET", "/api/smarts/facilities")],
     },
     Function {
         name: "api-violations",

@@ -6,10 +6,9 @@
 //! overlap the range), `screening` (`true` / `false`; both by default). Retracted events are
 //! never listed. Newest first; opaque cursor; `limit` ≤ 1000; `format=csv` for a spreadsheet.
 
+use super::list::{self, HOT};
 use super::{ApiState, freshness};
-use crate::cache::ttl;
-use crate::http::{ApiError, Query, csv_response, encode_cursor, json_response};
-use lambda_http::http::{Method, StatusCode};
+use crate::http::{ApiError, Query, encode_cursor};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -25,7 +24,6 @@ const TYPES: &[&str] = &[
 ];
 const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
 const STATUSES: &[&str] = &["open", "under_review", "resolved", "dismissed"];
-const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// The validated filters, bound as $1..$12 by [`WHERE`].
 struct Filter {
@@ -138,45 +136,19 @@ const CSV_COLUMNS: &[&str] = &[
 
 /// `GET /api/violations`.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    let q = Query::of(&req);
-    let csv = match q.one_of("format", &["json", "csv"]) {
-        Ok(f) => f == Some("csv"),
-        Err(e) => return e.into_response(),
-    };
-    match list(state, &q).await {
-        Ok(body) if csv => csv_response(
-            CSV_COLUMNS,
-            body["data"].as_array().into_iter().flatten().map(|item| {
-                CSV_COLUMNS
-                    .iter()
-                    .map(|c| match &item[*c] {
-                        Value::Null => String::new(),
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            }),
-            CACHE_CONTROL,
-        ),
-        Ok(body) => json_response(StatusCode::OK, &body, CACHE_CONTROL),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn list(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
-    let f = filter(q)?;
-    let limit = q.limit(50, 1000)?;
-    let before = q.cursor()?;
-    let generation = state.cache.generation().await;
-    let key = state.cache.key(generation, "violations", &q.canonical());
-    let (body, _) = state
-        .cache
-        .get_or_compute(&key, ttl::HOT, || page(state, &f, before, limit))
-        .await?;
-    Ok(body)
+    list::respond(
+        state,
+        &req,
+        "violations",
+        HOT,
+        Some(CSV_COLUMNS),
+        |q| async move {
+            let f = filter(&q)?;
+            let limit = q.limit(50, 1000)?;
+            page(state, &f, q.cursor()?, limit).await
+        },
+    )
+    .await
 }
 
 async fn page(
@@ -224,36 +196,14 @@ async fn page(
 
 /// `GET /api/violations/stats`: the same filters, aggregated.
 pub async fn handle_stats(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    match stats(state, &Query::of(&req)).await {
-        Ok(body) => json_response(StatusCode::OK, &body, CACHE_CONTROL),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn stats(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
-    let f = filter(q)?;
-    let generation = state.cache.generation().await;
-    let key = state
-        .cache
-        .key(generation, "violations-stats", &q.canonical());
-    let (body, _) = state
-        .cache
-        .get_or_compute(&key, ttl::HOT, || aggregate(state, &f))
-        .await?;
-    Ok(body)
+    list::respond(state, &req, "violations-stats", HOT, None, |q| async move {
+        aggregate(state, &filter(&q)?).await
+    })
+    .await
 }
 
 async fn aggregate(state: &ApiState, f: &Filter) -> Result<Value, ApiError> {
-    let by = |column: &str| {
-        format!(
-            "(select coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb)
-              from (select coalesce({column}::text, 'none') as k, count(*) as n
-                    from m group by 1) x)"
-        )
-    };
+    let by = |column: &str| list::counts_by("m", column);
     let sql = format!(
         "with m as (select e.* from violation_event e join facility f on f.id = e.facility_id
                     where {WHERE})

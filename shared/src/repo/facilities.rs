@@ -55,7 +55,7 @@ pub struct FacilityRow {
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_escape(s: &str) -> String {
+pub fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

@@ -57,6 +57,80 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// What `generate` wrote (its MANIFEST.json).
+#[derive(serde::Deserialize)]
+pub struct Manifest {
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct ManifestFile {
+    pub file: String,
+    pub dataset: String,
+    pub rows: i64,
+}
+
+impl Manifest {
+    /// The generated file of `dataset` under `dir`.
+    pub fn path(&self, dir: &std::path::Path, dataset: &str) -> PathBuf {
+        let f = self
+            .files
+            .iter()
+            .find(|f| f.dataset == dataset)
+            .unwrap_or_else(|| panic!("no generated {dataset}"));
+        dir.join(&f.file)
+    }
+
+    /// Every generated file as a sync source (eSMR scoped to its year).
+    pub fn sources(&self, dir: &std::path::Path) -> Vec<Source> {
+        self.files
+            .iter()
+            .map(|f| Source {
+                dataset: f.dataset.clone(),
+                url: file_url(&dir.join(&f.file)),
+                scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
+            })
+            .collect()
+    }
+}
+
+/// Generated files in the exact official layouts (bench/`generate`, built by `./dev test`).
+pub fn generate(out: &std::path::Path, seed: u64, scale: &str) -> Manifest {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/generate");
+    let status = std::process::Command::new(&bin)
+        .arg("--out")
+        .arg(out)
+        .args(["--seed", &seed.to_string(), "--scale", scale])
+        .arg("--real-dir")
+        .arg(shared_data("real"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{} (built by ./dev test): {e}", bin.display()));
+    assert!(status.success());
+    serde_json::from_str(&std::fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap()
+}
+
+/// Column values of a generated portal CSV, by header name (read with the csv crate, not ours).
+pub fn column_values(path: &std::path::Path, columns: &[&str]) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|c| header.iter().position(|h| h == c).unwrap())
+        .collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            idx.iter().map(|&i| rec[i].to_owned()).collect()
+        })
+        .collect()
+}
+
 pub fn file_url(p: &std::path::Path) -> String {
     format!("file://{}", p.display())
 }

@@ -1,0 +1,6 @@
+//! `GET /api/dashboard`: the overview for the state, a county or a region.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+}

@@ -1,0 +1,6 @@
+//! `GET /api/facilities.geojson`: canonical facilities as GeoJSON points.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+}

@@ -1,0 +1,6 @@
+//! `GET /api/facilities/{id}`: one canonical facility (profile, links, counts, ERA Level).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+}

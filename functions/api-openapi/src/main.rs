@@ -1,0 +1,6 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of every endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+}

@@ -1,0 +1,217 @@
+//! `GET /api/dashboard`: the overview a watchdog opens first, for the whole state or one
+//! `county` / `region`, over a `dateFrom`..`dateTo` period (any part of the record's date in
+//! the range; everything when absent).
+//!
+//! Sections: `summary` (counts and money), `violations` (computed exceedance events by
+//! severity, type, source, pollutant), `enforcement` (by type, active, assessed, received),
+//! `recentActivity` (the 20 newest dated records of any kind), `topOffenders` (10 facilities
+//! with the most open exceedance events) and `timeline` (per month: events, SMARTS violations,
+//! inspections, enforcement actions, penalties assessed).
+//!
+//! Area: events by their canonical facility's county/region; SMARTS records by the county and
+//! regional board the publisher attached to them.
+
+use super::list::{self, Arg, Conditions, HOT};
+use super::{ApiState, freshness};
+use crate::http::{ApiError, Query};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use sqlx::{Postgres, QueryBuilder};
+
+/// Handles the request.
+pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
+    list::respond(state, &req, "dashboard", HOT, None, |q| dashboard(state, q)).await
+}
+
+struct Scope {
+    county: Option<String>,
+    region: Option<String>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+}
+
+impl Scope {
+    /// Conditions on a SMARTS table `t` dated by `date`.
+    fn smarts(&self, date: &str) -> Conditions {
+        let mut c = Conditions::default();
+        c.always("t.withdrawn_run_id is null")
+            .when(
+                "lower(t.place_county) = lower(",
+                self.county.clone().map(Arg::Text),
+                ")",
+            )
+            .when(
+                "upper(t.regional_board) = upper(",
+                self.region.clone().map(Arg::Text),
+                ")",
+            )
+            .when(&format!("{date} >= "), self.from.map(Arg::Date), "")
+            .when(&format!("{date} <= "), self.to.map(Arg::Date), "");
+        c
+    }
+
+    /// Conditions on violation events `t` joined to their facility `f`.
+    fn events(&self) -> Conditions {
+        let mut c = Conditions::default();
+        c.always("t.retracted_at is null")
+            .when(
+                "lower(f.county) = lower(",
+                self.county.clone().map(Arg::Text),
+                ")",
+            )
+            .when(
+                "upper(f.region) = upper(",
+                self.region.clone().map(Arg::Text),
+                ")",
+            )
+            .when("t.last_date >= ", self.from.map(Arg::Date), "")
+            .when("t.first_date <= ", self.to.map(Arg::Date), "");
+        c
+    }
+}
+
+/// `with name as materialized (select t.* from from where true <conditions>)`, appended.
+fn cte(qb: &mut QueryBuilder<Postgres>, name: &str, select: &str, from: &str, c: &Conditions) {
+    qb.push(format!(
+        "{name} as materialized (select {select} from {from} where true"
+    ));
+    c.push_to(qb);
+    qb.push(")");
+}
+
+async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
+    let (from, to) = list::date_range(&q)?;
+    let scope = Scope {
+        county: q.text("county")?,
+        region: q.text("region")?,
+        from,
+        to,
+    };
+    let mut qb = QueryBuilder::<Postgres>::new("with ");
+    cte(
+        &mut qb,
+        "ev",
+        "t.*, f.name as facility_name",
+        "violation_event t join facility f on f.id = t.facility_id",
+        &scope.events(),
+    );
+    qb.push(", ");
+    cte(
+        &mut qb,
+        "sv",
+        "t.*",
+        "smarts_violation t",
+        &scope.smarts("t.occurrence_date"),
+    );
+    qb.push(", ");
+    cte(
+        &mut qb,
+        "si",
+        "t.*",
+        "smarts_inspection t",
+        &scope.smarts("t.inspection_date"),
+    );
+    qb.push(", ");
+    cte(
+        &mut qb,
+        "se",
+        "t.*",
+        "smarts_enforcement_action t",
+        &scope.smarts("t.issuance_date"),
+    );
+    qb.push(", ");
+    let mut fc = Conditions::default();
+    fc.when(
+        "lower(t.county) = lower(",
+        scope.county.clone().map(Arg::Text),
+        ")",
+    )
+    .when(
+        "upper(t.region) = upper(",
+        scope.region.clone().map(Arg::Text),
+        ")",
+    );
+    cte(&mut qb, "fa", "t.id", "facility t", &fc);
+    qb.push(format!(
+        " select jsonb_build_object(
+           'summary', jsonb_build_object(
+               'facilities', (select count(*) from fa),
+               'facilitiesWithOpenViolations', (select count(distinct facility_id) from ev
+                   where status in ('open', 'under_review')),
+               'violationEvents', (select count(*) from ev),
+               'openViolationEvents', (select count(*) from ev where status in ('open', 'under_review')),
+               'smartsViolations', (select count(*) from sv),
+               'seriousSmartsViolations', (select count(*) from sv where serious_violation),
+               'inspections', (select count(*) from si),
+               'enforcementActions', (select count(*) from se),
+               'penaltiesAssessed', (select coalesce(sum(total_assessment), 0) from se),
+               'penaltiesReceived', (select coalesce(sum(received_amount), 0) from se)),
+           'violations', jsonb_build_object(
+               'bySeverity', {sev}, 'byType', {kind}, 'bySource', {source}, 'byStatus', {status},
+               'topPollutants', coalesce((select jsonb_agg(jsonb_build_object('pollutant', k, 'events', n)
+                    order by n desc, k) from (select pollutant_key k, count(*) n from ev
+                    group by 1 order by 2 desc, 1 limit 10) x), '[]')),
+           'enforcement', jsonb_build_object(
+               'byType', {etype},
+               'active', (select count(*) from se where lower(enforcement_status) = 'active'),
+               'totalAssessed', (select coalesce(sum(total_assessment), 0) from se),
+               'totalReceived', (select coalesce(sum(received_amount), 0) from se)),
+           'recentActivity', coalesce((select jsonb_agg(a order by a->>'date' desc, a->>'kind', (a->>'id')::bigint desc)
+               from (select * from (
+                   (select jsonb_build_object('date', first_date, 'kind', 'exceedance', 'id', id,
+                        'facilityId', facility_id, 'facilityName', facility_name,
+                        'summary', pollutant_key || ' ' || benchmark_type || ' ' || reporting_year) a
+                      from ev where first_date is not null order by first_date desc, id desc limit 20)
+                   union all
+                   (select jsonb_build_object('date', occurrence_date, 'kind', 'violation', 'id', id,
+                        'wdid', wdid, 'facilityName', place_name, 'summary', violation_type) a
+                      from sv where occurrence_date is not null order by occurrence_date desc, id desc limit 20)
+                   union all
+                   (select jsonb_build_object('date', inspection_date, 'kind', 'inspection', 'id', id,
+                        'wdid', wdid, 'facilityName', place_name, 'summary', inspection_purpose) a
+                      from si where inspection_date is not null order by inspection_date desc, id desc limit 20)
+                   union all
+                   (select jsonb_build_object('date', issuance_date, 'kind', 'enforcement', 'id', id,
+                        'wdid', wdid, 'facilityName', place_name, 'summary', enforcement_type) a
+                      from se where issuance_date is not null order by issuance_date desc, id desc limit 20)
+                 ) u order by a->>'date' desc, a->>'kind', (a->>'id')::bigint desc limit 20) r), '[]'),
+           'topOffenders', coalesce((select jsonb_agg(x order by (x->>'openViolationEvents')::bigint desc,
+                   (x->>'facilityId')::bigint)
+               from (select jsonb_build_object('facilityId', facility_id, 'name', min(facility_name),
+                        'openViolationEvents', count(*),
+                        'critical', count(*) filter (where severity = 'critical'),
+                        'high', count(*) filter (where severity = 'high'),
+                        'maxRatio', max(max_ratio),
+                        'pollutants', count(distinct pollutant_key)) x
+                       from ev where status in ('open', 'under_review')
+                      group by facility_id order by count(*) desc, facility_id limit 10) t), '[]'),
+           'timeline', coalesce((select jsonb_agg(jsonb_build_object('month', to_char(m, 'YYYY-MM'),
+                   'violationEvents', coalesce(e, 0), 'smartsViolations', coalesce(v, 0),
+                   'inspections', coalesce(i, 0), 'enforcementActions', coalesce(a, 0),
+                   'penaltiesAssessed', coalesce(p, 0)) order by m)
+               from (select m, sum(e) e, sum(v) v, sum(i) i, sum(a) a, sum(p) p from (
+                   select date_trunc('month', first_date) m, count(*) e, 0 v, 0 i, 0 a, 0 p
+                     from ev where first_date is not null group by 1
+                   union all select date_trunc('month', occurrence_date), 0, count(*), 0, 0, 0
+                     from sv where occurrence_date is not null group by 1
+                   union all select date_trunc('month', inspection_date), 0, 0, count(*), 0, 0
+                     from si where inspection_date is not null group by 1
+                   union all select date_trunc('month', issuance_date), 0, 0, 0, count(*),
+                          coalesce(sum(total_assessment), 0)
+                     from se where issuance_date is not null group by 1) u group by m) t), '[]'))",
+        sev = list::counts_by("ev", "severity"),
+        kind = list::counts_by("ev", "benchmark_type"),
+        source = list::counts_by("ev", "source"),
+        status = list::counts_by("ev", "status"),
+        etype = list::counts_by("se", "enforcement_type"),
+    ));
+    let data: Value = qb.build_query_scalar().fetch_one(&state.pool).await?;
+    Ok(json!({
+        "data": data,
+        "meta": {
+            "scope": { "county": scope.county, "region": scope.region,
+                       "dateFrom": scope.from, "dateTo": scope.to },
+            "freshness": freshness(&state.pool).await?,
+        },
+    }))
+}

@@ -1,0 +1,259 @@
+//! What the list endpoints share: optional filter conditions rendered into several queries
+//! (page, count, stats) with their values bound, keyset paging over an id, and the response
+//! path (method check, `format=json|csv`, cache-aside per sync generation, `Cache-Control`).
+
+use super::ApiState;
+use crate::http::{ApiError, Query, csv_response, encode_cursor, json_response};
+use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use sqlx::{Postgres, QueryBuilder};
+
+/// `Cache-Control` of the hot tier (lists, aggregates): five minutes, like the Redis TTL.
+pub const HOT: &str = "public, max-age=300";
+/// `Cache-Control` of the warm tier (one facility's documents): one hour.
+pub const WARM: &str = "public, max-age=3600";
+
+/// A value bound into a filter condition.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Date(chrono::NaiveDate),
+    Bool(bool),
+    Texts(Vec<String>),
+    Floats(Vec<f64>),
+}
+
+/// `and`-ed SQL conditions, each `before $n after` with its value.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions(Vec<(String, Option<Arg>, &'static str)>);
+
+impl Conditions {
+    /// A condition without a value (`v.withdrawn_run_id is null`).
+    pub fn always(&mut self, sql: &str) -> &mut Self {
+        self.0.push((sql.to_owned(), None, ""));
+        self
+    }
+
+    /// `before $n after` when `value` is present; nothing otherwise.
+    pub fn when(&mut self, before: &str, value: Option<Arg>, after: &'static str) -> &mut Self {
+        if let Some(v) = value {
+            self.0.push((before.to_owned(), Some(v), after));
+        }
+        self
+    }
+
+    /// Appends ` and (…)` for every condition (so the caller writes `where true`).
+    pub fn push_to(&self, qb: &mut QueryBuilder<Postgres>) {
+        for (before, arg, after) in &self.0 {
+            qb.push(" and (").push(before);
+            match arg.clone() {
+                None => {}
+                Some(Arg::Text(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Int(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Float(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Date(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Bool(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Texts(v)) => {
+                    qb.push_bind(v);
+                }
+                Some(Arg::Floats(v)) => {
+                    qb.push_bind(v);
+                }
+            }
+            qb.push(after).push(")");
+        }
+    }
+}
+
+/// Reads `true`/`false`; a 400 naming the parameter otherwise.
+pub fn flag(q: &Query, name: &str) -> Result<Option<bool>, ApiError> {
+    match q.text(name)?.as_deref() {
+        None => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::bad(name, "must be true or false")),
+    }
+}
+
+/// `dateFrom` / `dateTo`, checked for order.
+pub fn date_range(
+    q: &Query,
+) -> Result<(Option<chrono::NaiveDate>, Option<chrono::NaiveDate>), ApiError> {
+    let (from, to) = (q.date("dateFrom")?, q.date("dateTo")?);
+    if let (Some(a), Some(b)) = (from, to)
+        && a > b
+    {
+        return Err(ApiError::bad("dateTo", "must not be before dateFrom"));
+    }
+    Ok((from, to))
+}
+
+/// One page of `select id, <json> from <from> where true <conditions> and id < cursor order by
+/// id desc`, plus the total. `select` must produce `(id bigint, item jsonb)`.
+pub async fn page(
+    state: &ApiState,
+    select: &str,
+    from: &str,
+    id_column: &str,
+    conditions: &Conditions,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<Value>, Value), ApiError> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!("select {select} from {from} where true"));
+    conditions.push_to(&mut qb);
+    if let Some(b) = before {
+        qb.push(format!(" and {id_column} < ")).push_bind(b);
+    }
+    qb.push(format!(" order by {id_column} desc limit "))
+        .push_bind(limit);
+    let rows: Vec<(i64, Value)> = qb.build_query_as().fetch_all(&state.pool).await?;
+    let mut count =
+        QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
+    conditions.push_to(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
+        .flatten();
+    Ok((
+        rows.into_iter().map(|(_, v)| v).collect(),
+        json!({ "limit": limit, "nextCursor": next, "total": total }),
+    ))
+}
+
+/// One `jsonb` value computed over the filtered rows, which `expr` sees as `m`:
+/// `with m as (select t.* from <from> where true <conditions>) select <expr>` (stats blocks).
+pub async fn aggregate(
+    state: &ApiState,
+    expr: &str,
+    from: &str,
+    conditions: &Conditions,
+) -> Result<Value, ApiError> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "with m as materialized (select t.* from {from} where true"
+    ));
+    conditions.push_to(&mut qb);
+    qb.push(format!(") select {expr}"));
+    Ok(qb.build_query_scalar().fetch_one(&state.pool).await?)
+}
+
+/// `{value: count}` of `column` over the relation `from` (the rows `m` of [`aggregate`], a
+/// CTE), missing values as `unknown`.
+pub fn counts_by(from: &str, column: &str) -> String {
+    format!(
+        "(select coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb)
+            from (select coalesce({column}::text, 'unknown') as k, count(*) as n
+                    from {from} group by 1) x)"
+    )
+}
+
+/// The response of a read endpoint: only GET; `format=csv` (when `csv_columns` is given) turns
+/// `data` into CSV; the body comes from the cache (key: `name`, the sync generation and the
+/// query) or from `compute`. Parameters are validated by the caller before computing.
+pub async fn respond<F, Fut>(
+    state: &ApiState,
+    req: &Request,
+    name: &str,
+    cache_control: &'static str,
+    csv_columns: Option<&[&str]>,
+    compute: F,
+) -> Response<Body>
+where
+    F: FnOnce(Query) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    if req.method() != Method::GET {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    let q = Query::of(req);
+    let formats: &[&'static str] = if csv_columns.is_some() {
+        &["json", "csv"]
+    } else {
+        &["json"]
+    };
+    let csv = match q.one_of("format", formats) {
+        Ok(f) => f == Some("csv"),
+        Err(e) => return e.into_response(),
+    };
+    let ttl = if cache_control == WARM {
+        crate::cache::ttl::WARM
+    } else {
+        crate::cache::ttl::HOT
+    };
+    let key_params = format!("{}?{}", req.uri().path(), q.canonical());
+    let generation = state.cache.generation().await;
+    let key = state.cache.key(generation, name, &key_params);
+    let (body, hit) = match state.cache.get_or_compute(&key, ttl, || compute(q)).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let mut resp = match csv_columns {
+        Some(columns) if csv => csv_response(columns, csv_rows(&body, columns), cache_control),
+        _ => json_response(StatusCode::OK, &body, cache_control),
+    };
+    resp.headers_mut().insert(
+        "x-cache",
+        HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+    );
+    resp
+}
+
+fn csv_rows<'a>(body: &'a Value, columns: &'a [&str]) -> impl Iterator<Item = Vec<String>> + 'a {
+    body["data"].as_array().into_iter().flatten().map(|item| {
+        columns
+            .iter()
+            .map(
+                |c| match item.pointer(&format!("/{}", c.replace('.', "/"))) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                },
+            )
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_render_in_order_with_numbered_binds() {
+        let mut c = Conditions::default();
+        c.always("v.withdrawn_run_id is null")
+            .when("v.wdid = ", Some(Arg::Text("1 08I015378".into())), "")
+            .when("v.county = ", None, "")
+            .when(
+                "v.occurrence_date >= ",
+                Some(Arg::Date(chrono::NaiveDate::MIN)),
+                "",
+            )
+            .when("v.type = any(", Some(Arg::Texts(vec!["a".into()])), ")");
+        let mut qb = QueryBuilder::<Postgres>::new("select 1 from v where true");
+        c.push_to(&mut qb);
+        assert_eq!(
+            qb.sql().as_str(),
+            "select 1 from v where true and (v.withdrawn_run_id is null) and (v.wdid = $1) \
+             and (v.occurrence_date >= $2) and (v.type = any($3))"
+        );
+    }
+
+    #[test]
+    fn csv_columns_follow_dotted_paths_and_blank_nulls() {
+        let body = json!({ "data": [{ "a": 1, "b": { "c": "x" }, "d": null }] });
+        let rows: Vec<_> = csv_rows(&body, &["a", "b.c", "d", "missing"]).collect();
+        assert_eq!(rows, vec![vec!["1", "x", "", ""]]);
+    }
+}

@@ -1,0 +1,454 @@
+//! The SMARTS regulatory records as published: `GET /api/smarts/violations`,
+//! `/api/smarts/enforcement`, `/api/smarts/inspections` and `/api/smarts/facilities`.
+//!
+//! Current rows only (withdrawn rows are history). Each item carries its canonical
+//! `facilityId` (through the facility link of its APP_ID|WDID) and its provenance (source line,
+//! the run that last changed it). Newest loaded first; opaque cursor; `limit` ≤ 1000;
+//! `format=csv`. Every list answers `stats` over the whole filtered set, not just the page.
+
+use super::list::{self, Arg, Conditions, HOT};
+use super::{ApiState, freshness};
+use crate::http::{ApiError, Query};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+const PERMIT_KINDS: &[&str] = &["industrial", "construction"];
+
+/// The canonical facility of a row with `wdid` / `app_id` columns under alias `t`.
+const FACILITY_ID: &str = "(select l.facility_id from facility_link l
+      where l.source in ('smarts_industrial', 'smarts_construction') and l.status = 'linked'
+        and l.source_key = coalesce(t.app_id, '') || '|' || coalesce(t.wdid, '') limit 1)";
+
+/// Conditions every SMARTS record list shares: current rows, WDID, APP_ID, region, county,
+/// canonical facility.
+fn common(q: &Query) -> Result<Conditions, ApiError> {
+    let mut c = Conditions::default();
+    c.always("t.withdrawn_run_id is null")
+        .when("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
+        .when("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
+        .when(
+            "upper(t.regional_board) = upper(",
+            q.text("region")?.map(Arg::Text),
+            ")",
+        )
+        .when(
+            "lower(t.place_county) = lower(",
+            q.text("county")?.map(Arg::Text),
+            ")",
+        );
+    if let Some(id) = q.int("facilityId", 1..=i64::MAX)? {
+        // Through the (wdid, app_id) index: the facility's SMARTS keys, split.
+        c.when(
+            "(t.wdid, coalesce(t.app_id, '')) in (select split_part(l.source_key, '|', 2),
+                     split_part(l.source_key, '|', 1) from facility_link l
+               where l.status = 'linked' and l.source in ('smarts_industrial', 'smarts_construction')
+                 and l.facility_id = ",
+            Some(Arg::Int(id)),
+            ")",
+        );
+    }
+    Ok(c)
+}
+
+fn provenance(dataset: &str) -> String {
+    format!(
+        "'provenance', jsonb_build_object('dataset', '{dataset}', 'sourceLine', t.source_line,
+             'changedInRun', t.changed_run_id)"
+    )
+}
+
+fn place() -> &'static str {
+    "'place', jsonb_build_object('name', t.place_name, 'address', t.place_address,
+         'city', t.place_city, 'zip', t.place_zip, 'county', t.place_county,
+         'latitude', t.place_latitude, 'longitude', t.place_longitude,
+         'receivingWater', t.receiving_water_name)"
+}
+
+const VIOLATION_CSV: &[&str] = &[
+    "id",
+    "violationId",
+    "facilityId",
+    "wdid",
+    "appId",
+    "violationType",
+    "violationSource",
+    "serious",
+    "priority",
+    "occurrenceDate",
+    "discoveryDate",
+    "status",
+    "linkedEnforcement",
+    "description",
+    "region",
+    "place.name",
+    "place.county",
+    "provenance.sourceLine",
+];
+
+/// `GET /api/smarts/violations`: `wdid`, `appId`, `facilityId`, `violationType`, `status`,
+/// `seriousOnly`, `region`, `county`, `dateFrom`/`dateTo` (occurrence date).
+pub async fn handle_violations(state: &ApiState, req: Request) -> Response<Body> {
+    list::respond(
+        state,
+        &req,
+        "smarts-violations",
+        HOT,
+        Some(VIOLATION_CSV),
+        |q| violations(state, q),
+    )
+    .await
+}
+
+async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
+    let mut c = common(&q)?;
+    let (from, to) = list::date_range(&q)?;
+    c.when(
+        "t.violation_type = ",
+        q.text("violationType")?.map(Arg::Text),
+        "",
+    )
+    .when(
+        "t.violation_status = ",
+        q.one_of("status", &["Violation", "Potential", "Dismissed"])?
+            .map(|s| Arg::Text(s.into())),
+        "",
+    )
+    .when(
+        "t.serious_violation is not distinct from ",
+        list::flag(&q, "seriousOnly")?.filter(|s| *s).map(Arg::Bool),
+        "",
+    )
+    .when("t.occurrence_date >= ", from.map(Arg::Date), "")
+    .when("t.occurrence_date <= ", to.map(Arg::Date), "");
+    let limit = q.limit(50, 1000)?;
+    let select = format!(
+        "t.id, jsonb_build_object('id', t.id, 'violationId', t.violation_id,
+             'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
+             'violationType', t.violation_type, 'violationSource', t.violation_source,
+             'violationSourceId', t.violation_source_id, 'serious', t.serious_violation,
+             'priority', t.violation_priority, 'occurrenceDate', t.occurrence_date,
+             'discoveryDate', t.discovery_date, 'determinedBy', t.determined_by,
+             'exemptFromMmp', t.exempt_from_mmp, 'status', t.violation_status,
+             'description', t.description, 'memo', t.memo,
+             'linkedEnforcement', t.linked_enforcement_action,
+             'enforcementIds', coalesce((select jsonb_agg(ev.enforcement_id order by ev.enforcement_id)
+                 from smarts_enforcement_violation ev where ev.violation_id = t.violation_id), '[]'),
+             'permitType', t.permit_type, 'region', t.regional_board,
+             {place}, {prov})",
+        place = place(),
+        prov = provenance("smarts_violations"),
+    );
+    let from_sql = "smarts_violation t";
+    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
+    let stats = list::aggregate(
+        state,
+        &format!(
+            "jsonb_build_object(
+                 'serious', (select count(*) from m where m.serious_violation),
+                 'withEnforcement', (select count(*) from m where m.linked_enforcement_action
+                     or exists (select 1 from smarts_enforcement_violation ev
+                                 where ev.violation_id = m.violation_id)),
+                 'byType', {by_type}, 'byStatus', {by_status})",
+            by_type = list::counts_by("m", "violation_type"),
+            by_status = list::counts_by("m", "violation_status"),
+        ),
+        from_sql,
+        &c,
+    )
+    .await?;
+    Ok(json!({
+        "data": data, "page": page, "stats": stats,
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
+
+const ENFORCEMENT_CSV: &[&str] = &[
+    "id",
+    "enforcementId",
+    "facilityId",
+    "wdid",
+    "appId",
+    "enforcementType",
+    "status",
+    "issuanceDate",
+    "dueDate",
+    "totalAssessment",
+    "receivedAmount",
+    "balanceDue",
+    "countOfViolations",
+    "description",
+    "region",
+    "place.name",
+    "place.county",
+    "provenance.sourceLine",
+];
+
+/// `GET /api/smarts/enforcement`: `wdid`, `appId`, `facilityId`, `enforcementType`, `status`,
+/// `region`, `county`, `dateFrom`/`dateTo` (issuance date).
+pub async fn handle_enforcement(state: &ApiState, req: Request) -> Response<Body> {
+    list::respond(
+        state,
+        &req,
+        "smarts-enforcement",
+        HOT,
+        Some(ENFORCEMENT_CSV),
+        |q| enforcement(state, q),
+    )
+    .await
+}
+
+async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
+    let mut c = common(&q)?;
+    let (from, to) = list::date_range(&q)?;
+    c.when(
+        "t.enforcement_type = ",
+        q.text("enforcementType")?.map(Arg::Text),
+        "",
+    )
+    .when(
+        "lower(t.enforcement_status) = lower(",
+        q.text("status")?.map(Arg::Text),
+        ")",
+    )
+    .when("t.issuance_date >= ", from.map(Arg::Date), "")
+    .when("t.issuance_date <= ", to.map(Arg::Date), "");
+    let limit = q.limit(50, 1000)?;
+    let select = format!(
+        "t.id, jsonb_build_object('id', t.id, 'enforcementId', t.enforcement_id,
+             'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
+             'enforcementType', t.enforcement_type, 'status', t.enforcement_status,
+             'issuanceDate', t.issuance_date, 'dueDate', t.due_date,
+             'adoptionDate', t.adoption_date, 'complianceDate', t.compliance_date,
+             'description', t.description, 'correctiveAction', t.corrective_action,
+             'orderNumber', t.order_number,
+             'economicBenefits', t.economic_benefits, 'totalMaxLiability', t.total_max_liability,
+             'staffCosts', t.staff_costs, 'initialAssessment', t.initial_assessment,
+             'totalAssessment', t.total_assessment, 'receivedAmount', t.received_amount,
+             'receivedDate', t.received_date, 'spentAmount', t.spent_amount,
+             'balanceDue', t.balance_due, 'countOfViolations', t.count_of_violations,
+             'violations', coalesce((select jsonb_agg(jsonb_build_object('violationId', ev.violation_id,
+                 'method', ev.method, 'confidence', ev.confidence, 'reason', ev.reason)
+                 order by ev.violation_id)
+                 from smarts_enforcement_violation ev where ev.enforcement_id = t.enforcement_id), '[]'),
+             'permitType', t.permit_type, 'region', t.regional_board,
+             {place}, {prov})",
+        place = place(),
+        prov = provenance("smarts_enforcement_actions"),
+    );
+    let from_sql = "smarts_enforcement_action t";
+    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
+    let stats = list::aggregate(
+        state,
+        &format!(
+            "jsonb_build_object(
+                 'active', (select count(*) from m where lower(m.enforcement_status) = 'active'),
+                 'byType', {by_type}, 'byStatus', {by_status},
+                 'totalAssessed', (select coalesce(sum(m.total_assessment), 0) from m),
+                 'totalReceived', (select coalesce(sum(m.received_amount), 0) from m),
+                 'balanceDue', (select coalesce(sum(m.balance_due), 0) from m))",
+            by_type = list::counts_by("m", "enforcement_type"),
+            by_status = list::counts_by("m", "enforcement_status"),
+        ),
+        from_sql,
+        &c,
+    )
+    .await?;
+    Ok(json!({
+        "data": data, "page": page, "stats": stats,
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
+
+const INSPECTION_CSV: &[&str] = &[
+    "id",
+    "inspectionId",
+    "facilityId",
+    "wdid",
+    "appId",
+    "inspectionDate",
+    "purpose",
+    "classification",
+    "status",
+    "inspectorType",
+    "agencyName",
+    "countOfViolations",
+    "followUpAction",
+    "region",
+    "place.name",
+    "place.county",
+    "provenance.sourceLine",
+];
+
+/// `GET /api/smarts/inspections`: `wdid`, `appId`, `facilityId`, `purpose`, `region`, `county`,
+/// `dateFrom`/`dateTo` (inspection date); each inspection with the violations linked to it.
+pub async fn handle_inspections(state: &ApiState, req: Request) -> Response<Body> {
+    list::respond(
+        state,
+        &req,
+        "smarts-inspections",
+        HOT,
+        Some(INSPECTION_CSV),
+        |q| inspections(state, q),
+    )
+    .await
+}
+
+async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
+    let mut c = common(&q)?;
+    let (from, to) = list::date_range(&q)?;
+    c.when(
+        "lower(t.inspection_purpose) = lower(",
+        q.text("purpose")?.map(Arg::Text),
+        ")",
+    )
+    .when("t.inspection_date >= ", from.map(Arg::Date), "")
+    .when("t.inspection_date <= ", to.map(Arg::Date), "");
+    let limit = q.limit(50, 1000)?;
+    let select = format!(
+        "t.id, jsonb_build_object('id', t.id, 'inspectionId', t.inspection_id,
+             'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
+             'inspectionDate', t.inspection_date, 'startTime', t.inspection_start_time,
+             'endTime', t.inspection_end_time, 'purpose', t.inspection_purpose,
+             'classification', t.inspection_classification, 'status', t.inspection_status,
+             'contact', t.inspection_contact, 'inspectorType', t.inspector_type,
+             'inspectorName', t.inspector_name, 'agencyName', t.agency_name,
+             'followUpAction', t.follow_up_action, 'notes', t.general_notes,
+             'virtual', t.virtual_inspection, 'countOfViolations', t.count_of_violations,
+             'violations', coalesce((select jsonb_agg(jsonb_build_object('id', v.id,
+                 'violationId', v.violation_id, 'violationType', v.violation_type,
+                 'status', v.violation_status, 'serious', v.serious_violation,
+                 'occurrenceDate', v.occurrence_date) order by v.violation_id, v.id)
+                 from smarts_inspection_violation iv
+                 join smarts_violation v on v.violation_id = iv.violation_id and v.withdrawn_run_id is null
+                 where iv.inspection_id = t.inspection_id), '[]'),
+             'permitType', t.permit_type, 'region', t.regional_board,
+             {place}, {prov})",
+        place = place(),
+        prov = provenance("smarts_inspections"),
+    );
+    let from_sql = "smarts_inspection t";
+    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
+    let stats = list::aggregate(
+        state,
+        &format!(
+            "jsonb_build_object(
+                 'withViolations', (select count(*) from m where exists (
+                     select 1 from smarts_inspection_violation iv where iv.inspection_id = m.inspection_id)),
+                 'byPurpose', {by_purpose})",
+            by_purpose = list::counts_by("m", "inspection_purpose"),
+        ),
+        from_sql,
+        &c,
+    )
+    .await?;
+    Ok(json!({
+        "data": data, "page": page, "stats": stats,
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
+
+const FACILITY_CSV: &[&str] = &[
+    "id",
+    "kind",
+    "facilityId",
+    "wdid",
+    "appId",
+    "name",
+    "operator",
+    "status",
+    "permitType",
+    "region",
+    "county",
+    "city",
+    "latitude",
+    "longitude",
+];
+
+/// `GET /api/smarts/facilities`: industrial and construction application records together
+/// (`kind`), filtered by `kind`, `wdid`, `appId`, `status`, `region`, `county`, `q` (name).
+/// Ids are `industrial:<n>` / `construction:<n>` (the two source tables).
+pub async fn handle_facilities(state: &ApiState, req: Request) -> Response<Body> {
+    list::respond(
+        state,
+        &req,
+        "smarts-facilities",
+        HOT,
+        Some(FACILITY_CSV),
+        |q| facilities(state, q),
+    )
+    .await
+}
+
+async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
+    let mut c = Conditions::default();
+    c.when(
+        "t.kind = ",
+        q.one_of("kind", PERMIT_KINDS)?.map(|k| Arg::Text(k.into())),
+        "",
+    )
+    .when("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
+    .when("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
+    .when(
+        "lower(t.status) = lower(",
+        q.text("status")?.map(Arg::Text),
+        ")",
+    )
+    .when(
+        "upper(t.region) = upper(",
+        q.text("region")?.map(Arg::Text),
+        ")",
+    )
+    .when(
+        "lower(t.county) = lower(",
+        q.text("county")?.map(Arg::Text),
+        ")",
+    )
+    .when(
+        "t.facility_name ilike '%' || ",
+        q.text("q")?
+            .map(|s| Arg::Text(crate::repo::facilities::like_escape(&s))),
+        " || '%'",
+    );
+    let limit = q.limit(50, 1000)?;
+    // One key over both tables: construction ids after industrial ones.
+    let key = "(case t.kind when 'industrial' then t.source_id else t.source_id + 4611686018427387904 end)";
+    let select = format!(
+        "{key}, jsonb_build_object('id', t.kind || ':' || t.source_id, 'kind', t.kind,
+             'facilityId', (select l.facility_id from facility_link l
+                 where l.source = 'smarts_' || t.kind and l.source_key = t.source_key
+                   and l.status = 'linked'),
+             'wdid', t.wdid, 'appId', t.app_id, 'name', t.facility_name,
+             'operator', t.operator_name, 'status', t.status, 'permitType', t.permit_type,
+             'region', t.region, 'county', t.county, 'address', t.address, 'city', t.city,
+             'zip', t.zip, 'latitude', t.latitude, 'longitude', t.longitude,
+             'noiProcessedDate', t.noi_processed_date, 'notEffectiveDate', t.not_effective_date,
+             'receivingWater', t.receiving_water_name,
+             'provenance', jsonb_build_object('dataset', 'smarts_' || t.kind || '_facilities',
+                 'changedInRun', t.changed_run_id))"
+    );
+    let (data, page) = list::page(
+        state,
+        &select,
+        "smarts_facility t",
+        key,
+        &c,
+        q.cursor()?,
+        limit,
+    )
+    .await?;
+    let stats = list::aggregate(
+        state,
+        &format!(
+            "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
+            by_kind = list::counts_by("m", "kind"),
+            by_status = list::counts_by("m", "status"),
+        ),
+        "smarts_facility t",
+        &c,
+    )
+    .await?;
+    Ok(json!({
+        "data": data, "page": page, "stats": stats,
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
