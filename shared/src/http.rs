@@ -154,6 +154,9 @@ impl Query {
                 if t.len() > 200 {
                     return Err(ApiError::bad(name, "longer than 200 characters"));
                 }
+                if t.chars().any(char::is_control) {
+                    return Err(ApiError::bad(name, "must not contain control characters"));
+                }
                 Ok((!t.is_empty()).then(|| t.to_owned()))
             }
         }

@@ -127,24 +127,10 @@ async fn a_worker_killed_mid_chunk_leaves_nothing_half_written() {
 
     // A real worker process, killed (SIGKILL) while its COPY is streaming.
     let xtask = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/xtask");
-    let db: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(h.pool())
-        .await
-        .unwrap();
     let mut child = std::process::Command::new(&xtask)
         .arg("import-chunk")
         .arg(&body)
-        .env(
-            "DATABASE_URL",
-            format!(
-                "{}/{db}",
-                std::env::var("DATABASE_URL")
-                    .unwrap()
-                    .rsplit_once('/')
-                    .unwrap()
-                    .0
-            ),
-        )
+        .env("DATABASE_URL", h.database_url().await)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()

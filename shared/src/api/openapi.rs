@@ -733,10 +733,23 @@ fn document() -> Value {
         } else {
             "200"
         };
+        let mut content = Map::new();
+        let media = if path.ends_with(".geojson") {
+            "application/geo+json"
+        } else {
+            "application/json"
+        };
+        content.insert(media.to_owned(), json!({ "schema": op.ok }));
+        if params.iter().any(|p| p["name"] == "format") {
+            content.insert(
+                "text/csv".to_owned(),
+                json!({ "schema": { "type": "string" } }),
+            );
+        }
         let mut responses = Map::new();
         responses.insert(
             ok_status.to_owned(),
-            json!({ "description": "OK", "content": { "application/json": { "schema": op.ok } } }),
+            json!({ "description": "OK", "content": content }),
         );
         for status in std::iter::once(&400).chain(op.errors.iter().filter(|s| **s != 201)) {
             responses.insert(

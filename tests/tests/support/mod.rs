@@ -198,6 +198,19 @@ impl Harness {
         &self.ctx.pool
     }
 
+    /// The URL of this test's database (for processes the test starts).
+    pub async fn database_url(&self) -> String {
+        let db: String = sqlx::query_scalar("select current_database()")
+            .fetch_one(self.pool())
+            .await
+            .unwrap();
+        let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        format!(
+            "{}/{db}",
+            base.rsplit_once('/').expect("a URL with a path").0
+        )
+    }
+
     /// Runs sync-stage on `sources`, then plays the event source mappings until the queues are empty.
     pub async fn sync(&self, sources: Vec<Source>) -> StageSummary {
         let summary = self.stage(sources).await;
