@@ -27,6 +27,7 @@ pub mod ttl {
 
 /// The cache handle, built once per execution environment. It connects on first use, so a
 /// Redis outage at cold start costs nothing but cache misses.
+#[derive(Clone)]
 pub struct Cache {
     client: Option<redis::Client>,
     conn: OnceCell<ConnectionManager>,

@@ -433,7 +433,22 @@ async fn facility_profile_complete_and_timeline_match_the_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_geojson_validation_and_cache_tiers() {
     let (h, d, _dir) = setup("readdash").await;
-    let all = get(&h, "api-dashboard", "/api/dashboard").await;
+    // The sync's finalize preloaded the hot keys of the new generation.
+    let (status, all, cache) = h.get("api-dashboard", "/api/dashboard").await;
+    assert_eq!((status, cache.as_deref()), (200, Some("hit")));
+    let top: i64 = h
+        .scalar_i64(
+            "select facility_id from violation_event where retracted_at is null
+              group by 1 order by count(*) desc, 1 limit 1",
+        )
+        .await;
+    let (_, _, cache) = h
+        .get(
+            "api-facility-complete",
+            &format!("/api/facilities/{top}/complete"),
+        )
+        .await;
+    assert_eq!(cache.as_deref(), Some("hit"));
     let s = &all["data"]["summary"];
     assert_eq!(s["smartsViolations"], d.violations.len() as i64);
     assert_eq!(s["enforcementActions"], d.enforcement.len() as i64);

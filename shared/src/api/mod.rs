@@ -8,6 +8,7 @@ pub mod health;
 pub mod list;
 pub mod nal_levels;
 pub mod openapi;
+pub mod preload;
 pub mod routes;
 pub mod smarts;
 pub mod subscriptions;

@@ -127,8 +127,23 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     tx.commit().await?;
     let violations = compute_violations(ctx, run_id).await;
     let generation = ctx.cache.bump_generation().await;
+    let preloaded = if generation.is_some() {
+        let api = crate::api::ApiState {
+            pool: ctx.pool.clone(),
+            cache: ctx.cache.clone(),
+        };
+        crate::api::preload::hot_keys(&api).await
+    } else {
+        0
+    };
     request_alert_dispatch(ctx, run_id).await;
-    tracing::info!(run_id, status = run_status, ?generation, "run finalized");
+    tracing::info!(
+        run_id,
+        status = run_status,
+        ?generation,
+        preloaded,
+        "run finalized"
+    );
     Ok(FinalizeOutcome::Finalized {
         run_id,
         status: run_status.into(),
