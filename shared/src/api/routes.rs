@@ -191,3 +191,75 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod deployment_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn table() -> BTreeSet<(String, String, String)> {
+        all()
+            .map(|(m, p, f)| (m.to_owned(), p.to_owned(), f.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn template_routes_are_the_route_table() {
+        // `Binary:` names the function; each HttpApi event has `Path:` then `Method:`.
+        let mut binary = String::new();
+        let mut path = String::new();
+        let mut routes = BTreeSet::new();
+        for line in read("template.yaml").lines() {
+            let t = line.trim();
+            if let Some(b) = t.strip_prefix("Binary: ") {
+                binary = b.to_owned();
+            } else if let Some(p) = t.strip_prefix("Path: ") {
+                path = p.to_owned();
+            } else if let Some(m) = t.strip_prefix("Method: ") {
+                routes.insert((m.to_owned(), std::mem::take(&mut path), binary.clone()));
+            }
+        }
+        assert_eq!(routes, table());
+    }
+
+    #[test]
+    fn the_local_watch_router_is_the_route_table() {
+        let cargo = read("Cargo.toml");
+        let section = cargo
+            .split("[workspace.metadata.lambda.watch.router]")
+            .nth(1)
+            .unwrap();
+        let router: BTreeSet<(String, String)> = section
+            .lines()
+            .take_while(|l| !l.starts_with('['))
+            .filter_map(|l| l.split_once(" = "))
+            .map(|(p, f)| {
+                (
+                    p.trim_matches('"').to_owned(),
+                    f.trim_matches('"').to_owned(),
+                )
+            })
+            .collect();
+        let expected: BTreeSet<(String, String)> =
+            table().into_iter().map(|(_, p, f)| (p, f)).collect();
+        assert_eq!(router, expected);
+        // Every HTTP function has its package.
+        for f in FUNCTIONS {
+            let main = read(&format!("functions/{}/src/main.rs", f.name));
+            assert!(
+                main.contains("stormwater::api::serve(env!(\"CARGO_PKG_NAME\"))"),
+                "{}",
+                f.name
+            );
+        }
+    }
+}
