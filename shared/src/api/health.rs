@@ -12,6 +12,10 @@ pub async fn handle(state: &ApiState, _req: Request) -> Response<Body> {
         .fetch_one(&state.pool)
         .await;
     let cache = state.cache.ping().await;
+    let fresh = match &db {
+        Ok(_) => super::freshness(&state.pool).await.ok(),
+        Err(_) => None,
+    };
     let db_ok = db.is_ok();
     if let Err(e) = &db {
         tracing::error!(error = %e, "health: database unreachable");
@@ -27,7 +31,8 @@ pub async fn handle(state: &ApiState, _req: Request) -> Response<Body> {
             "status": if db_ok { "ok" } else { "unavailable" },
             "database": if db_ok { "ok" } else { "unavailable" },
             "cache": if cache { "ok" } else { "unavailable" },
-            "version": env!("CARGO_PKG_VERSION"),
+                        "version": env!("CARGO_PKG_VERSION"),
+            "meta": { "freshness": fresh },
         }),
         "no-store",
     )

@@ -98,8 +98,8 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
         .flatten();
     Ok(json!({
         "data": page.iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "page": { "limit": limit, "nextCursor": next },
         "meta": {
-            "nextCursor": next,
             "note": "computed from published results (SMARTS assigns the official Level); baseline rows exceeded in a year whose Level change starts next July 1; see docs/VIOLATION_SCHEMA_MIGRATION.md",
             "freshness": freshness(&state.pool).await?,
         },

@@ -551,8 +551,16 @@ fn operation(method: &str, path: &str) -> Op {
                 vec![limit(1000, 100), cursor()],
             ]
             .concat(),
-            ok: json!({ "type": "object", "required": ["data", "meta"], "properties": {
-                "data": { "type": "array" }, "meta": r("Meta") } }),
+                        ok: page_of(
+                obj(&[
+                    ("facility", "object"),
+                    ("pollutant", "string"),
+                    ("level", "string"),
+                    ("level1Since", "date"),
+                    ("level2Since", "date?"),
+                ]),
+                None,
+            ),
             errors: &[],
             body: None,
         },
