@@ -154,6 +154,65 @@ pub(crate) async fn sync(
     Ok((seconds, summary.run_id))
 }
 
+/// The sources of a generated data directory (`generate` writes eSMR as the 2025 file).
+pub(crate) fn sources(manifest: &Manifest, data: &Path) -> Vec<Source> {
+    manifest
+        .files
+        .iter()
+        .map(|f| Source {
+            dataset: f.dataset.clone(),
+            url: format!("file://{}", data.join(&f.file).display()),
+            scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
+        })
+        .collect()
+}
+
+/// A database filled through the real pipeline by [`synced_database`].
+pub(crate) struct Synced {
+    pub(crate) ctx: &'static Context,
+    pub(crate) run_id: i64,
+    /// Wall time of the sync, stage to finalize.
+    pub(crate) seconds: f64,
+}
+
+/// Drops and recreates the database `db` beside `DATABASE_URL`'s, migrates it, loads the
+/// reference benchmarks and syncs every file of `data` through stage → S3 → SQS → import →
+/// finalize (which runs the violation engine), on a bucket and queues of its own (`prefix`)
+/// and with alert dispatch off. `base.redis_url` is the cache finalize starts a generation in.
+pub(crate) async fn synced_database(
+    base: &Config,
+    data: &Path,
+    db: &str,
+    prefix: &str,
+) -> anyhow::Result<Synced> {
+    let base_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
+    let manifest: Manifest =
+        serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
+    let url = fresh_database(&base_url, db).await?;
+    let cfg = base.clone().with_database_url(url);
+    let mut ctx = Context::init(cfg).await?;
+    stormwater::db::migrate(&ctx.pool).await?;
+    stormwater::repo::benchmarks::load(&ctx.pool).await?;
+    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, prefix, 900).await?;
+    // Messages left by an interrupted earlier run would name chunks of a database that no
+    // longer exists.
+    for q in [&res.import_queue_url, &res.finalize_queue_url] {
+        ctx.sqs.purge_queue().queue_url(q).send().await?;
+    }
+    ctx.cfg = ctx
+        .cfg
+        .clone()
+        .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
+        .with_alert_queue(None);
+    let ctx: &'static Context = Box::leak(Box::new(ctx));
+    let (seconds, run_id) = sync(ctx, &res, sources(&manifest, data)).await?;
+    Ok(Synced {
+        ctx,
+        run_id,
+        seconds,
+    })
+}
+
 /// One chunk-size measurement (three chunks, each imported by its own process).
 struct ChunkRun {
     size: usize,
@@ -334,14 +393,7 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
         &res.finalize_queue_url,
     );
     let ctx: &'static Context = Box::leak(Box::new(ctx));
-    let sources: Vec<Source> = files
-        .iter()
-        .map(|(p, f)| Source {
-            dataset: f.dataset.clone(),
-            url: format!("file://{}", p.display()),
-            scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
-        })
-        .collect();
+    let sources = sources(&manifest, data);
     println!("end to end: stage -> S3 -> SQS -> import ({WORKERS} workers) -> finalize ...");
     let (e2e_seconds, run_id) = sync(ctx, &res, sources.clone()).await?;
     println!("  {e2e_seconds:.1} s");

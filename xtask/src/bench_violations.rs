@@ -10,15 +10,13 @@
 //!
 //! Targets are checked and reported here, never in tests.
 
-use crate::bench::{Manifest, fresh_database, machine, sync};
+use crate::bench::{Manifest, machine, synced_database};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 use stormwater::config::Config;
-use stormwater::sync::manifest::Source;
-use stormwater::sync::{Context, runner};
 use stormwater::violations::{engine, patterns};
 
 const RUNS: usize = 15;
@@ -49,38 +47,12 @@ where
 
 /// Runs the benchmark and writes the report.
 pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()> {
-    let base_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
     let manifest: Manifest =
         serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
-    let url = fresh_database(&base_url, "bench_violations").await?;
-    let cfg = base.clone().with_database_url(url);
-    let mut ctx = Context::init(cfg).await?;
-    stormwater::db::migrate(&ctx.pool).await?;
-    stormwater::repo::benchmarks::load(&ctx.pool).await?;
-    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, "benchviol", 900).await?;
-    // Messages left by an interrupted earlier run would name chunks of a database that no
-    // longer exists.
-    for q in [&res.import_queue_url, &res.finalize_queue_url] {
-        ctx.sqs.purge_queue().queue_url(q).send().await?;
-    }
-    ctx.cfg = ctx
-        .cfg
-        .clone()
-        .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
-        .with_alert_queue(None);
-    let ctx: &'static Context = Box::leak(Box::new(ctx));
-    let sources: Vec<Source> = manifest
-        .files
-        .iter()
-        .map(|f| Source {
-            dataset: f.dataset.clone(),
-            url: format!("file://{}", data.join(&f.file).display()),
-            scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
-        })
-        .collect();
     let rows: u64 = manifest.files.iter().map(|f| f.rows).sum();
     println!("sync {rows} rows through the pipeline (finalize runs the engine) ...");
-    let (sync_s, run_id) = sync(ctx, &res, sources).await?;
+    let synced = synced_database(&base, data, "bench_violations", "benchviol").await?;
+    let (ctx, sync_s, run_id) = (synced.ctx, synced.seconds, synced.run_id);
     let first: (String, i64, i64, i64, f64) = sqlx::query_as(
         "select mode, results, events_new::bigint, samples,
                 extract(epoch from finished_at - started_at)::float8

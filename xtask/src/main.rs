@@ -8,10 +8,16 @@
 //!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test);
 //! - `xtask violations [--full]`: run the violation engine (incremental unless `--full`);
 //! - `xtask alerts`: match events to subscriptions and deliver alerts;
-//! - `xtask api-key <name>`: create an API key for the write endpoints (printed once).
+//! - `xtask api-key <name>`: create an API key for the write endpoints (printed once);
+//! - `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--db-connections N]`: every HTTP
+//!   function of `api::routes` behind one concurrent local server, requests presented as
+//!   API Gateway would (see `serve.rs`);
+//! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`).
 
 mod bench;
+mod bench_api;
 mod bench_violations;
+mod serve;
 
 use anyhow::{Context as _, bail};
 use std::time::Duration;
@@ -124,6 +130,21 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Some("serve") => {
+            let opts = serve::Options::parse(&args[1..])?;
+            serve::run(cfg, opts).await?;
+        }
+        Some("bench-api") => {
+            let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
+                bail!("usage: xtask bench-api <data-dir> <report.md>")
+            };
+            bench_api::run(
+                cfg,
+                std::path::Path::new(data),
+                std::path::Path::new(report),
+            )
+            .await?;
+        }
         Some("violations") => {
             let pool = stormwater::db::pool(&cfg)?;
             let mut opts = stormwater::violations::engine::Options::new("manual", cfg.nd_policy);
@@ -148,7 +169,9 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
-             | violations [--full] | alerts | api-key <name>"
+             | violations [--full] | alerts | api-key <name> \
+             | serve [--addr host:port] [--no-cache] [--db-connections N] \
+             | bench <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
         ),
     }
     Ok(())
