@@ -2,12 +2,53 @@
 //! sync invalidates every cached answer at once by incrementing one counter, without key
 //! scans. Every Redis failure or timeout is logged at `warn` and treated as a miss: the
 //! cache can make a request faster, never make it fail.
+//!
+//! In front of Redis sits a small in-process tier (one execution environment's memory,
+//! [`LOCAL_TTL`]) that also runs one computation per key at a time within the process. So when
+//! Redis is down, an instance still computes each answer once instead of once per request, and
+//! Postgres is not flooded while the cache is away.
 
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Serialize, de::DeserializeOwned};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
+
+/// The in-process tier: answers as JSON text, and a lock per key being computed.
+#[derive(Clone)]
+struct Local {
+    values: moka::future::Cache<String, Arc<str>>,
+    flights: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Local {
+    fn new() -> Self {
+        Self {
+            values: moka::future::Cache::builder()
+                .time_to_live(LOCAL_TTL)
+                .weigher(|k: &String, v: &Arc<str>| {
+                    u32::try_from(k.len() + v.len()).unwrap_or(u32::MAX)
+                })
+                .max_capacity(LOCAL_BYTES)
+                .build(),
+            flights: Arc::default(),
+        }
+    }
+
+    /// The lock of `key`'s computation (created by the first caller).
+    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// The computation of `key` is over (its answer, if any, is in `values`).
+    fn land(&self, key: &str) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.remove(key);
+    }
+}
 
 /// How long any one Redis call may take before the caller falls through to Postgres.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
@@ -16,6 +57,12 @@ const OP_TIMEOUT: Duration = Duration::from_millis(250);
 const STAMPEDE_LOCK: Duration = Duration::from_secs(10);
 /// How long other callers wait for the lock holder's answer before computing themselves.
 pub const STAMPEDE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long the in-process tier keeps an answer (keys carry the generation, so this only
+/// bounds staleness while Redis is unreachable and the generation reads as 0).
+pub const LOCAL_TTL: Duration = Duration::from_secs(30);
+/// Memory the in-process tier may use (bytes of JSON).
+const LOCAL_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Cache tiers (seconds).
 pub mod ttl {
@@ -31,6 +78,8 @@ pub mod ttl {
 pub struct Cache {
     client: Option<redis::Client>,
     conn: OnceCell<ConnectionManager>,
+    /// The in-process tier (present with Redis configured) and its in-flight computations.
+    local: Option<Local>,
     /// Key prefix: one deployment (or one test) never reads another's keys.
     namespace: String,
 }
@@ -50,9 +99,11 @@ impl Cache {
                 None
             }
         });
+        let local = client.as_ref().map(|_| Local::new());
         Self {
             client,
             conn: OnceCell::new(),
+            local,
             namespace: namespace.to_owned(),
         }
     }
@@ -166,6 +217,52 @@ impl Cache {
     /// result, up to [`STAMPEDE_WAIT`], then compute themselves. Without Redis every caller
     /// computes: the cache never makes a request fail.
     pub async fn get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl_secs: u64,
+        compute: F,
+    ) -> Result<(T, bool), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(hit) = self.local_get::<T>(key).await {
+            return Ok((hit, true));
+        }
+        // One computation per key in this process: later callers wait here, then find it.
+        let flight = self.local.as_ref().map(|l| l.flight(key));
+        let _turn = match &flight {
+            Some(f) => Some(f.lock().await),
+            None => None,
+        };
+        if let Some(hit) = self.local_get::<T>(key).await {
+            return Ok((hit, true));
+        }
+        let result = self.redis_or_compute(key, ttl_secs, compute).await;
+        if let Ok((value, _)) = &result {
+            self.local_put(key, value).await;
+        }
+        if let Some(l) = &self.local {
+            l.land(key);
+        }
+        result
+    }
+
+    async fn local_get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let raw = self.local.as_ref()?.values.get(key).await?;
+        serde_json::from_str(&raw).ok()
+    }
+
+    async fn local_put<T: Serialize>(&self, key: &str, value: &T) {
+        if let (Some(l), Ok(raw)) = (&self.local, serde_json::to_string(value)) {
+            l.values.insert(key.to_owned(), Arc::from(raw)).await;
+        }
+    }
+
+    /// The Redis part of [`Self::get_or_compute`]: a hit, or one computation per key across
+    /// processes (Redis lock) with the others waiting for its answer.
+    async fn redis_or_compute<T, E, F, Fut>(
         &self,
         key: &str,
         ttl_secs: u64,

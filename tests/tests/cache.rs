@@ -1,5 +1,5 @@
 //! The Redis cache against a real Redis: one computation per key under a stampede, and a dead
-//! Redis never fails a request.
+//! Redis never fails a request (the in-process tier still computes each key once).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,13 +57,67 @@ async fn one_computation_per_key_under_a_stampede() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dead_redis_means_every_caller_computes_and_none_fails() {
+async fn one_computation_per_key_across_instances() {
+    // Separate cache handles (as separate Lambda environments have) share only Redis: its lock
+    // makes one of them compute, the others wait for the answer.
+    let url = std::env::var("REDIS_URL").expect("run through ./dev test: REDIS_URL");
+    let ns = unique("instances");
+    let computed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let cache = Cache::with_namespace(Some(&url), &ns);
+        let computed = computed.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = cache.key(0, "stampede", "same-parameters");
+            cache
+                .get_or_compute(&key, 60, || async {
+                    computed.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<u64, std::convert::Infallible>(42)
+                })
+                .await
+                .expect("infallible")
+        }));
+    }
+    let mut hits = 0;
+    for t in tasks {
+        let (v, hit) = t.await.expect("task");
+        assert_eq!(v, 42);
+        hits += usize::from(hit);
+    }
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    assert_eq!(hits, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_redis_fails_no_request_and_the_process_still_computes_once() {
     // Nothing listens on port 1 of loopback.
     let cache = Arc::new(Cache::with_namespace(
         Some("redis://127.0.0.1:1/"),
         &unique("dead"),
     ));
-    let (computed, results) = stampede(cache, 8).await;
+    let (computed, results) = stampede(cache.clone(), 8).await;
+    assert_eq!(
+        computed, 1,
+        "the in-process tier runs one computation per key while Redis is away"
+    );
+    assert!(results.iter().all(|(v, _)| *v == 42));
+    assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 7);
+    // A failed computation is not cached and does not block the next caller.
+    let key = cache.key(0, "failing", "p");
+    let failed = cache
+        .get_or_compute(&key, 60, || async { Err::<u64, &str>("database down") })
+        .await;
+    assert_eq!(failed.unwrap_err(), "database down");
+    let retried = cache
+        .get_or_compute(&key, 60, || async { Ok::<u64, &str>(7) })
+        .await;
+    assert_eq!(retried.unwrap(), (7, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_cache_every_caller_computes() {
+    let (computed, results) = stampede(Arc::new(Cache::disabled()), 8).await;
     assert_eq!(computed, 8);
     assert!(results.iter().all(|(v, hit)| *v == 42 && !*hit));
 }
