@@ -472,7 +472,23 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
     );
     assert!(all["data"]["recentActivity"].as_array().unwrap().len() <= 20);
 
+    // Without a date range the dashboards are the ones stored at finalize, equal to a live
+    // computation.
+    assert!(all["meta"]["snapshotAt"].is_string());
     let la = get(&h, "api-dashboard", "/api/dashboard?county=Los%20Angeles").await;
+    assert!(la["meta"]["snapshotAt"].is_string());
+    let live = stormwater::api::dashboard::compute(
+        h.pool(),
+        &stormwater::api::dashboard::Scope {
+            county: Some("Los Angeles".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for k in live.as_object().unwrap().keys() {
+        assert_eq!(la["data"][k], live[k], "{k}");
+    }
     assert_eq!(
         la["data"]["summary"]["smartsViolations"],
         d.violations
@@ -493,12 +509,42 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
         "/api/dashboard?dateFrom=2018-01-01&dateTo=2018-12-31",
     )
     .await;
+    assert!(
+        ranged["meta"]["snapshotAt"].is_null(),
+        "date ranges are live"
+    );
     assert_eq!(
         ranged["data"]["summary"]["smartsViolations"],
         d.violations
             .iter()
             .filter(|r| r[4].starts_with("2018-"))
             .count() as i64
+    );
+
+    // A review action refreshes the stored dashboards it touches.
+    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
+        .await
+        .unwrap();
+    let event = h
+        .scalar_i64("select min(id) from violation_event where retracted_at is null")
+        .await;
+    let (status, body) = h
+        .send(
+            "api-violation-status",
+            "PATCH",
+            &format!("/api/violations/{event}/status"),
+            Some(serde_json::json!({ "status": "under_review" })),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = get(&h, "api-dashboard", "/api/dashboard").await;
+    assert_eq!(after["data"]["violations"]["byStatus"]["under_review"], 1);
+    assert_eq!(
+        after["data"],
+        stormwater::api::dashboard::compute(h.pool(), &Default::default())
+            .await
+            .unwrap()
     );
 
     // GeoJSON: a bbox around Los Angeles and a radius, against the coordinates in the table.

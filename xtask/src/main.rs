@@ -150,6 +150,10 @@ async fn main() -> anyhow::Result<()> {
             let mut opts = stormwater::violations::engine::Options::new("manual", cfg.nd_policy);
             opts.force_full = args.iter().any(|a| a == "--full");
             let report = stormwater::violations::engine::compute(&pool, &opts).await?;
+            stormwater::api::dashboard::refresh_snapshots(&pool, None).await?;
+            stormwater::cache::Cache::new(cfg.redis_url.as_deref())
+                .bump_generation()
+                .await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Some("alerts") => {

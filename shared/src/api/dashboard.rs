@@ -10,6 +10,10 @@
 //!
 //! Area: events by their canonical facility's county/region; SMARTS records by the county and
 //! regional board the publisher attached to them.
+//!
+//! Without a date range, the statewide, per-county and per-region dashboards are read from
+//! `dashboard_snapshot`, computed by [`refresh_snapshots`] at the end of each sync (and for the
+//! scopes a review action touches) with the same code as the live path.
 
 use super::list::{self, Arg, Conditions, HOT};
 use super::{ApiState, freshness};
@@ -23,14 +27,30 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     list::respond(state, &req, "dashboard", HOT, None, |q| dashboard(state, q)).await
 }
 
-struct Scope {
-    county: Option<String>,
-    region: Option<String>,
-    from: Option<chrono::NaiveDate>,
-    to: Option<chrono::NaiveDate>,
+/// Where and when a dashboard looks.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub county: Option<String>,
+    pub region: Option<String>,
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
 }
 
 impl Scope {
+    /// The `dashboard_snapshot` key of a scope that has one (no dates; not county and region
+    /// together).
+    fn snapshot_key(&self) -> Option<String> {
+        if self.from.is_some() || self.to.is_some() {
+            return None;
+        }
+        match (&self.county, &self.region) {
+            (None, None) => Some(String::new()),
+            (Some(c), None) => Some(format!("county:{}", c.to_lowercase())),
+            (None, Some(r)) => Some(format!("region:{}", r.to_uppercase())),
+            (Some(_), Some(_)) => None,
+        }
+    }
+
     /// Conditions on a SMARTS table `t` dated by `date`.
     fn smarts(&self, date: &str) -> Conditions {
         let mut c = Conditions::default();
@@ -87,6 +107,98 @@ async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         from,
         to,
     };
+    let snapshot = match scope.snapshot_key() {
+        Some(key) => {
+            sqlx::query_as::<_, (Value, chrono::DateTime<chrono::Utc>)>(
+                "select body, computed_at from dashboard_snapshot where scope = $1",
+            )
+            .bind(key)
+            .fetch_optional(&state.pool)
+            .await?
+        }
+        None => None,
+    };
+    let (data, snapshot_at) = match snapshot {
+        Some((body, at)) => (body, Some(at)),
+        None => (compute(&state.pool, &scope).await?, None),
+    };
+    Ok(json!({
+        "data": data,
+        "meta": {
+            "scope": { "county": scope.county, "region": scope.region,
+                       "dateFrom": scope.from, "dateTo": scope.to },
+            "snapshotAt": snapshot_at,
+            "freshness": freshness(&state.pool).await?,
+        },
+    }))
+}
+
+/// Recomputes the stored dashboards: every scope, or (`facility_id`) the statewide one and
+/// those of the facility's county and region. Returns how many were stored.
+pub async fn refresh_snapshots(
+    pool: &sqlx::PgPool,
+    facility_id: Option<i64>,
+) -> Result<usize, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let scopes: Vec<(Option<String>, Option<String>)> = match facility_id {
+        None => {
+            sqlx::query_as(
+                "select null::text, null::text
+                 union select distinct lower(c), null from (
+                     select county as c from facility union select place_county from smarts_violation
+                     union select place_county from smarts_inspection
+                     union select place_county from smarts_enforcement_action) x where c is not null
+                 union select distinct null, upper(r) from (
+                     select region as r from facility union select regional_board from smarts_violation
+                     union select regional_board from smarts_inspection
+                     union select regional_board from smarts_enforcement_action) y where r is not null",
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        Some(id) => {
+            sqlx::query_as(
+                "select null::text, null::text
+                 union all select lower(county), null from facility where id = $1 and county is not null
+                 union all select null, upper(region) from facility where id = $1 and region is not null",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    if facility_id.is_none() {
+        sqlx::query("delete from dashboard_snapshot")
+            .execute(pool)
+            .await?;
+    }
+    for (county, region) in &scopes {
+        let scope = Scope {
+            county: county.clone(),
+            region: region.clone(),
+            from: None,
+            to: None,
+        };
+        let body = compute(pool, &scope).await?;
+        sqlx::query(
+            "insert into dashboard_snapshot (scope, body) values ($1, $2)
+             on conflict (scope) do update set body = excluded.body, computed_at = now()",
+        )
+        .bind(scope.snapshot_key())
+        .bind(body)
+        .execute(pool)
+        .await?;
+    }
+    tracing::info!(
+        scopes = scopes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "dashboard snapshots refreshed"
+    );
+    Ok(scopes.len())
+}
+
+/// The dashboard's `data` for `scope`, computed from the tables.
+pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("with ");
     cte(
         &mut qb,
@@ -205,13 +317,5 @@ async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         status = list::counts_by("ev", "status"),
         etype = list::counts_by("se", "enforcement_type"),
     ));
-    let data: Value = qb.build_query_scalar().fetch_one(&state.pool).await?;
-    Ok(json!({
-        "data": data,
-        "meta": {
-            "scope": { "county": scope.county, "region": scope.region,
-                       "dateFrom": scope.from, "dateTo": scope.to },
-            "freshness": freshness(&state.pool).await?,
-        },
-    }))
+    qb.build_query_scalar().fetch_one(pool).await
 }

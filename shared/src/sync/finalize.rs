@@ -126,6 +126,10 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .await?;
     tx.commit().await?;
     let violations = compute_violations(ctx, run_id).await;
+    if let Err(e) = crate::api::dashboard::refresh_snapshots(&ctx.pool, None).await {
+        // The dashboard then computes live; the next run stores them again.
+        tracing::error!(error = %e, "dashboard snapshots not refreshed");
+    }
     let generation = ctx.cache.bump_generation().await;
     let preloaded = if generation.is_some() {
         let api = crate::api::ApiState {

@@ -99,13 +99,20 @@ pub async fn serve_compute() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let cfg = crate::config::Config::from_env()?;
     let pool: &'static sqlx::PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
+    let cache: &'static crate::cache::Cache =
+        Box::leak(Box::new(crate::cache::Cache::new(cfg.redis_url.as_deref())));
     let policy = cfg.nd_policy;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ComputeRequest>| async move {
             let mut opts = engine::Options::new("function", policy);
             opts.force_full = event.payload.full;
             match engine::compute(pool, &opts).await {
-                Ok(report) => Ok::<_, lambda_runtime::Error>(report),
+                Ok(report) => {
+                    // What the API serves from the results: stored dashboards, then the cache.
+                    crate::api::dashboard::refresh_snapshots(pool, None).await?;
+                    cache.bump_generation().await;
+                    Ok::<_, lambda_runtime::Error>(report)
+                }
                 Err(e) => {
                     if let Err(db) = engine::record_failure(pool, &opts, &e).await {
                         tracing::error!(error = %db, "could not record the engine failure");
