@@ -513,6 +513,34 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
         ranged["meta"]["snapshotAt"].is_null(),
         "date ranges are live"
     );
+    // List totals by source and area come from the stored dashboards: equal to a count.
+    for (path, sql) in [
+        ("/api/violations", "true"),
+        ("/api/violations?source=smarts", "e.source like 'smarts%'"),
+        ("/api/violations?source=esmr", "e.source = 'esmr'"),
+        (
+            "/api/violations?county=los%20angeles",
+            "lower(f.county) = 'los angeles'",
+        ),
+        (
+            "/api/violations?region=4&source=smarts",
+            "f.region = '4' and e.source like 'smarts%'",
+        ),
+        (
+            "/api/violations?severity=critical",
+            "e.severity = 'critical'",
+        ),
+    ] {
+        let body = get(&h, "api-violations", path).await;
+        let n = h
+            .scalar_i64(&format!(
+                "select count(*) from violation_event e join facility f on f.id = e.facility_id
+                  where e.retracted_at is null and {sql}"
+            ))
+            .await;
+        assert!(n > 0 || path.contains("esmr"), "{path} finds something");
+        assert_eq!(body["page"]["total"], n, "{path}");
+    }
     assert_eq!(
         ranged["data"]["summary"]["smartsViolations"],
         d.violations

@@ -176,14 +176,19 @@ async fn page(
         .bind(limit)
         .fetch_all(&state.pool)
         .await?;
-    let total: i64 = bind_filter!(
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select count(*) from violation_event e join facility f on f.id = e.facility_id where {WHERE}"
-        ))),
-        f
-    )
-    .fetch_one(&state.pool)
-    .await?;
+    let total = match stored_total(state, f).await? {
+        Some(n) => n,
+        None => {
+            bind_filter!(
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                    "select count(*) from violation_event e join facility f on f.id = e.facility_id where {WHERE}"
+                ))),
+                f
+            )
+            .fetch_one(&state.pool)
+            .await?
+        }
+    };
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
         .flatten();
@@ -192,6 +197,35 @@ async fn page(
         "page": { "limit": limit, "nextCursor": next, "total": total },
         "meta": { "freshness": freshness(&state.pool).await? },
     }))
+}
+
+/// The total of a list filtered at most by source and by county or region, from the stored
+/// dashboard of that scope (`violations.bySource` counts the same events: not retracted, by the
+/// facility's county or region); `None` when another filter is set or nothing is stored.
+async fn stored_total(state: &ApiState, f: &Filter) -> Result<Option<i64>, ApiError> {
+    let only_area = f.facility_id.is_none()
+        && f.pollutant.is_none()
+        && f.kind.is_none()
+        && f.severity.is_none()
+        && f.status.is_none()
+        && f.year.is_none()
+        && f.date_from.is_none()
+        && f.date_to.is_none()
+        && f.screening.is_none();
+    let scope = match (&f.county, &f.region) {
+        _ if !only_area => return Ok(None),
+        (None, None) => String::new(),
+        (Some(c), None) => format!("county:{}", c.to_lowercase()),
+        (None, Some(r)) => format!("region:{}", r.to_uppercase()),
+        (Some(_), Some(_)) => return Ok(None),
+    };
+    let by_source: Option<Value> = sqlx::query_scalar(
+        "select body -> 'violations' -> 'bySource' from dashboard_snapshot where scope = $1",
+    )
+    .bind(scope)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(by_source.map(|b| f.sources.iter().map(|s| b[*s].as_i64().unwrap_or(0)).sum()))
 }
 
 /// `GET /api/violations/stats`: the same filters, aggregated.
