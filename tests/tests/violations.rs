@@ -439,6 +439,62 @@ async fn real_region1_rows_match_an_independent_average() {
     assert!(body["meta"]["freshness"].is_object());
     let (status, _, _) = h.get("api-violation", "/api/violations/999999").await;
     assert_eq!(status, 404);
+
+    // The facility's page on real rows: its monitoring summary counts the file's rows of its
+    // WDID, and its timeline and events list the two exceedances.
+    let facility = ev["facility"]["id"].as_i64().expect("facility id");
+    let key: String = sqlx::query_scalar(
+        "select source_key from facility_link where facility_id = $1 and status = 'linked'",
+    )
+    .bind(facility)
+    .fetch_one(h.pool())
+    .await
+    .expect("link");
+    let facility_wdid = key.split('|').nth(1).expect("APP_ID|WDID").to_owned();
+    let rows_of_wdid = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .from_path(shared_data(REGION1_MONITORING))
+        .expect("open")
+        .records()
+        .filter(|r| r.as_ref().expect("record")[wdid] == facility_wdid)
+        .count() as i64;
+    let (status, complete, _) = h
+        .get(
+            "api-facility-complete",
+            &format!("/api/facilities/{facility}/complete"),
+        )
+        .await;
+    assert_eq!(status, 200, "{complete}");
+    let c = &complete["data"];
+    assert_eq!(c["smarts"]["monitoring"]["results"], rows_of_wdid);
+    let nal_events: Vec<&str> = c["violationEvents"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["benchmarkType"] == "NAL_ANNUAL")
+        .filter_map(|e| e["pollutant"].as_str())
+        .collect();
+    assert_eq!(nal_events.len(), 2, "{nal_events:?}");
+    assert!(nal_events.contains(&"aluminum") && nal_events.contains(&"iron"));
+    let levels = c["nal"]["levels"].as_array().expect("levels");
+    assert!(levels.iter().all(|l| l["level1Since"] == "2016-07-01"));
+    let (_, timeline, _) = h
+        .get(
+            "api-facility-timeline",
+            &format!("/api/facilities/{facility}/timeline?kind=exceedance"),
+        )
+        .await;
+    assert_eq!(
+        timeline["data"].as_array().map(Vec::len),
+        c["violationEvents"]["total"].as_u64().map(|n| n as usize)
+    );
+    assert!(
+        timeline["data"]
+            .as_array()
+            .expect("feed")
+            .iter()
+            .all(|x| x["date"] == "2015-12-03")
+    );
 }
 
 #[tokio::test]

@@ -3,11 +3,10 @@
 //! Until facility linking lands, each item is one SMARTS application record; `sources` says
 //! which datasets know the facility and `counts` gives what is known so far.
 
+use super::list;
 use super::{ApiState, freshness};
-use crate::cache::ttl;
-use crate::http::{ApiError, Query, encode_cursor, json_response};
+use crate::http::{ApiError, Query, encode_cursor};
 use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
-use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -28,23 +27,40 @@ const STATUSES: &[&str] = &[
 const REGIONS: &[&str] = &[
     "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
 ];
-const CACHE_CONTROL: &str = "public, max-age=300";
+
+const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "facilityId",
+    "appId",
+    "wdid",
+    "name",
+    "operator",
+    "permitType",
+    "status",
+    "region",
+    "county",
+    "address.street",
+    "address.city",
+    "address.zip",
+    "location.latitude",
+    "location.longitude",
+    "sic.primary",
+    "noiProcessedDate",
+    "notEffectiveDate",
+    "provenance.sourceLine",
+];
 
 /// Handles the request; every client mistake is a 400 naming the parameter.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    match respond(state, &Query::of(&req)).await {
-        Ok((body, hit)) => {
-            let mut resp = json_response(StatusCode::OK, &body, CACHE_CONTROL);
-            if let Ok(v) = (if hit { "hit" } else { "miss" }).parse() {
-                resp.headers_mut().insert("x-cache", v);
-            }
-            resp
-        }
-        Err(e) => e.into_response(),
-    }
+    list::respond(
+        state,
+        &req,
+        "facilities",
+        list::HOT,
+        Some(CSV_COLUMNS),
+        |q| async move { respond(state, &q).await },
+    )
+    .await
 }
 
 fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
@@ -66,27 +82,20 @@ fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
     })
 }
 
-async fn respond(state: &ApiState, q: &Query) -> Result<(Value, bool), ApiError> {
+async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let filter = filter(q)?;
     let limit = q.limit(50, 1000)?;
     let after = q.cursor()?;
-    let generation = state.cache.generation().await;
-    let key = state.cache.key(generation, "facilities", &q.canonical());
-    state
-        .cache
-        .get_or_compute(&key, ttl::HOT, || async {
-            let rows = facilities::list(&state.pool, &filter, after, limit).await?;
-            let total = facilities::count(&state.pool, &filter).await?;
-            let next = (rows.len() as i64 == limit)
-                .then(|| rows.last().map(|r| encode_cursor(r.id)))
-                .flatten();
-            Ok::<_, ApiError>(json!({
-                "data": rows.iter().map(item).collect::<Vec<_>>(),
-                "page": { "limit": limit, "nextCursor": next, "total": total },
-                "meta": { "freshness": freshness(&state.pool).await? },
-            }))
-        })
-        .await
+    let rows = facilities::list(&state.pool, &filter, after, limit).await?;
+    let total = facilities::count(&state.pool, &filter).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| encode_cursor(r.id)))
+        .flatten();
+    Ok(json!({
+        "data": rows.iter().map(item).collect::<Vec<_>>(),
+        "page": { "limit": limit, "nextCursor": next, "total": total },
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
 }
 
 fn item(r: &FacilityRow) -> Value {

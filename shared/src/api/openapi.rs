@@ -269,7 +269,7 @@ fn operation(method: &str, path: &str) -> Op {
                     text("wdid", "WDID."),
                     text("appId", "APP_ID."),
                 ],
-                vec![limit(1000, 50), cursor()],
+                vec![limit(1000, 50), cursor(), format_csv()],
             ]
             .concat(),
             ok: page_of(r("SmartsIndustrialRecord"), None),
