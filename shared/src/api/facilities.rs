@@ -10,7 +10,7 @@ use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-const STATUSES: &[&str] = &[
+pub(crate) const STATUSES: &[&str] = &[
     "Active",
     "Terminated",
     "No Action Required",
@@ -24,7 +24,7 @@ const STATUSES: &[&str] = &[
     "Incorrect Operator",
     "Expired",
 ];
-const REGIONS: &[&str] = &[
+pub(crate) const REGIONS: &[&str] = &[
     "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
 ];
 

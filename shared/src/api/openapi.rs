@@ -245,21 +245,9 @@ fn operation(method: &str, path: &str) -> Op {
             params: [
                 vec![
                     text("county", "County (case-insensitive)."),
-                    one_of(
-                        "region",
-                        &[
-                            "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
-                        ],
-                        "Regional board.",
-                    ),
+                    one_of("region", super::facilities::REGIONS, "Regional board."),
                     text("permitType", "Permit type as published."),
-                    q(
-                        "status",
-                        json!({ "type": "string", "enum": ["Active", "Terminated", "No Action Required",
-                            "Undetermined", "NOI Required", "NONA Submitted", "NOI Filed", "NEC Required",
-                            "NONA Required", "SIC Not Required", "Incorrect Operator", "Expired"] }),
-                        "Permit status.",
-                    ),
+                    one_of("status", super::facilities::STATUSES, "Permit status."),
                     text("q", "Substring of the facility or operator name."),
                     q(
                         "sic",
@@ -615,34 +603,14 @@ fn violation_filters() -> Vec<Value> {
         vec![
             one_of(
                 "source",
-                &["all", "esmr", "smarts"],
+                super::violation_list::SOURCES,
                 "Program whose results were evaluated.",
             ),
             facility_id(),
             text("pollutant", "Pollutant key (copper, zinc, ph, …)."),
-            one_of(
-                "type",
-                &[
-                    "NAL_ANNUAL",
-                    "NAL_INSTANT",
-                    "CMC",
-                    "CCC",
-                    "MCL",
-                    "ACTION_LEVEL",
-                    "SECONDARY_MCL",
-                ],
-                "Benchmark type.",
-            ),
-            one_of(
-                "severity",
-                &["low", "moderate", "high", "critical"],
-                "Severity.",
-            ),
-            one_of(
-                "status",
-                &["open", "under_review", "resolved", "dismissed"],
-                "Review status.",
-            ),
+            one_of("type", super::violation_list::TYPES, "Benchmark type."),
+            one_of("severity", super::violation_list::SEVERITIES, "Severity."),
+            one_of("status", super::violation_list::STATUSES, "Review status."),
             q(
                 "year",
                 json!({ "type": "integer", "minimum": 1990, "maximum": 2100 }),

@@ -50,6 +50,27 @@ fn common(q: &Query) -> Result<Conditions, ApiError> {
     Ok(c)
 }
 
+/// A page of `select` over `from` (keyset on `key`), `stats` over the whole filtered set and
+/// `meta.freshness`: the body of every SMARTS list.
+#[allow(clippy::too_many_arguments)]
+async fn with_stats(
+    state: &ApiState,
+    select: &str,
+    from: &str,
+    key: &str,
+    c: &Conditions,
+    q: &Query,
+    limit: i64,
+    stats: &str,
+) -> Result<Value, ApiError> {
+    let (data, page) = list::page(state, select, from, key, c, q.cursor()?, limit).await?;
+    let stats = list::aggregate(state, stats, from, c).await?;
+    Ok(json!({
+        "data": data, "page": page, "stats": stats,
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
+
 fn provenance(dataset: &str) -> String {
     format!(
         "'provenance', jsonb_build_object('dataset', '{dataset}', 'sourceLine', t.source_line,
@@ -139,27 +160,17 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         prov = provenance("smarts_violations"),
     );
     let from_sql = "smarts_violation t";
-    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
-    let stats = list::aggregate(
-        state,
-        &format!(
-            "jsonb_build_object(
+    let stats = format!(
+        "jsonb_build_object(
                  'serious', (select count(*) from m where m.serious_violation),
                  'withEnforcement', (select count(*) from m where m.linked_enforcement_action
                      or exists (select 1 from smarts_enforcement_violation ev
                                  where ev.violation_id = m.violation_id)),
                  'byType', {by_type}, 'byStatus', {by_status})",
-            by_type = list::counts_by("m", "violation_type"),
-            by_status = list::counts_by("m", "violation_status"),
-        ),
-        from_sql,
-        &c,
-    )
-    .await?;
-    Ok(json!({
-        "data": data, "page": page, "stats": stats,
-        "meta": { "freshness": freshness(&state.pool).await? },
-    }))
+        by_type = list::counts_by("m", "violation_type"),
+        by_status = list::counts_by("m", "violation_status"),
+    );
+    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
 }
 
 const ENFORCEMENT_CSV: &[&str] = &[
@@ -236,27 +247,17 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         prov = provenance("smarts_enforcement_actions"),
     );
     let from_sql = "smarts_enforcement_action t";
-    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
-    let stats = list::aggregate(
-        state,
-        &format!(
-            "jsonb_build_object(
+    let stats = format!(
+        "jsonb_build_object(
                  'active', (select count(*) from m where lower(m.enforcement_status) = 'active'),
                  'byType', {by_type}, 'byStatus', {by_status},
                  'totalAssessed', (select coalesce(sum(m.total_assessment), 0) from m),
                  'totalReceived', (select coalesce(sum(m.received_amount), 0) from m),
                  'balanceDue', (select coalesce(sum(m.balance_due), 0) from m))",
-            by_type = list::counts_by("m", "enforcement_type"),
-            by_status = list::counts_by("m", "enforcement_status"),
-        ),
-        from_sql,
-        &c,
-    )
-    .await?;
-    Ok(json!({
-        "data": data, "page": page, "stats": stats,
-        "meta": { "freshness": freshness(&state.pool).await? },
-    }))
+        by_type = list::counts_by("m", "enforcement_type"),
+        by_status = list::counts_by("m", "enforcement_status"),
+    );
+    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
 }
 
 const INSPECTION_CSV: &[&str] = &[
@@ -327,24 +328,14 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         prov = provenance("smarts_inspections"),
     );
     let from_sql = "smarts_inspection t";
-    let (data, page) = list::page(state, &select, from_sql, "t.id", &c, q.cursor()?, limit).await?;
-    let stats = list::aggregate(
-        state,
-        &format!(
+    let stats = format!(
             "jsonb_build_object(
                  'withViolations', (select count(*) from m where exists (
                      select 1 from smarts_inspection_violation iv where iv.inspection_id = m.inspection_id)),
                  'byPurpose', {by_purpose})",
             by_purpose = list::counts_by("m", "inspection_purpose"),
-        ),
-        from_sql,
-        &c,
-    )
-    .await?;
-    Ok(json!({
-        "data": data, "page": page, "stats": stats,
-        "meta": { "freshness": freshness(&state.pool).await? },
-    }))
+        );
+    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
 }
 
 const FACILITY_CSV: &[&str] = &[
@@ -426,29 +417,20 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
              'provenance', jsonb_build_object('dataset', 'smarts_' || t.kind || '_facilities',
                  'changedInRun', t.changed_run_id))"
     );
-    let (data, page) = list::page(
+    let stats = format!(
+        "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
+        by_kind = list::counts_by("m", "kind"),
+        by_status = list::counts_by("m", "status"),
+    );
+    with_stats(
         state,
         &select,
         "smarts_facility t",
         key,
         &c,
-        q.cursor()?,
+        &q,
         limit,
+        &stats,
     )
-    .await?;
-    let stats = list::aggregate(
-        state,
-        &format!(
-            "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
-            by_kind = list::counts_by("m", "kind"),
-            by_status = list::counts_by("m", "status"),
-        ),
-        "smarts_facility t",
-        &c,
-    )
-    .await?;
-    Ok(json!({
-        "data": data, "page": page, "stats": stats,
-        "meta": { "freshness": freshness(&state.pool).await? },
-    }))
+    .await
 }

@@ -12,8 +12,8 @@ use crate::http::{ApiError, Query, encode_cursor};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-const SOURCES: &[&str] = &["all", "esmr", "smarts"];
-const TYPES: &[&str] = &[
+pub(crate) const SOURCES: &[&str] = &["all", "esmr", "smarts"];
+pub(crate) const TYPES: &[&str] = &[
     "NAL_ANNUAL",
     "NAL_INSTANT",
     "CMC",
@@ -22,8 +22,8 @@ const TYPES: &[&str] = &[
     "ACTION_LEVEL",
     "SECONDARY_MCL",
 ];
-const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
-const STATUSES: &[&str] = &["open", "under_review", "resolved", "dismissed"];
+pub(crate) const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
+pub(crate) const STATUSES: &[&str] = &["open", "under_review", "resolved", "dismissed"];
 
 /// The validated filters, bound as $1..$12 by [`WHERE`].
 struct Filter {
