@@ -513,6 +513,33 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
         ranged["meta"]["snapshotAt"].is_null(),
         "date ranges are live"
     );
+    // Stats by source and area are stored too: equal to counts.
+    let stats = get(
+        &h,
+        "api-violations-stats",
+        "/api/violations/stats?source=smarts&county=Los%20Angeles",
+    )
+    .await;
+    let where_la =
+        "e.retracted_at is null and e.source like 'smarts%' and f.county = 'Los Angeles'";
+    let counts: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select e.severity, count(*) from violation_event e join facility f on f.id = e.facility_id
+          where {where_la} group by 1"
+    )))
+    .fetch_all(h.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        as_tally(&stats["data"]["bySeverity"]),
+        counts.into_iter().collect::<HashMap<_, _>>()
+    );
+    let facilities = h
+        .scalar_i64(&format!(
+            "select count(distinct e.facility_id) from violation_event e
+               join facility f on f.id = e.facility_id where {where_la}"
+        ))
+        .await;
+    assert_eq!(stats["data"]["facilities"], facilities);
     // List totals by source and area come from the stored dashboards: equal to a count.
     for (path, sql) in [
         ("/api/violations", "true"),
@@ -568,6 +595,8 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
     assert_eq!(status, 200, "{body}");
     let after = get(&h, "api-dashboard", "/api/dashboard").await;
     assert_eq!(after["data"]["violations"]["byStatus"]["under_review"], 1);
+    let stats = get(&h, "api-violations-stats", "/api/violations/stats").await;
+    assert_eq!(stats["data"]["byStatus"]["under_review"], 1);
     assert_eq!(
         after["data"],
         stormwater::api::dashboard::compute(h.pool(), &Default::default())

@@ -133,12 +133,13 @@ async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     }))
 }
 
-/// Recomputes the stored dashboards: every scope, or (`facility_id`) the statewide one and
-/// those of the facility's county and region. Returns how many were stored.
+/// Recomputes the stored dashboards and violation stats: every scope, or (`facility_id`) the
+/// statewide one and those of the facility's county and region. The new rows replace the old
+/// ones in one transaction, so readers see either set, never a gap. Returns how many scopes.
 pub async fn refresh_snapshots(
     pool: &sqlx::PgPool,
     facility_id: Option<i64>,
-) -> Result<usize, sqlx::Error> {
+) -> Result<usize, ApiError> {
     let started = std::time::Instant::now();
     let scopes: Vec<(Option<String>, Option<String>)> = match facility_id {
         None => {
@@ -167,11 +168,7 @@ pub async fn refresh_snapshots(
             .await?
         }
     };
-    if facility_id.is_none() {
-        sqlx::query("delete from dashboard_snapshot")
-            .execute(pool)
-            .await?;
-    }
+    let mut rows: Vec<(String, Value)> = Vec::new();
     for (county, region) in &scopes {
         let scope = Scope {
             county: county.clone(),
@@ -179,16 +176,30 @@ pub async fn refresh_snapshots(
             from: None,
             to: None,
         };
-        let body = compute(pool, &scope).await?;
+        let key = scope.snapshot_key().unwrap_or_default();
+        rows.push((key.clone(), compute(pool, &scope).await?));
+        rows.extend(
+            super::violation_list::stats_to_store(pool, &key, county.as_deref(), region.as_deref())
+                .await?,
+        );
+    }
+    let mut tx = pool.begin().await?;
+    if facility_id.is_none() {
+        sqlx::query("delete from dashboard_snapshot")
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (key, body) in rows {
         sqlx::query(
             "insert into dashboard_snapshot (scope, body) values ($1, $2)
              on conflict (scope) do update set body = excluded.body, computed_at = now()",
         )
-        .bind(scope.snapshot_key())
+        .bind(key)
         .bind(body)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     }
+    tx.commit().await?;
     tracing::info!(
         scopes = scopes.len(),
         ms = started.elapsed().as_millis() as u64,

@@ -141,8 +141,17 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                   limit 1),
              'nalLevel', coalesce((select max(l.level) from nal_level_current l
                   where l.facility_id = f.id), 'baseline')))";
-    let (features, page) =
-        list::page(state, select, "facility f", "f.id", &c, q.cursor()?, limit).await?;
+    let (features, page) = list::page(
+        state,
+        select,
+        "facility f",
+        "f.id",
+        &c,
+        q.cursor()?,
+        limit,
+        None,
+    )
+    .await?;
     Ok(json!({
         "type": "FeatureCollection",
         "features": features,

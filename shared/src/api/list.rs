@@ -102,7 +102,9 @@ pub fn date_range(
 }
 
 /// One page of `select id, <json> from <from> where true <conditions> and id < cursor order by
-/// id desc`, plus the total. `select` must produce `(id bigint, item jsonb)`.
+/// id desc`, plus the total (counted, unless `known_total` gives it). `select` must produce
+/// `(id bigint, item jsonb)`.
+#[allow(clippy::too_many_arguments)]
 pub async fn page(
     state: &ApiState,
     select: &str,
@@ -111,6 +113,7 @@ pub async fn page(
     conditions: &Conditions,
     before: Option<i64>,
     limit: i64,
+    known_total: Option<i64>,
 ) -> Result<(Vec<Value>, Value), ApiError> {
     let mut qb = QueryBuilder::<Postgres>::new(format!("select {select} from {from} where true"));
     conditions.push_to(&mut qb);
@@ -120,10 +123,15 @@ pub async fn page(
     qb.push(format!(" order by {id_column} desc limit "))
         .push_bind(limit);
     let rows: Vec<(i64, Value)> = qb.build_query_as().fetch_all(&state.pool).await?;
-    let mut count =
-        QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
-    conditions.push_to(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(&state.pool).await?;
+    let total: i64 = match known_total {
+        Some(n) => n,
+        None => {
+            let mut count =
+                QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
+            conditions.push_to(&mut count);
+            count.build_query_scalar().fetch_one(&state.pool).await?
+        }
+    };
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
         .flatten();
@@ -133,20 +141,22 @@ pub async fn page(
     ))
 }
 
-/// One `jsonb` value computed over the filtered rows, which `expr` sees as `m`:
-/// `with m as (select t.* from <from> where true <conditions>) select <expr>` (stats blocks).
+/// One `jsonb` value computed over the filtered rows, which `expr` sees as `m` with `columns`:
+/// `with m as (select <columns> from <from> where true <conditions>) select <expr>` (stats
+/// blocks; only the columns `expr` reads are carried).
 pub async fn aggregate(
-    state: &ApiState,
+    pool: &sqlx::PgPool,
+    columns: &str,
     expr: &str,
     from: &str,
     conditions: &Conditions,
 ) -> Result<Value, ApiError> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "with m as materialized (select t.* from {from} where true"
+        "with m as materialized (select {columns} from {from} where true"
     ));
     conditions.push_to(&mut qb);
     qb.push(format!(") select {expr}"));
-    Ok(qb.build_query_scalar().fetch_one(&state.pool).await?)
+    Ok(qb.build_query_scalar().fetch_one(pool).await?)
 }
 
 /// `{value: count}` of `column` over the relation `from` (the rows `m` of [`aggregate`], a

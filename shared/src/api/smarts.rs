@@ -61,10 +61,10 @@ async fn with_stats(
     c: &Conditions,
     q: &Query,
     limit: i64,
-    stats: &str,
+    (columns, stats): (&str, &str),
 ) -> Result<Value, ApiError> {
-    let (data, page) = list::page(state, select, from, key, c, q.cursor()?, limit).await?;
-    let stats = list::aggregate(state, stats, from, c).await?;
+    let (data, page) = list::page(state, select, from, key, c, q.cursor()?, limit, None).await?;
+    let stats = list::aggregate(&state.pool, columns, stats, from, c).await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
         "meta": { "freshness": freshness(&state.pool).await? },
@@ -170,7 +170,17 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "violation_type"),
         by_status = list::counts_by("m", "violation_status"),
     );
-    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
+    with_stats(
+        state,
+        &select,
+        from_sql,
+        "t.id",
+        &c,
+        &q,
+        limit,
+        ("t.serious_violation, t.linked_enforcement_action, t.violation_id, t.violation_type, t.violation_status", &stats),
+    )
+    .await
 }
 
 const ENFORCEMENT_CSV: &[&str] = &[
@@ -257,7 +267,17 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "enforcement_type"),
         by_status = list::counts_by("m", "enforcement_status"),
     );
-    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
+    with_stats(
+        state,
+        &select,
+        from_sql,
+        "t.id",
+        &c,
+        &q,
+        limit,
+        ("t.enforcement_status, t.enforcement_type, t.total_assessment, t.received_amount, t.balance_due", &stats),
+    )
+    .await
 }
 
 const INSPECTION_CSV: &[&str] = &[
@@ -335,7 +355,17 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                  'byPurpose', {by_purpose})",
             by_purpose = list::counts_by("m", "inspection_purpose"),
         );
-    with_stats(state, &select, from_sql, "t.id", &c, &q, limit, &stats).await
+    with_stats(
+        state,
+        &select,
+        from_sql,
+        "t.id",
+        &c,
+        &q,
+        limit,
+        ("t.inspection_id, t.inspection_purpose", &stats),
+    )
+    .await
 }
 
 const FACILITY_CSV: &[&str] = &[
@@ -430,7 +460,7 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         &c,
         &q,
         limit,
-        &stats,
+        ("t.kind, t.status", &stats),
     )
     .await
 }

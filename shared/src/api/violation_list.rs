@@ -6,9 +6,9 @@
 //! overlap the range), `screening` (`true` / `false`; both by default). Retracted events are
 //! never listed. Newest first; opaque cursor; `limit` ≤ 1000; `format=csv` for a spreadsheet.
 
-use super::list::{self, HOT};
+use super::list::{self, Arg, Conditions, HOT};
 use super::{ApiState, freshness};
-use crate::http::{ApiError, Query, encode_cursor};
+use crate::http::{ApiError, Query};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -25,7 +25,7 @@ pub(crate) const TYPES: &[&str] = &[
 pub(crate) const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
 pub(crate) const STATUSES: &[&str] = &["open", "under_review", "resolved", "dismissed"];
 
-/// The validated filters, bound as $1..$12 by [`WHERE`].
+/// The validated filters.
 struct Filter {
     sources: Vec<&'static str>,
     facility_id: Option<i64>,
@@ -41,25 +41,56 @@ struct Filter {
     screening: Option<bool>,
 }
 
-const WHERE: &str = "e.retracted_at is null and e.source = any($1)
-    and ($2::bigint is null or e.facility_id = $2)
-    and ($3::text is null or lower(f.county) = lower($3))
-    and ($4::text is null or upper(f.region) = upper($4))
-    and ($5::text is null or e.pollutant_key = $5)
-    and ($6::text is null or e.benchmark_type = $6)
-    and ($7::text is null or e.severity = $7)
-    and ($8::text is null or e.status = $8)
-    and ($9::bigint is null or e.reporting_year = $9)
-    and ($10::date is null or e.last_date >= $10)
-    and ($11::date is null or e.first_date <= $11)
-    and ($12::boolean is null or e.screening = $12)";
+/// Events `e` joined to their facility `f`.
+const FROM: &str = "violation_event e join facility f on f.id = e.facility_id";
 
-fn filter(q: &Query) -> Result<Filter, ApiError> {
-    let sources = match q.one_of("source", SOURCES)?.unwrap_or("all") {
+impl Filter {
+    /// Only the filters given become SQL, so every query is planned for its own filters.
+    fn conditions(&self) -> Conditions {
+        let text = |v: Option<&str>| v.map(|s| Arg::Text(s.to_owned()));
+        let mut c = Conditions::default();
+        c.always("e.retracted_at is null")
+            .when(
+                "e.source = any(",
+                Some(Arg::Texts(
+                    self.sources.iter().map(|s| (*s).to_owned()).collect(),
+                )),
+                ")",
+            )
+            .when("e.facility_id = ", self.facility_id.map(Arg::Int), "")
+            .when(
+                "lower(f.county) = lower(",
+                text(self.county.as_deref()),
+                ")",
+            )
+            .when(
+                "upper(f.region) = upper(",
+                text(self.region.as_deref()),
+                ")",
+            )
+            .when("e.pollutant_key = ", text(self.pollutant.as_deref()), "")
+            .when("e.benchmark_type = ", text(self.kind), "")
+            .when("e.severity = ", text(self.severity), "")
+            .when("e.status = ", text(self.status), "")
+            .when("e.reporting_year = ", self.year.map(Arg::Int), "")
+            .when("e.last_date >= ", self.date_from.map(Arg::Date), "")
+            .when("e.first_date <= ", self.date_to.map(Arg::Date), "")
+            .when("e.screening = ", self.screening.map(Arg::Bool), "");
+        c
+    }
+}
+
+/// The `violation_event.source` values of a `source` parameter value.
+fn sources_of(source: &str) -> Vec<&'static str> {
+    match source {
         "esmr" => vec!["esmr"],
         "smarts" => vec!["smarts_industrial", "smarts_construction"],
         _ => vec!["esmr", "smarts_industrial", "smarts_construction"],
-    };
+    }
+}
+
+fn filter(q: &Query) -> Result<Filter, ApiError> {
+    let sources = sources_of(q.one_of("source", SOURCES)?.unwrap_or("all"));
     let pollutant = q.text("pollutant")?.map(|p| p.to_lowercase());
     if let Some(p) = &pollutant
         && !crate::domain::pollutant::KEYS.contains(&p.as_str())
@@ -92,23 +123,6 @@ fn filter(q: &Query) -> Result<Filter, ApiError> {
         return Err(ApiError::bad("dateTo", "must not be before dateFrom"));
     }
     Ok(f)
-}
-
-macro_rules! bind_filter {
-    ($q:expr, $f:expr) => {
-        $q.bind(&$f.sources)
-            .bind($f.facility_id)
-            .bind(&$f.county)
-            .bind(&$f.region)
-            .bind(&$f.pollutant)
-            .bind($f.kind)
-            .bind($f.severity)
-            .bind($f.status)
-            .bind($f.year)
-            .bind($f.date_from)
-            .bind($f.date_to)
-            .bind($f.screening)
-    };
 }
 
 const CSV_COLUMNS: &[&str] = &[
@@ -157,8 +171,7 @@ async fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Value, ApiError> {
-    let sql = format!(
-        "select e.id, jsonb_build_object(
+    let select = "e.id, jsonb_build_object(
              'id', e.id, 'facilityId', e.facility_id, 'facilityName', f.name,
              'county', f.county, 'region', f.region, 'source', e.source,
              'pollutant', e.pollutant_key, 'reportingYear', e.reporting_year,
@@ -166,35 +179,22 @@ async fn page(
              'unit', e.unit, 'maxRatio', e.max_ratio, 'severity', e.severity,
              'sampleCount', e.sample_count, 'firstDate', e.first_date, 'lastDate', e.last_date,
              'screening', e.screening, 'unverified', e.unverified, 'ndPolicy', e.nd_policy,
-             'status', e.status)
-         from violation_event e join facility f on f.id = e.facility_id
-         where {WHERE} and ($13::bigint is null or e.id < $13)
-         order by e.id desc limit $14"
-    );
-    let rows: Vec<(i64, Value)> = bind_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), f)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&state.pool)
-        .await?;
-    let total = match stored_total(state, f).await? {
-        Some(n) => n,
-        None => {
-            bind_filter!(
-                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-                    "select count(*) from violation_event e join facility f on f.id = e.facility_id where {WHERE}"
-                ))),
-                f
-            )
-            .fetch_one(&state.pool)
-            .await?
-        }
-    };
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
-        .flatten();
+             'status', e.status)";
+    let known = stored_total(state, f).await?;
+    let (data, page) = list::page(
+        state,
+        select,
+        FROM,
+        "e.id",
+        &f.conditions(),
+        before,
+        limit,
+        known,
+    )
+    .await?;
     Ok(json!({
-        "data": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "page": { "limit": limit, "nextCursor": next, "total": total },
+        "data": data,
+        "page": page,
         "meta": { "freshness": freshness(&state.pool).await? },
     }))
 }
@@ -203,6 +203,22 @@ async fn page(
 /// dashboard of that scope (`violations.bySource` counts the same events: not retracted, by the
 /// facility's county or region); `None` when another filter is set or nothing is stored.
 async fn stored_total(state: &ApiState, f: &Filter) -> Result<Option<i64>, ApiError> {
+    let Some(key) = stored_key(f) else {
+        return Ok(None);
+    };
+    let area = key.split_once('|').map(|(_, a)| a).unwrap_or_default();
+    let by_source: Option<Value> = sqlx::query_scalar(
+        "select body -> 'violations' -> 'bySource' from dashboard_snapshot where scope = $1",
+    )
+    .bind(area)
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(by_source.map(|b| f.sources.iter().map(|s| b[*s].as_i64().unwrap_or(0)).sum()))
+}
+
+/// `{source}|{area scope}` when the filter is at most a source and a county or a region (what
+/// is stored per sync); `None` otherwise.
+fn stored_key(f: &Filter) -> Option<String> {
     let only_area = f.facility_id.is_none()
         && f.pollutant.is_none()
         && f.kind.is_none()
@@ -212,36 +228,52 @@ async fn stored_total(state: &ApiState, f: &Filter) -> Result<Option<i64>, ApiEr
         && f.date_from.is_none()
         && f.date_to.is_none()
         && f.screening.is_none();
-    let scope = match (&f.county, &f.region) {
-        _ if !only_area => return Ok(None),
+    let area = match (&f.county, &f.region) {
+        _ if !only_area => return None,
         (None, None) => String::new(),
         (Some(c), None) => format!("county:{}", c.to_lowercase()),
         (None, Some(r)) => format!("region:{}", r.to_uppercase()),
-        (Some(_), Some(_)) => return Ok(None),
+        (Some(_), Some(_)) => return None,
     };
-    let by_source: Option<Value> = sqlx::query_scalar(
-        "select body -> 'violations' -> 'bySource' from dashboard_snapshot where scope = $1",
-    )
-    .bind(scope)
-    .fetch_optional(&state.pool)
-    .await?;
-    Ok(by_source.map(|b| f.sources.iter().map(|s| b[*s].as_i64().unwrap_or(0)).sum()))
+    let source = SOURCES
+        .iter()
+        .find(|s| sources_of(s) == f.sources)
+        .copied()
+        .unwrap_or("all");
+    Some(format!("{source}|{area}"))
 }
 
 /// `GET /api/violations/stats`: the same filters, aggregated.
 pub async fn handle_stats(state: &ApiState, req: Request) -> Response<Body> {
     list::respond(state, &req, "violations-stats", HOT, None, |q| async move {
-        aggregate(state, &filter(&q)?).await
+        let f = filter(&q)?;
+        let stored = match stored_key(&f) {
+            Some(key) => {
+                sqlx::query_scalar::<_, Value>(
+                    "select body from dashboard_snapshot where scope = $1",
+                )
+                .bind(format!("stats:{key}"))
+                .fetch_optional(&state.pool)
+                .await?
+            }
+            None => None,
+        };
+        let data = match stored {
+            Some(body) => body,
+            None => stats_of(&state.pool, &f).await?,
+        };
+        Ok(json!({
+            "data": data,
+            "meta": { "freshness": freshness(&state.pool).await? },
+        }))
     })
     .await
 }
 
-async fn aggregate(state: &ApiState, f: &Filter) -> Result<Value, ApiError> {
+async fn stats_of(pool: &sqlx::PgPool, f: &Filter) -> Result<Value, ApiError> {
     let by = |column: &str| list::counts_by("m", column);
-    let sql = format!(
-        "with m as (select e.* from violation_event e join facility f on f.id = e.facility_id
-                    where {WHERE})
-         select jsonb_build_object(
+    let expr = format!(
+        "jsonb_build_object(
              'events', (select count(*) from m),
              'facilities', (select count(distinct facility_id) from m),
              'bySeverity', {sev}, 'byStatus', {status}, 'byType', {kind}, 'bySource', {source},
@@ -255,11 +287,42 @@ async fn aggregate(state: &ApiState, f: &Filter) -> Result<Value, ApiError> {
         pollutant = by("pollutant_key"),
         year = by("reporting_year"),
     );
-    let data: Value = bind_filter!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), f)
-        .fetch_one(&state.pool)
-        .await?;
-    Ok(json!({
-        "data": data,
-        "meta": { "freshness": freshness(&state.pool).await? },
-    }))
+    list::aggregate(
+        pool,
+        "e.facility_id, e.severity, e.status, e.benchmark_type, e.source, e.pollutant_key,
+         e.reporting_year, e.screening, e.unverified",
+        &expr,
+        FROM,
+        &f.conditions(),
+    )
+    .await
+}
+
+/// The stored stats of every source for the area scope `area` (a `dashboard_snapshot` scope
+/// key: `''`, `county:…`, `region:…`), as `(key, body)`.
+pub(crate) async fn stats_to_store(
+    pool: &sqlx::PgPool,
+    area: &str,
+    county: Option<&str>,
+    region: Option<&str>,
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let mut out = Vec::new();
+    for source in SOURCES {
+        let f = Filter {
+            sources: sources_of(source),
+            facility_id: None,
+            county: county.map(str::to_owned),
+            region: region.map(str::to_owned),
+            pollutant: None,
+            kind: None,
+            severity: None,
+            status: None,
+            year: None,
+            date_from: None,
+            date_to: None,
+            screening: None,
+        };
+        out.push((format!("stats:{source}|{area}"), stats_of(pool, &f).await?));
+    }
+    Ok(out)
 }
