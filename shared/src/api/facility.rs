@@ -176,8 +176,11 @@ fn complete_sql() -> String {
                    'permitType', s.permit_type, 'noiProcessedDate', s.noi_processed_date,
                    'notEffectiveDate', s.not_effective_date, 'receivingWater', s.receiving_water_name)
                    order by s.kind, s.source_id)
-                 from smarts_facility s join keys k on s.source_key = k.app_id || '|' || k.wdid
-                  and 'smarts_' || s.kind = k.source), '[]'),
+                 from keys k cross join lateral (select * from smarts_facility s
+                       where s.wdid = k.wdid and coalesce(s.app_id, '') = k.app_id
+                         and 'smarts_' || s.kind = k.source
+                       -- a fence: one index probe per key, never a scan of the whole view
+                       offset 0) s), '[]'),
                'violations', {violations},
                'enforcement', {enforcement} || jsonb_build_object(
                    'totalAssessed', (select coalesce(sum(t.total_assessment), 0) from {a}),

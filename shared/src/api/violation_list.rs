@@ -180,7 +180,18 @@ async fn page(
              'sampleCount', e.sample_count, 'firstDate', e.first_date, 'lastDate', e.last_date,
              'screening', e.screening, 'unverified', e.unverified, 'ndPolicy', e.nd_policy,
              'status', e.status)";
-    let known = stored_total(state, f).await?;
+    let known = match stored_total(state, f).await? {
+        Some(n) => Some(n),
+        // Without an area filter the count needs no facility join.
+        None if f.county.is_none() && f.region.is_none() => {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "select count(*) from violation_event e where true",
+            );
+            f.conditions().push_to(&mut qb);
+            Some(qb.build_query_scalar().fetch_one(&state.pool).await?)
+        }
+        None => None,
+    };
     let (data, page) = list::page(
         state,
         select,
