@@ -16,6 +16,36 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+/// How long Redis is skipped after a failed or timed-out call.
+const BREAKER_OPEN: Duration = Duration::from_secs(1);
+
+/// A circuit breaker: after a Redis failure every call is a miss for [`BREAKER_OPEN`], then
+/// the next call tries Redis again.
+#[derive(Clone, Default)]
+struct Breaker {
+    /// Milliseconds since `EPOCH` until which Redis is skipped (0: closed).
+    open_until: Arc<std::sync::atomic::AtomicU64>,
+}
+
+static EPOCH: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+impl Breaker {
+    fn now_ms() -> u64 {
+        u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn is_open(&self) -> bool {
+        Self::now_ms() < self.open_until.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn trip(&self) {
+        let until = Self::now_ms() + u64::try_from(BREAKER_OPEN.as_millis()).unwrap_or(1000);
+        self.open_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The in-process tier: answers as JSON text, and a lock per key being computed.
 #[derive(Clone)]
 struct Local {
@@ -80,6 +110,7 @@ pub struct Cache {
     conn: OnceCell<ConnectionManager>,
     /// The in-process tier (present with Redis configured) and its in-flight computations.
     local: Option<Local>,
+    breaker: Breaker,
     /// Key prefix: one deployment (or one test) never reads another's keys.
     namespace: String,
 }
@@ -104,6 +135,7 @@ impl Cache {
             client,
             conn: OnceCell::new(),
             local,
+            breaker: Breaker::default(),
             namespace: namespace.to_owned(),
         }
     }
@@ -140,15 +172,24 @@ impl Cache {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().await?;
+        // After a failure, requests skip Redis for a moment instead of each waiting on it.
+        if self.breaker.is_open() {
+            return None;
+        }
+        let Some(conn) = self.conn().await else {
+            self.breaker.trip();
+            return None;
+        };
         match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, op = what, "redis call failed; treating as a miss");
+                self.breaker.trip();
                 None
             }
             Err(_) => {
                 tracing::warn!(op = what, "redis call timed out; treating as a miss");
+                self.breaker.trip();
                 None
             }
         }
