@@ -253,10 +253,12 @@ impl Cache {
         .await;
     }
 
-    /// Cache-aside with stampede protection: a hit is returned as is (`true`); on a miss one
-    /// caller per key computes (holding a short Redis lock) while the others wait for its
-    /// result, up to [`STAMPEDE_WAIT`], then compute themselves. Without Redis every caller
-    /// computes: the cache never makes a request fail.
+        /// Cache-aside with stampede protection: a hit (in-process tier, then Redis) is returned as
+    /// is (`true`); on a miss one caller per key and process computes while the others wait for
+    /// it, and across processes one holds a short Redis lock while the others wait for its
+    /// result, up to [`STAMPEDE_WAIT`], then compute themselves. With Redis down the process
+    /// still computes each key once; with no cache configured every caller computes. The cache
+    /// never makes a request fail.
     pub async fn get_or_compute<T, E, F, Fut>(
         &self,
         key: &str,
