@@ -253,7 +253,7 @@ impl Cache {
         .await;
     }
 
-        /// Cache-aside with stampede protection: a hit (in-process tier, then Redis) is returned as
+    /// Cache-aside with stampede protection: a hit (in-process tier, then Redis) is returned as
     /// is (`true`); on a miss one caller per key and process computes while the others wait for
     /// it, and across processes one holds a short Redis lock while the others wait for its
     /// result, up to [`STAMPEDE_WAIT`], then compute themselves. With Redis down the process
