@@ -17,12 +17,17 @@ fn unique(name: &str) -> String {
 }
 
 async fn stampede(cache: Arc<Cache>, callers: usize) -> (usize, Vec<(u64, bool)>) {
+    stampede_over(&vec![cache; callers]).await
+}
+
+/// One caller per handle, all asking for the same key at once.
+async fn stampede_over(caches: &[Arc<Cache>]) -> (usize, Vec<(u64, bool)>) {
     let computed = Arc::new(AtomicUsize::new(0));
-    let key = cache.key(0, "stampede", "same-parameters");
     let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let (cache, computed, key) = (cache.clone(), computed.clone(), key.clone());
+    for cache in caches {
+        let (cache, computed) = (cache.clone(), computed.clone());
         tasks.push(tokio::spawn(async move {
+            let key = cache.key(0, "stampede", "same-parameters");
             cache
                 .get_or_compute(&key, 60, || async {
                     computed.fetch_add(1, Ordering::SeqCst);
@@ -62,31 +67,13 @@ async fn one_computation_per_key_across_instances() {
     // makes one of them compute, the others wait for the answer.
     let url = std::env::var("REDIS_URL").expect("run through ./dev test: REDIS_URL");
     let ns = unique("instances");
-    let computed = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        let cache = Cache::with_namespace(Some(&url), &ns);
-        let computed = computed.clone();
-        tasks.push(tokio::spawn(async move {
-            let key = cache.key(0, "stampede", "same-parameters");
-            cache
-                .get_or_compute(&key, 60, || async {
-                    computed.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    Ok::<u64, std::convert::Infallible>(42)
-                })
-                .await
-                .expect("infallible")
-        }));
-    }
-    let mut hits = 0;
-    for t in tasks {
-        let (v, hit) = t.await.expect("task");
-        assert_eq!(v, 42);
-        hits += usize::from(hit);
-    }
-    assert_eq!(computed.load(Ordering::SeqCst), 1);
-    assert_eq!(hits, 5);
+    let caches: Vec<Arc<Cache>> = (0..6)
+        .map(|_| Arc::new(Cache::with_namespace(Some(&url), &ns)))
+        .collect();
+    let (computed, results) = stampede_over(&caches).await;
+    assert!(results.iter().all(|(v, _)| *v == 42));
+    assert_eq!(computed, 1);
+    assert_eq!(results.iter().filter(|(_, hit)| *hit).count(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
