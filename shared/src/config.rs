@@ -46,6 +46,9 @@ pub struct Config {
     pub smtp: Option<crate::alerts::deliver::SmtpSettings>,
     /// `WEBHOOK_TIMEOUT_SECS` (default 10).
     pub webhook_timeout: std::time::Duration,
+    /// `LINK_RADIUS_M` (default 100), `LINK_THRESHOLD` (0.85), `LINK_FLOOR` (0.5): facility
+    /// linking (docs/LINKING.md).
+    pub link: crate::linking::Settings,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -80,6 +83,20 @@ fn smtp() -> Result<Option<crate::alerts::deliver::SmtpSettings>, ConfigError> {
     }))
 }
 
+fn link_settings() -> Result<crate::linking::Settings, ConfigError> {
+    let d = crate::linking::Settings::default();
+    crate::linking::Settings {
+        radius_m: parsed("LINK_RADIUS_M", d.radius_m)?,
+        threshold: parsed("LINK_THRESHOLD", d.threshold)?,
+        floor: parsed("LINK_FLOOR", d.floor)?,
+    }
+    .validate()
+    .map_err(|reason| ConfigError::Invalid {
+        name: "LINK_RADIUS_M / LINK_THRESHOLD / LINK_FLOOR",
+        reason,
+    })
+}
+
 impl Config {
     /// Reads the environment. Call once, in `main`.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -112,6 +129,7 @@ impl Config {
             alert_queue_url: var("ALERT_QUEUE_URL"),
             smtp: smtp()?,
             webhook_timeout: std::time::Duration::from_secs(parsed("WEBHOOK_TIMEOUT_SECS", 10u64)?),
+            link: link_settings()?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Canonical facilities (`facility`, `facility_link`).
 //!
-//! Seeding gives every source record that has none a canonical facility of its own: each SMARTS
+//! Seeding gives every source record that has none a facility of its own: each SMARTS
 //! application (`'APP_ID|WDID'`, from the facility files or, when a site reports monitoring
 //! without a facility row, from the monitoring rows) and each eSMR facility (CIWQS
 //! `facility_place_id`). The link has method `seed`. Merging records that are the same real site
@@ -54,8 +54,15 @@ pub async fn seed(
          union all
          select 'esmr', e.facility_place_id,
                 coalesce(nullif(btrim(e.facility_name), ''), 'CIWQS place ' || e.facility_place_id),
-                                null, null, null, e.region_code, null, null, null, 0
+                null, null, null, e.region_code, null, c.latitude, c.longitude, 0
          from esmr_facility e
+         -- The mean of the facility's monitoring locations that lie in California; a location
+         -- with a sign error or a 0,0 placeholder falls outside and is not used.
+         left join lateral (
+             select avg(l.latitude)::float8 as latitude, avg(l.longitude)::float8 as longitude
+             from esmr_location l
+             where l.facility_place_id = e.facility_place_id
+               and l.latitude {IN_CALIFORNIA} and l.longitude {IN_CALIFORNIA_LON}) c on true
          where ($1::bigint is null or e.last_run_id > $1)"
     );
     let created = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -65,14 +72,8 @@ pub async fn seed(
              order by source, source_key, rank
          ), fresh as (
              select * from src
-             where not exists (select 1 from facility_link l
-                               where l.source = src.source and l.source_key = src.source_key
-                                 and l.status = 'linked')
-               and not exists (select 1 from facility f
+             where not exists (select 1 from facility f
                                where f.origin_source = src.source and f.origin_key = src.source_key)
-               and not exists (select 1 from facility_link_decision d
-                               where d.source = src.source and d.source_key = src.source_key
-                                 and d.decision = 'link')
          ), ins as (
              insert into facility (name, address, city, county, region, zip, latitude, longitude,
                                    coordinates_trusted, origin_source, origin_key)
@@ -83,7 +84,11 @@ pub async fn seed(
          )
          insert into facility_link (facility_id, source, source_key, method, confidence, status, notes)
          select id, origin_source, origin_key, 'seed', 1, 'linked', 'one facility per source record'
-         from ins"
+         from ins
+         -- A record already linked elsewhere (a manual decision made before it was seeded)
+         -- keeps that link; the linker marks its new facility as merged.
+         where not exists (select 1 from facility_link l where l.source = ins.origin_source
+                             and l.source_key = ins.origin_key and l.status = 'linked')"
     )))
     .bind(after_run)
     .execute(&mut **tx)
@@ -99,8 +104,8 @@ pub async fn seed(
          )
          update facility f
                         set name = src.name,
-                normalized_name = case when f.name is distinct from src.name then null
-                                       else f.normalized_name end,
+                normalized_name = case when (f.name, f.address) is distinct from (src.name, src.address)
+                                       then null else f.normalized_name end,
                 address = src.address, city = src.city, county = src.county,
                 region = src.region, zip = src.zip, latitude = src.latitude,
                 longitude = src.longitude, coordinates_trusted = src.latitude is not null
@@ -122,22 +127,33 @@ pub async fn seed(
     })
 }
 
-/// Sets `facility.normalized_name` (`domain::names::normalize`) where it is missing.
+/// Sets the match features (`domain::names`: `normalized_name`, `match_name`, `street_key`)
+/// where `normalized_name` is missing (new facilities, renamed ones, a changed normalization).
 async fn fill_normalized_names(tx: &mut Transaction<'_, Postgres>) -> Result<u64, sqlx::Error> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("select id, name from facility where normalized_name is null")
+    use crate::domain::names;
+    let rows: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("select id, name, address from facility where normalized_name is null")
             .fetch_all(&mut **tx)
             .await?;
-    let (ids, names): (Vec<i64>, Vec<String>) = rows
-        .into_iter()
-        .map(|(id, name)| (id, crate::domain::names::normalize(&name)))
-        .unzip();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut normalized = Vec::with_capacity(rows.len());
+    let mut cores = Vec::with_capacity(rows.len());
+    let mut streets = Vec::with_capacity(rows.len());
+    for (id, name, address) in rows {
+        ids.push(id);
+        normalized.push(names::normalize(&name));
+        cores.push(names::core(&name));
+        streets.push(address.as_deref().and_then(names::street_key));
+    }
     Ok(sqlx::query(
-        "update facility f set normalized_name = x.n
-         from unnest($1::bigint[], $2::text[]) as x(id, n) where f.id = x.id",
+        "update facility f set normalized_name = x.n, match_name = x.m, street_key = x.s
+         from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) as x(id, n, m, s)
+         where f.id = x.id",
     )
     .bind(&ids)
-    .bind(&names)
+    .bind(&normalized)
+    .bind(&cores)
+    .bind(&streets)
     .execute(&mut **tx)
     .await?
     .rows_affected())

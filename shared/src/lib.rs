@@ -12,6 +12,7 @@ pub mod domain;
 pub mod facility;
 pub mod http;
 pub mod import;
+pub mod linking;
 pub mod repo;
 pub mod sync;
 pub mod telemetry;

@@ -28,6 +28,9 @@ pub enum FinalizeOutcome {
         status: String,
         files: Vec<FileFinal>,
         links: Option<super::links::LinkCounts>,
+        /// The facility linker's report; `None` when it failed (recorded in
+        /// `facility_link_run`; the next run catches up).
+        facility_links: Option<crate::linking::Report>,
         /// The violation engine's report; `None` when it failed (recorded in
         /// `violation_engine_run`; the next run or the violations-compute function catches up).
         violations: Option<crate::violations::engine::Report>,
@@ -125,6 +128,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let facility_links = link_facilities(ctx, run_id).await;
     let violations = compute_violations(ctx, run_id).await;
     if let Err(e) = crate::api::dashboard::refresh_snapshots(&ctx.pool, None).await {
         // The dashboard then computes live; the next run stores them again.
@@ -153,8 +157,42 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         status: run_status.into(),
         files: finals,
         links,
+        facility_links,
         violations,
     })
+}
+
+/// Links facilities for what the run changed (before the engine, which then computes events
+/// for the linked facilities), and adds the counts to the run's notes. A failure does not undo
+/// the finalized run: it is recorded, and the next run catches up.
+async fn link_facilities(ctx: &Context, run_id: i64) -> Option<crate::linking::Report> {
+    let mut opts = crate::linking::Options::new("finalize", ctx.cfg.link);
+    opts.sync_run_id = Some(run_id);
+    match crate::linking::run(&ctx.pool, &opts).await {
+        Ok(report) => {
+            let noted = sqlx::query(
+                "update sync_run
+                    set notes = (coalesce(notes, '{}')::jsonb
+                                 || jsonb_build_object('facilityLinks', $2::jsonb))::text
+                  where id = $1",
+            )
+            .bind(run_id)
+            .bind(serde_json::to_value(&report).unwrap_or_default())
+            .execute(&ctx.pool)
+            .await;
+            if let Err(e) = noted {
+                tracing::error!(run_id, error = %e, "facility link counts not noted on the run");
+            }
+            Some(report)
+        }
+        Err(e) => {
+            tracing::error!(run_id, error = %e, "facility linking failed");
+            if let Err(db) = crate::linking::record_failure(&ctx.pool, &opts, &e).await {
+                tracing::error!(run_id, error = %db, "could not record the linking failure");
+            }
+            None
+        }
+    }
 }
 
 /// Runs the violation engine for what the run changed. A failure does not undo the finalized

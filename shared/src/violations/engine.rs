@@ -314,17 +314,16 @@ async fn fingerprint(
     tx: &mut Transaction<'_, Postgres>,
     policy: NdPolicy,
 ) -> Result<String, sqlx::Error> {
-    let (benchmarks, links): (String, String) = sqlx::query_as(
+    // Link changes are not part of it: the linker queues the facilities whose records changed
+    // (`facility_relink`) and only their pairs are recomputed.
+    let benchmarks: String = sqlx::query_scalar(
         "select coalesce((select md5(string_agg(concat_ws('|', id, pollutant_key, benchmark_type,
                               water_type, fraction, value, value_max, unit, source,
-                              effective_date, unverified), ';' order by id)) from benchmark), ''),
-                coalesce((select md5(string_agg(concat_ws('|', source, source_key, facility_id,
-                              status), ';' order by id))
-                          from facility_link where method <> 'seed'), '')",
+                              effective_date, unverified), ';' order by id)) from benchmark), '')",
     )
     .fetch_one(&mut **tx)
     .await?;
-    Ok(format!("v{ENGINE_VERSION}:{policy}:{benchmarks}:{links}"))
+    Ok(format!("v{ENGINE_VERSION}:{policy}:{benchmarks}"))
 }
 
 /// `eng_pairs`: the facility x pollutant pairs to recompute (`after` = None: all of them).
@@ -361,6 +360,16 @@ async fn load_pairs(
         .execute(&mut **tx)
         .await?;
     }
+    // Facilities whose source records changed (facility linking): every pollutant, so that
+    // events of a facility that lost its records are retracted and the gaining one computed.
+    sqlx::query(
+        "with q as (delete from facility_relink returning facility_id)
+         insert into eng_pairs
+         select q.facility_id, p.key from q cross join pollutant p
+         on conflict do nothing",
+    )
+    .execute(&mut **tx)
+    .await?;
     // Pairs whose events exist but whose results all vanished (withdrawn) are covered above
     // (withdrawn rows still carry their facility and parameter).
     sqlx::query_scalar("select count(*) from eng_pairs")
