@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The resource lives elsewhere now (a facility merged into another): 308 with `Location`.
+    #[error("{message}")]
+    Moved { message: String, location: String },
     #[error("database error")]
     Db(#[from] sqlx::Error),
     #[error("internal error")]
@@ -45,6 +48,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Moved { .. } => StatusCode::PERMANENT_REDIRECT,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -63,7 +67,13 @@ impl ApiError {
         if let Self::BadRequest { parameter, .. } = &self {
             error["parameter"] = json!(parameter);
         }
-        json_response(status, &json!({ "error": error }), "no-store")
+        let mut response = json_response(status, &json!({ "error": error }), "no-store");
+        if let Self::Moved { location, .. } = &self
+            && let Ok(v) = header::HeaderValue::from_str(location)
+        {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        response
     }
 }
 

@@ -156,6 +156,15 @@ async fn main() -> anyhow::Result<()> {
                 .await;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Some("link") => {
+            let pool = stormwater::db::pool(&cfg)?;
+            let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
+            let mut opts = stormwater::linking::Options::new("cli", cfg.link);
+            opts.force_full = args.iter().any(|a| a == "--full");
+            let applied =
+                stormwater::linking::apply(&pool, &cache, &opts, cfg.nd_policy, None).await?;
+            println!("{}", serde_json::to_string_pretty(&applied)?);
+        }
         Some("alerts") => {
             let pool = stormwater::db::pool(&cfg)?;
             let http = stormwater::alerts::deliver::client(cfg.webhook_timeout)?;
@@ -173,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
-             | violations [--full] | alerts | api-key <name> \
+             | violations [--full] | link [--full] | alerts | api-key <name> \
              | serve [--addr host:port] [--no-cache] [--db-connections N] \
              | bench <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
         ),

@@ -104,6 +104,7 @@ pub async fn run(mut cfg: Config, opts: Options) -> anyhow::Result<()> {
         } else {
             Cache::new(cfg.redis_url.as_deref())
         },
+        writes: stormwater::api::WriteSettings::from_config(&cfg),
     };
     let state: &'static ApiState = Box::leak(Box::new(state));
     let listener = tokio::net::TcpListener::bind(opts.addr)
@@ -717,6 +718,7 @@ mod tests {
         let state: &'static ApiState = Box::leak(Box::new(ApiState {
             pool,
             cache: Cache::disabled(),
+            writes: Default::default(),
         }));
         let app = App::new(state, addr("127.0.0.1:9100"));
         for (method, uri, status) in [

@@ -72,6 +72,7 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
     list::respond(state, &req, "facility", WARM, None, |_q| async move {
         let id = path_id(&path, PREFIX)?;
+        not_merged(state, id, &path).await?;
         let sql = format!(
             "with {LINKED} select {profile} from facility f where f.id = $1",
             profile = profile_sql()
@@ -80,6 +81,35 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
         Ok(json!({ "data": data, "meta": { "freshness": freshness(&state.pool).await? } }))
     })
     .await
+}
+
+/// A 308 to the canonical facility when `id` was merged into another (`facility.merged_into`),
+/// keeping the rest of the path (`/complete`, `/timeline`).
+async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiError> {
+    let target: Option<i64> = sqlx::query_scalar(
+        "with recursive chain(id, depth) as (
+             select merged_into, 1 from facility where id = $1 and merged_into is not null
+             union all
+             select f.merged_into, c.depth + 1 from chain c join facility f on f.id = c.id
+              where f.merged_into is not null and c.depth < 20)
+         select id from chain order by depth desc limit 1",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    match target {
+        None => Ok(()),
+        Some(t) => {
+            let rest = path
+                .strip_prefix(PREFIX)
+                .and_then(|r| r.find('/').map(|i| &r[i..]))
+                .unwrap_or("");
+            Err(ApiError::Moved {
+                message: format!("facility {id} is the same site as facility {t}, merged into it"),
+                location: format!("{PREFIX}{t}{rest}"),
+            })
+        }
+    }
 }
 
 async fn one(state: &ApiState, sql: &str, id: i64) -> Result<Value, ApiError> {
@@ -107,6 +137,7 @@ pub async fn handle_complete(state: &ApiState, req: Request) -> Response<Body> {
         None,
         |_q| async move {
             let id = path_id(&path, PREFIX)?;
+            not_merged(state, id, &path).await?;
             let data = one(state, &complete_sql(), id).await?;
             Ok(json!({ "data": data, "meta": { "freshness": freshness(&state.pool).await? } }))
         },
@@ -250,6 +281,7 @@ pub async fn handle_timeline(state: &ApiState, req: Request) -> Response<Body> {
         None,
         |q| async move {
             let id = path_id(&path, PREFIX)?;
+            not_merged(state, id, &path).await?;
             timeline(state, id, &q).await
         },
     )

@@ -3,6 +3,7 @@
 pub mod dashboard;
 pub mod facilities;
 pub mod facility;
+pub mod facility_links;
 pub mod geojson;
 pub mod health;
 pub mod list;
@@ -26,6 +27,25 @@ use std::sync::LazyLock;
 pub struct ApiState {
     pub pool: sqlx::PgPool,
     pub cache: Cache,
+    /// What write endpoints need to recompute after a change.
+    pub writes: WriteSettings,
+}
+
+/// Settings of the computations a write endpoint triggers (a manual facility link reruns the
+/// linker and the violation engine).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteSettings {
+    pub link: crate::linking::Settings,
+    pub nd_policy: crate::violations::NdPolicy,
+}
+
+impl WriteSettings {
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            link: cfg.link,
+            nd_policy: cfg.nd_policy,
+        }
+    }
 }
 
 impl ApiState {
@@ -34,6 +54,7 @@ impl ApiState {
         Ok(Self {
             pool: crate::db::pool(cfg)?,
             cache: Cache::new(cfg.redis_url.as_deref()),
+            writes: WriteSettings::from_config(cfg),
         })
     }
 }

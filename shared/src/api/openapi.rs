@@ -265,10 +265,10 @@ fn operation(method: &str, path: &str) -> Op {
             body: None,
         },
         ("GET", "/api/facilities/{id}") => Op {
-            summary: "One canonical facility: profile, links, counts, ERA Level.",
+            summary: "One canonical facility: profile, links, counts, ERA Level. A facility merged into another answers 308 with its Location.",
             params: vec![],
             ok: single(r("FacilityProfile")),
-            errors: &[404],
+            errors: &[308, 404],
             body: None,
         },
         ("GET", "/api/facilities/{id}/complete") => Op {
@@ -277,7 +277,7 @@ fn operation(method: &str, path: &str) -> Op {
             ok: single(json!({ "allOf": [r("FacilityProfile"), obj(&[
                 ("smarts", "object"), ("esmr", "object"), ("violationEvents", "object"), ("nal", "object"),
             ])] })),
-            errors: &[404],
+            errors: &[308, 404],
             body: None,
         },
         ("GET", "/api/facilities/{id}/timeline") => Op {
@@ -307,7 +307,7 @@ fn operation(method: &str, path: &str) -> Op {
                 ]),
                 None,
             ),
-            errors: &[404],
+            errors: &[308, 404],
             body: None,
         },
         ("GET", "/api/facilities.geojson") => Op {
@@ -522,6 +522,18 @@ fn operation(method: &str, path: &str) -> Op {
             body: Some(json!({ "type": "object", "required": ["status"], "properties": {
                 "status": { "type": "string", "enum": ["open", "under_review", "resolved", "dismissed"] },
                 "notes": t("string"), "expectedStatus": t("string") } })),
+        },
+        ("POST", "/api/facilities/{id}/links") => Op {
+            summary: "Record a reviewer's link or unlink of a source record and this facility (credentials required); the linker reruns and replays it on every later run.",
+            params: vec![],
+            ok: json!({ "type": "object", "required": ["data", "meta"] }),
+            errors: &[401, 404, 409],
+            body: Some(json!({ "type": "object", "required": ["action", "source", "sourceKey"],
+                "additionalProperties": false, "properties": {
+                "action": { "type": "string", "enum": ["link", "unlink"] },
+                "source": { "type": "string", "enum": super::facility_links::SOURCES },
+                "sourceKey": { "type": "string", "minLength": 1, "maxLength": 200 },
+                "notes": { "type": "string", "maxLength": 4000 } } })),
         },
         ("GET", "/api/nal-levels") => Op {
             summary: "IGP ERA Level per facility and pollutant.",

@@ -117,6 +117,11 @@ pub static FUNCTIONS: &[Function] = &[
         routes: &[("PATCH", "/api/violations/{id}/status")],
     },
     Function {
+        name: "api-facility-links",
+        handler: handler!(super::facility_links::handle),
+        routes: &[("POST", "/api/facilities/{id}/links")],
+    },
+    Function {
         name: "api-nal-levels",
         handler: handler!(super::nal_levels::handle),
         routes: &[("GET", "/api/nal-levels")],

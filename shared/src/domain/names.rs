@@ -93,9 +93,9 @@ static GENERIC: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
     });
 
 /// The distinctive part of a name for matching: [`normalize`] without the words that many
-/// unrelated sites share ("auto", "recycling", "services", "san", "fedex", …). "Pacific Auto
-/// Wrecking" and "Montana Auto Wrecking" share two thirds of their letters but no
-/// distinctive word. A name made only of common words keeps them all.
+/// unrelated sites share ("auto", "recycling", "services", "san", "fedex", …). "Japanese Auto
+/// Wrecking" and "Montana Auto Wrecking" share half their letters but no distinctive word.
+/// A name made only of common words keeps them all.
 pub fn core(raw: &str) -> String {
     let n = normalize(raw);
     let kept: Vec<&str> = n
@@ -111,12 +111,49 @@ pub fn core(raw: &str) -> String {
 /// without a leading house number (a road name alone does not place a site).
 pub fn street_key(raw: &str) -> Option<String> {
     const DROP: &[&str] = &[
-        "n", "s", "e", "w", "north", "south", "east", "west", "ne", "nw", "se", "sw", "st",
-        "street", "ave", "av", "avenue", "rd", "road", "blvd", "boulevard", "dr", "drive", "way",
-        "wy", "ln", "lane", "hwy", "highway", "ct", "court", "pl", "place", "pkwy", "parkway",
-        "cir", "circle", "ter", "terrace",
+        "n",
+        "s",
+        "e",
+        "w",
+        "north",
+        "south",
+        "east",
+        "west",
+        "ne",
+        "nw",
+        "se",
+        "sw",
+        "st",
+        "street",
+        "ave",
+        "av",
+        "avenue",
+        "rd",
+        "road",
+        "blvd",
+        "boulevard",
+        "dr",
+        "drive",
+        "way",
+        "wy",
+        "ln",
+        "lane",
+        "hwy",
+        "highway",
+        "ct",
+        "court",
+        "pl",
+        "place",
+        "pkwy",
+        "parkway",
+        "cir",
+        "circle",
+        "ter",
+        "terrace",
     ];
-    const UNIT: &[&str] = &["ste", "suite", "unit", "apt", "bldg", "building", "rear", "space", "spc"];
+    const UNIT: &[&str] = &[
+        "ste", "suite", "unit", "apt", "bldg", "building", "rear", "space", "spc",
+    ];
     let lower = raw.to_lowercase();
     let cut = lower.split('#').next().unwrap_or_default();
     let mut tokens = cut
@@ -199,7 +236,10 @@ mod tests {
         assert_eq!(normalize("A & B Metals"), "ab metals");
         assert_eq!(normalize("L&R PALLETS INC"), normalize("L R Pallets"));
         assert_eq!(normalize("Sand and Gravel"), "sand and gravel");
-        assert_eq!(normalize("City of Lodi WWTP"), "city of lodi wastewater treatment plant");
+        assert_eq!(
+            normalize("City of Lodi WWTP"),
+            "city of lodi wastewater treatment plant"
+        );
         assert_eq!(normalize("U.S. Steel"), "us steel");
     }
 
@@ -229,15 +269,36 @@ mod tests {
 
     #[test]
     fn street_keys_ignore_direction_type_and_unit() {
-        assert_eq!(street_key("802 E ONTARIO BLVD").as_deref(), Some("802 ontario"));
-        assert_eq!(street_key("802 Ontario Blvd.").as_deref(), Some("802 ontario"));
-        assert_eq!(street_key("1034 Cristobal St # D").as_deref(), Some("1034 cristobal"));
-        assert_eq!(street_key("1034 Cristobal Ave").as_deref(), Some("1034 cristobal"));
-        assert_eq!(street_key("775 Energy Wy Ste A").as_deref(), Some("775 energy"));
-        assert_eq!(street_key("12319 Branford St Rear Unit").as_deref(), Some("12319 branford"));
+        assert_eq!(
+            street_key("802 E ONTARIO BLVD").as_deref(),
+            Some("802 ontario")
+        );
+        assert_eq!(
+            street_key("802 Ontario Blvd.").as_deref(),
+            Some("802 ontario")
+        );
+        assert_eq!(
+            street_key("1034 Cristobal St # D").as_deref(),
+            Some("1034 cristobal")
+        );
+        assert_eq!(
+            street_key("1034 Cristobal Ave").as_deref(),
+            Some("1034 cristobal")
+        );
+        assert_eq!(
+            street_key("775 Energy Wy Ste A").as_deref(),
+            Some("775 energy")
+        );
+        assert_eq!(
+            street_key("12319 Branford St Rear Unit").as_deref(),
+            Some("12319 branford")
+        );
         assert_eq!(street_key("End Of Hights Access Road"), None);
         assert_eq!(street_key("445"), None);
-        assert_ne!(street_key("939 HERITAGE ROAD"), street_key("941 Heritage Rd"));
+        assert_ne!(
+            street_key("939 HERITAGE ROAD"),
+            street_key("941 Heritage Rd")
+        );
     }
 
     #[test]

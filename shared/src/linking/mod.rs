@@ -42,6 +42,96 @@ pub enum LinkError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("violation engine: {0}")]
+    Engine(#[from] crate::violations::engine::EngineError),
+    #[error("dashboard refresh: {0}")]
+    Dashboard(String),
+}
+
+/// The input of the `facility-link` function: `{}` (incremental) or `{"full": true}`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkRequest {
+    pub full: bool,
+}
+
+/// A linker run and what followed from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub links: Report,
+    pub violations: crate::violations::engine::Report,
+}
+
+/// Runs the linker, then the violation engine (which recomputes the relinked facilities),
+/// refreshes the stored dashboards (those of `facilities` — statewide, their counties and
+/// regions — or all when `None`) and starts a new cache generation. Used by the
+/// `facility-link` function, manual decisions and `xtask link`.
+pub async fn apply(
+    pool: &PgPool,
+    cache: &crate::cache::Cache,
+    opts: &Options,
+    nd_policy: crate::violations::NdPolicy,
+    facilities: Option<&[i64]>,
+) -> Result<Applied, LinkError> {
+    use crate::violations::engine;
+    let links = match run(pool, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(db) = record_failure(pool, opts, &e).await {
+                tracing::error!(error = %db, "could not record the linking failure");
+            }
+            return Err(e);
+        }
+    };
+    let mut eopts = engine::Options::new(&opts.trigger, nd_policy);
+    eopts.sync_run_id = opts.sync_run_id;
+    let violations = match engine::compute(pool, &eopts).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(db) = engine::record_failure(pool, &eopts, &e).await {
+                tracing::error!(error = %db, "could not record the engine failure");
+            }
+            return Err(e.into());
+        }
+    };
+    let refresh = |f: Option<i64>| async move {
+        crate::api::dashboard::refresh_snapshots(pool, f)
+            .await
+            .map_err(|e| LinkError::Dashboard(e.to_string()))
+    };
+    match facilities {
+        None => {
+            refresh(None).await?;
+        }
+        Some(ids) => {
+            for &f in ids {
+                refresh(Some(f)).await?;
+            }
+        }
+    }
+    cache.bump_generation().await;
+    Ok(Applied { links, violations })
+}
+
+/// The whole `main` of `facility-link`: config read once, pool built once per execution
+/// environment, one linker run (and its follow-up, see [`apply`]) per invocation.
+pub async fn serve_function() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let cfg = crate::config::Config::from_env()?;
+    let pool: &'static PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
+    let cache: &'static crate::cache::Cache =
+        Box::leak(Box::new(crate::cache::Cache::new(cfg.redis_url.as_deref())));
+    let (settings, policy) = (cfg.link, cfg.nd_policy);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<LinkRequest>| async move {
+            let mut opts = Options::new("function", settings);
+            opts.force_full = event.payload.full;
+            apply(pool, cache, &opts, policy, None)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
 }
 
 /// What to run.
@@ -95,6 +185,8 @@ pub struct Report {
     /// Current `proposed` rows (waiting for review) and facilities merged into another.
     pub proposed: i64,
     pub merged_facilities: i64,
+    /// Milliseconds per step.
+    pub timings: BTreeMap<String, u64>,
     pub elapsed_ms: u64,
 }
 
@@ -106,11 +198,10 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
         .bind(LOCK)
         .execute(&mut *tx)
         .await?;
-    let state: Option<(chrono::DateTime<chrono::Utc>, String, Option<i64>)> = sqlx::query_as(
-        "select watermark, fingerprint, last_sync_run_id from facility_link_state",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let state: Option<(chrono::DateTime<chrono::Utc>, String, Option<i64>)> =
+        sqlx::query_as("select watermark, fingerprint, last_sync_run_id from facility_link_state")
+            .fetch_optional(&mut *tx)
+            .await?;
     let fingerprint = opts.settings.fingerprint();
     let full = opts.force_full || state.as_ref().is_none_or(|s| s.1 != fingerprint);
     let mode = if full { "full" } else { "incremental" };
@@ -131,17 +222,26 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     .fetch_one(&mut *tx)
     .await?;
     let seeded =
-        crate::facility::seed(&mut tx, state.as_ref().and_then(|s| s.2).filter(|_| !full))
-            .await?;
+        crate::facility::seed(&mut tx, state.as_ref().and_then(|s| s.2).filter(|_| !full)).await?;
     let watermark = if full { None } else { state.map(|s| s.0) };
-
+    let mut timings = BTreeMap::new();
+    let mut lap = Instant::now();
+    let mut mark = |name: &str| {
+        timings.insert(name.to_owned(), lap.elapsed().as_millis() as u64);
+        lap = Instant::now();
+    };
+    mark("seed");
     let changed_records = load_records(&mut tx, watermark).await?;
+    mark("load");
     let pairs_scored = score_candidates(&mut tx, &opts.settings, full).await?;
+    mark("score");
     let pairs_stored: i64 = sqlx::query_scalar("select count(*) from facility_match")
         .fetch_one(&mut *tx)
         .await?;
     let plan = plan(&mut tx, &opts.settings).await?;
+    mark("cluster");
     let written = write(&mut tx, &plan.rows).await?;
+    mark("write");
     let relinked_facilities: i64 = sqlx::query_scalar("select count(*) from lk_relinked")
         .fetch_one(&mut *tx)
         .await?;
@@ -169,6 +269,7 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
         blocked_by_decisions: plan.blocked,
         written,
         relinked_facilities,
+        timings,
         ..Report::default()
     };
     summarize(&mut tx, &opts.settings, &mut report).await?;
@@ -247,6 +348,11 @@ async fn load_records(
         "create index on lk_rec (street_key)",
         "create unique index on lk_rec (source, key)",
         "analyze lk_rec",
+        // Records coordinates cannot place: the only ones matched on the name alone.
+        "create temp table lk_nocoord on commit drop as
+         select * from lk_rec where latitude is null and match_name is not null",
+        "create index on lk_nocoord using gin (match_name gin_trgm_ops)",
+        "analyze lk_nocoord",
     ];
     for (i, sql) in statements.into_iter().enumerate() {
         let q = sqlx::query(sql);
@@ -315,11 +421,19 @@ async fn score_candidates(
               where a.changed and a.match_name is not null and b.match_name is not null
                 and (b.source, b.key) <> (a.source, a.key)
              union all
+             -- Similar names when one side has no coordinates: from the side without them
+             -- (few records, so few index probes), and in an incremental run also from
+             -- changed records with coordinates to unchanged ones without.
              select a.source, a.key, b.source, b.key, null
-               from lk_rec a join lk_rec b on b.match_name % a.match_name
-              where a.changed and (a.latitude is null or b.latitude is null)
+               from lk_nocoord a join lk_rec b on b.match_name % a.match_name
+              where a.changed
                 and (a.region is null or b.region is null or a.region = b.region)
                 and (b.source, b.key) <> (a.source, a.key)
+             union all
+             select a.source, a.key, b.source, b.key, null
+               from lk_rec a join lk_nocoord b on b.match_name % a.match_name
+              where $3 and a.changed and a.latitude is not null
+                and (a.region is null or b.region is null or a.region = b.region)
          ), ordered as (
              select distinct on (s1, k1, s2, k2) s1, k1, s2, k2, exact
              from (select case when (s1, k1) < (s2, k2) then s1 else s2 end as s1,
@@ -342,6 +456,7 @@ async fn score_candidates(
     )
     .bind(dlat)
     .bind(dlon)
+    .bind(!full)
     .fetch_all(&mut **tx)
     .await?;
 
@@ -650,7 +765,10 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
                 }
             }
         } else if size[&g] > 1 {
-            w.notes = Some(format!("canonical record of a site with {} records", size[&g]));
+            w.notes = Some(format!(
+                "canonical record of a site with {} records",
+                size[&g]
+            ));
         } else if let Some(d) = decision_of(r, "unlink", None) {
             w.method = "unlinked";
             w.verified_by = Some(d.decided_by.clone());
@@ -659,7 +777,12 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
         }
         push(r, w);
         // Rejections the reviewers made, on the facility they named.
-        for d in decided.get(&r).into_iter().flatten().map(|&i| &decisions[i]) {
+        for d in decided
+            .get(&r)
+            .into_iter()
+            .flatten()
+            .map(|&i| &decisions[i])
+        {
             if let ("unlink", Some(f)) = (d.decision.as_str(), d.facility_id)
                 && f != target
             {
@@ -694,14 +817,15 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
             w.method = e.method.as_str();
             w.confidence = e.confidence;
             w.status = "proposed";
-            w.notes = Some(if clusters.ambiguous.contains(&x) || clusters.ambiguous.contains(&y)
-            {
-                format!("{} (ambiguous: matches several sites)", reasons[i])
-            } else if clusters.blocked.contains(&i) {
-                format!("{} (a manual decision keeps them apart)", reasons[i])
-            } else {
-                reasons[i].clone()
-            });
+            w.notes = Some(
+                if clusters.ambiguous.contains(&x) || clusters.ambiguous.contains(&y) {
+                    format!("{} (ambiguous: matches several sites)", reasons[i])
+                } else if clusters.blocked.contains(&i) {
+                    format!("{} (a manual decision keeps them apart)", reasons[i])
+                } else {
+                    reasons[i].clone()
+                },
+            );
             push(x, w);
         }
     }
@@ -734,7 +858,11 @@ async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Writ
     .bind(col(|w| w.method.to_owned()))
     .bind(rows.iter().map(|w| w.confidence).collect::<Vec<_>>())
     .bind(col(|w| w.status.to_owned()))
-    .bind(rows.iter().map(|w| w.verified_by.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|w| w.verified_by.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|w| w.verified_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|w| w.notes.clone()).collect::<Vec<_>>())
     .execute(&mut **tx)

@@ -139,6 +139,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         let api = crate::api::ApiState {
             pool: ctx.pool.clone(),
             cache: ctx.cache.clone(),
+            writes: crate::api::WriteSettings::from_config(&ctx.cfg),
         };
         crate::api::preload::hot_keys(&api).await
     } else {

@@ -184,6 +184,7 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
     let api = ApiState {
         pool: ctx.pool.clone(),
         cache: Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix),
+        writes: stormwater::api::WriteSettings::from_config(&ctx.cfg),
     };
     Harness {
         ctx,

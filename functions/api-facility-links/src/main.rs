@@ -1,0 +1,6 @@
+//! `POST /api/facilities/{id}/links`: manual facility link / unlink decisions (credentials required).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+}

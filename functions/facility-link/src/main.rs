@@ -1,0 +1,7 @@
+//! `facility-link`: facility linking on its own (incremental, or `{"full": true}`), followed
+//! by the violation engine for the relinked facilities.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    stormwater::linking::serve_function().await
+}
