@@ -410,6 +410,33 @@ async fn every_sample_event_runs_through_its_handler() {
                         "finalize already computed everything"
                     );
                 }
+                "facility-link" => {
+                    let req: stormwater::linking::LinkRequest =
+                        serde_json::from_str(&text).unwrap();
+                    let mut opts = stormwater::linking::Options::new(
+                        "test",
+                        stormwater::linking::Settings::default(),
+                    );
+                    opts.force_full = req.full;
+                    let done = stormwater::linking::apply(
+                        h.pool(),
+                        &h.ctx.cache,
+                        &opts,
+                        stormwater::violations::NdPolicy::Zero,
+                        None,
+                    )
+                    .await
+                    .expect("linker");
+                    assert_eq!(
+                        done.links.mode,
+                        if req.full { "full" } else { "incremental" }
+                    );
+                    assert_eq!(
+                        done.links.written,
+                        stormwater::linking::Written::default(),
+                        "finalize already linked everything"
+                    );
+                }
                 "alert-dispatch" => {
                     let event: SqsEvent = serde_json::from_str(&text).unwrap();
                     let resp = stormwater::alerts::dispatch::handle(&h.ctx, event).await;

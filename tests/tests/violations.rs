@@ -926,18 +926,29 @@ async fn esmr_results_and_duplicates_across_linked_facilities() {
 
     // A manual link: the plant's eSMR records belong to the gravel yard's canonical facility.
     let gravel = facility(&h, "900004").await;
-    sqlx::query(
-        "update facility_link set facility_id = $1, method = 'manual', verified_by = 'test',
-                verified_at = now() where source = 'esmr' and source_key = '990001'",
-    )
-    .bind(gravel)
-    .execute(h.pool())
-    .await
-    .expect("link");
-    let report = engine::compute(h.pool(), &Options::new("test", NdPolicy::Zero))
+    // Through the reviewers' endpoint: the decision is stored, the linker moves the record,
+    // and the engine recomputes both facilities.
+    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
         .await
-        .expect("engine");
-    assert_eq!(report.mode, "full", "a manual link changes the fingerprint");
+        .expect("key");
+    let (status, body) = h
+        .send(
+            "api-facility-links",
+            "POST",
+            &format!("/api/facilities/{gravel}/links"),
+            Some(json!({ "action": "link", "source": "esmr", "sourceKey": "990001" })),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["linkedTo"], gravel);
+    assert!(
+        body["meta"]["violationEvents"]["retracted"]
+            .as_i64()
+            .unwrap()
+            >= 2,
+        "the plant's events are retracted: {body}"
+    );
     let esmr_events = h
         .scalar_i64(&format!(
             "select count(*) from violation_event where facility_id = {gravel} and source = 'esmr' and retracted_at is null"

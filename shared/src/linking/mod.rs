@@ -3,7 +3,8 @@
 //! Every source record (a SMARTS application `'APP_ID|WDID'` per program, an eSMR facility by
 //! CIWQS place id) has a facility of its own from seeding (`crate::facility`). The linker
 //! decides which of them are one site and points their `facility_link` rows at one canonical
-//! facility (the smallest id of the group, so ids stay stable as groups grow):
+//! facility (built from a SMARTS record when the group has one, else the oldest; so ids stay
+//! stable as groups grow):
 //!
 //! 1. candidates: the same WDID or APP_ID within one SMARTS program (`exact`); coordinates
 //!    within the radius, the same street address, or similar names where coordinates cannot
@@ -707,13 +708,21 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
     let n = recs.keys.len();
     let clusters = cluster::cluster(n, &mut edges, &constraints);
     let fid = |r: usize| fids.get(&recs.keys[r]).copied();
-    let mut canonical: HashMap<usize, i64> = HashMap::new();
+    // The canonical facility of a group: built from a SMARTS record when there is one (it has
+    // the address, county and operator eSMR lacks), industrial first; then the oldest.
+    let rank = |r: usize| match recs.keys[r].0.as_str() {
+        "smarts_industrial" => 0,
+        "smarts_construction" => 1,
+        _ => 2,
+    };
+    let mut best: HashMap<usize, (u8, i64)> = HashMap::new();
     for r in 0..n {
         if let Some(f) = fid(r) {
-            let c = canonical.entry(clusters.group[r]).or_insert(f);
-            *c = (*c).min(f);
+            let c = best.entry(clusters.group[r]).or_insert((rank(r), f));
+            *c = (*c).min((rank(r), f));
         }
     }
+    let canonical: HashMap<usize, i64> = best.into_iter().map(|(g, (_, f))| (g, f)).collect();
     let mut size: HashMap<usize, usize> = HashMap::new();
     for g in &clusters.group {
         *size.entry(*g).or_default() += 1;

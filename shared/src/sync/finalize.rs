@@ -30,7 +30,7 @@ pub enum FinalizeOutcome {
         links: Option<super::links::LinkCounts>,
         /// The facility linker's report; `None` when it failed (recorded in
         /// `facility_link_run`; the next run catches up).
-        facility_links: Option<crate::linking::Report>,
+        facility_links: Option<Box<crate::linking::Report>>,
         /// The violation engine's report; `None` when it failed (recorded in
         /// `violation_engine_run`; the next run or the violations-compute function catches up).
         violations: Option<crate::violations::engine::Report>,
@@ -166,7 +166,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
 /// Links facilities for what the run changed (before the engine, which then computes events
 /// for the linked facilities), and adds the counts to the run's notes. A failure does not undo
 /// the finalized run: it is recorded, and the next run catches up.
-async fn link_facilities(ctx: &Context, run_id: i64) -> Option<crate::linking::Report> {
+async fn link_facilities(ctx: &Context, run_id: i64) -> Option<Box<crate::linking::Report>> {
     let mut opts = crate::linking::Options::new("finalize", ctx.cfg.link);
     opts.sync_run_id = Some(run_id);
     match crate::linking::run(&ctx.pool, &opts).await {
@@ -184,7 +184,7 @@ async fn link_facilities(ctx: &Context, run_id: i64) -> Option<crate::linking::R
             if let Err(e) = noted {
                 tracing::error!(run_id, error = %e, "facility link counts not noted on the run");
             }
-            Some(report)
+            Some(Box::new(report))
         }
         Err(e) => {
             tracing::error!(run_id, error = %e, "facility linking failed");
