@@ -315,6 +315,28 @@ async fn manual_decisions_win_survive_the_next_sync_and_need_credentials() {
         }
     };
     check("after the decisions").await;
+    // Reviewers find both decisions in the link list.
+    let (status, body, _) = h
+        .get(
+            "api-facility-link-list",
+            "/api/facility-links?status=rejected",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["sourceKey"], "8100001");
+    assert_eq!(items[0]["facility"]["id"], hambro);
+    assert_eq!(items[0]["record"]["name"], "Hambro Forest Products Inc.");
+    assert_eq!(items[0]["verifiedBy"], "key:reviewer");
+    let (_, body, _) = h
+        .get(
+            "api-facility-link-list",
+            "/api/facility-links?status=linked&method=manual&source=esmr",
+        )
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["data"][0]["facility"]["id"], klamath);
     let (status, _, _) = h
         .get("api-facility", &format!("/api/facilities/{merged}"))
         .await;
@@ -685,6 +707,33 @@ async fn precision_and_recall_on_real_sites_and_near_misses() {
     assert_eq!(proposals("8300002").await, 1);
     assert_eq!(proposals("8300003").await, 0);
     assert_eq!(proposals("8300004").await, 1);
+
+    // The review list pages through every proposal once.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, body, _) = h
+            .get(
+                "api-facility-link-list",
+                &format!("/api/facility-links?limit=1000{cursor}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        for item in body["data"].as_array().unwrap() {
+            assert_eq!(item["status"], "proposed");
+            assert!(seen.insert(item["id"].as_i64().unwrap()), "listed twice");
+        }
+        match body["page"]["nextCursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen.len() as i64,
+        h.scalar_i64("select count(*) from facility_link where status = 'proposed'")
+            .await
+    );
+    assert!(seen.len() > 1000, "several pages");
 
     let mut all = Confusion::default();
     for c in [real25, pairs, constructed] {

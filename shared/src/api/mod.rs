@@ -3,6 +3,7 @@
 pub mod dashboard;
 pub mod facilities;
 pub mod facility;
+pub mod facility_link_list;
 pub mod facility_links;
 pub mod geojson;
 pub mod health;

@@ -535,6 +535,39 @@ fn operation(method: &str, path: &str) -> Op {
                 "sourceKey": { "type": "string", "minLength": 1, "maxLength": 200 },
                 "notes": { "type": "string", "maxLength": 4000 } } })),
         },
+        ("GET", "/api/facility-links") => Op {
+            summary: "Links between source records and canonical facilities for review: proposed (default), linked or rejected; with each link's method, confidence and reason.",
+            params: [
+                vec![
+                    one_of("status", super::facility_link_list::STATUSES, "Link status (default proposed)."),
+                    one_of("method", super::facility_link_list::METHODS, "How the link was made."),
+                    one_of("source", super::facility_links::SOURCES, "Source of the record."),
+                    q("minConfidence", json!({ "type": "number", "minimum": 0, "maximum": 1 }), "Confidence at least this."),
+                    facility_id(),
+                ],
+                area(),
+                vec![limit(1000, 100), cursor()],
+            ]
+            .concat(),
+            ok: page_of(
+                obj(&[
+                    ("id", "integer"),
+                    ("source", "string"),
+                    ("sourceKey", "string"),
+                    ("record", "object?"),
+                    ("facility", "object"),
+                    ("method", "string"),
+                    ("confidence", "number"),
+                    ("status", "string"),
+                    ("notes", "string?"),
+                    ("verifiedBy", "string?"),
+                    ("verifiedAt", "date-time?"),
+                ]),
+                None,
+            ),
+            errors: &[],
+            body: None,
+        },
         ("GET", "/api/nal-levels") => Op {
             summary: "IGP ERA Level per facility and pollutant.",
             params: [

@@ -122,6 +122,11 @@ pub static FUNCTIONS: &[Function] = &[
         routes: &[("POST", "/api/facilities/{id}/links")],
     },
     Function {
+        name: "api-facility-link-list",
+        handler: handler!(super::facility_link_list::handle),
+        routes: &[("GET", "/api/facility-links")],
+    },
+    Function {
         name: "api-nal-levels",
         handler: handler!(super::nal_levels::handle),
         routes: &[("GET", "/api/nal-levels")],

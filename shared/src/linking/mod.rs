@@ -885,58 +885,41 @@ async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Writ
     for sql in statements {
         sqlx::query(sql).execute(&mut **tx).await?;
     }
-    let deleted: i64 = sqlx::query_scalar(
-        "with gone as (
-             delete from facility_link l using lk_scope s
-             where l.source = s.source and l.source_key = s.source_key
-               and not exists (select 1 from lk_want w where w.source = l.source
-                                 and w.source_key = l.source_key and w.facility_id = l.facility_id)
-             returning l.facility_id, l.status
-         ), q as (
-             insert into lk_relinked select distinct facility_id from gone where status = 'linked'
-             on conflict do nothing
-         )
-         select count(*) from gone",
+    // Each change counts its rows and queues the facilities whose linked records changed.
+    let deleted = changed(
+        tx,
+        "delete from facility_link l using lk_scope s
+         where l.source = s.source and l.source_key = s.source_key
+           and not exists (select 1 from lk_want w where w.source = l.source
+                             and w.source_key = l.source_key and w.facility_id = l.facility_id)
+         returning l.facility_id, l.status = 'linked' as moved",
     )
-    .fetch_one(&mut **tx)
     .await?;
-    let updated: i64 = sqlx::query_scalar(
-        "with up as (
-             update facility_link l
-                set method = w.method, confidence = w.confidence, status = w.status,
-                    verified_by = w.verified_by, verified_at = w.verified_at, notes = w.notes
-               from lk_want w, facility_link o
-              where w.source = l.source and w.source_key = l.source_key
-                and w.facility_id = l.facility_id and o.id = l.id
-                and (l.method, l.confidence, l.status, l.verified_by, l.verified_at, l.notes)
-                    is distinct from
-                    (w.method, w.confidence, w.status, w.verified_by, w.verified_at, w.notes)
-             returning l.facility_id, (o.status = 'linked') <> (w.status = 'linked') as moved
-         ), q as (
-             insert into lk_relinked select distinct facility_id from up where moved
-             on conflict do nothing
-         )
-         select count(*) from up",
+    let updated = changed(
+        tx,
+        "update facility_link l
+            set method = w.method, confidence = w.confidence, status = w.status,
+                verified_by = w.verified_by, verified_at = w.verified_at, notes = w.notes
+           from lk_want w, facility_link o
+          where w.source = l.source and w.source_key = l.source_key
+            and w.facility_id = l.facility_id and o.id = l.id
+            and (l.method, l.confidence, l.status, l.verified_by, l.verified_at, l.notes)
+                is distinct from
+                (w.method, w.confidence, w.status, w.verified_by, w.verified_at, w.notes)
+         returning l.facility_id, (o.status = 'linked') <> (w.status = 'linked') as moved",
     )
-    .fetch_one(&mut **tx)
     .await?;
-    let inserted: i64 = sqlx::query_scalar(
-        "with ins as (
-             insert into facility_link (facility_id, source, source_key, method, confidence,
-                                        status, verified_by, verified_at, notes)
-             select w.facility_id, w.source, w.source_key, w.method, w.confidence, w.status,
-                    w.verified_by, w.verified_at, w.notes
-             from lk_want w
-             where not exists (select 1 from facility_link l where l.source = w.source
-                                 and l.source_key = w.source_key and l.facility_id = w.facility_id)
-             returning facility_id, status
-         ), q as (
-             insert into lk_relinked select distinct facility_id from ins where status = 'linked'
-             on conflict do nothing
-         )
-         select count(*) from ins",
+    let inserted = changed(
+        tx,
+        "insert into facility_link (facility_id, source, source_key, method, confidence,
+                                    status, verified_by, verified_at, notes)
+         select w.facility_id, w.source, w.source_key, w.method, w.confidence, w.status,
+                w.verified_by, w.verified_at, w.notes
+         from lk_want w
+         where not exists (select 1 from facility_link l where l.source = w.source
+                             and l.source_key = w.source_key and l.facility_id = w.facility_id)
+         returning facility_id, status = 'linked' as moved",
     )
-    .fetch_one(&mut **tx)
     .await?;
     let statements = [
         "update facility f
@@ -957,6 +940,19 @@ async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Writ
         updated,
         deleted,
     })
+}
+
+/// Runs `dml` (returning `facility_id` and `moved`), queues the facilities of moved rows in
+/// `lk_relinked` and returns how many rows changed.
+async fn changed(tx: &mut Transaction<'_, Postgres>, dml: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "with c as ({dml}), q as (
+             insert into lk_relinked select distinct facility_id from c where moved
+             on conflict do nothing)
+         select count(*) from c"
+    )))
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// Fills the current counts by method and confidence band.

@@ -1,0 +1,97 @@
+//! `GET /api/facility-links`: links between source records and canonical facilities, for
+//! review, in link id order. By default the pending ones (`status=proposed`);
+//! `status=linked&method=fuzzy` lists automatic links to spot-check,
+//! `status=rejected` the reviewers' unlinks. Decisions go to `POST /api/facilities/{id}/links`.
+
+use super::{ApiState, freshness};
+use crate::http::{ApiError, Query, encode_cursor, json_response};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+/// Link statuses and methods a request may filter on.
+pub const STATUSES: &[&str] = &["proposed", "linked", "rejected"];
+pub const METHODS: &[&str] = &["exact", "fuzzy", "manual", "seed", "unlinked"];
+
+/// Handles the request.
+pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
+    if req.method() != Method::GET {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    match respond(state, &Query::of(&req)).await {
+        Ok(body) => json_response(StatusCode::OK, &body, "no-store"),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
+    let limit = q.limit(100, 1000)?;
+    let after = q.cursor()?;
+    let status = q.one_of("status", STATUSES)?.unwrap_or("proposed");
+    let method = q.one_of("method", METHODS)?;
+    let source = q.one_of("source", super::facility_links::SOURCES)?;
+    let min_confidence = match q.text("minConfidence")? {
+        Some(v) => Some(
+            v.parse::<f32>()
+                .ok()
+                .filter(|c| (0.0..=1.0).contains(c))
+                .ok_or_else(|| ApiError::bad("minConfidence", "a number from 0 to 1"))?,
+        ),
+        None => None,
+    };
+    let facility_id = match q.text("facilityId")? {
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad("facilityId", "must be an integer"))?,
+        ),
+        None => None,
+    };
+    let region = q.text("region")?;
+    let county = q.text("county")?;
+    let rows: Vec<(i64, Value)> = sqlx::query_as(
+        "select l.id, jsonb_build_object(
+                    'id', l.id, 'source', l.source, 'sourceKey', l.source_key,
+                    'record', case when o.id is null then null else jsonb_build_object(
+                        'facilityId', o.id, 'name', o.name, 'address', o.address,
+                        'city', o.city, 'county', o.county, 'region', o.region) end,
+                    'facility', jsonb_build_object('id', f.id, 'name', f.name,
+                        'address', f.address, 'city', f.city, 'county', f.county,
+                        'region', f.region),
+                    'method', l.method, 'confidence', l.confidence, 'status', l.status,
+                    'notes', l.notes, 'verifiedBy', l.verified_by, 'verifiedAt', l.verified_at)
+         from facility_link l
+         join facility f on f.id = l.facility_id
+         left join facility o on o.origin_source = l.source and o.origin_key = l.source_key
+         where l.status = $1
+           and ($2::text is null or l.method = $2)
+           and ($3::text is null or l.source = $3)
+           and ($4::real is null or l.confidence >= $4)
+           and ($5::bigint is null or l.facility_id = $5)
+           and ($6::text is null or upper(f.region) = upper($6))
+           and ($7::text is null or lower(f.county) = lower($7))
+           and ($8::bigint is null or l.id > $8)
+         order by l.id
+         limit $9",
+    )
+    .bind(status)
+    .bind(method)
+    .bind(source)
+    .bind(min_confidence)
+    .bind(facility_id)
+    .bind(&region)
+    .bind(&county)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let page: Vec<&(i64, Value)> = rows.iter().take(limit as usize).collect();
+    let next = more
+        .then(|| page.last().map(|(k, _)| encode_cursor(*k)))
+        .flatten();
+    Ok(json!({
+        "data": page.iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "page": { "limit": limit, "nextCursor": next },
+        "meta": { "freshness": freshness(&state.pool).await? },
+    }))
+}
