@@ -31,6 +31,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+/// Name-only candidates kept per record (see `score_candidates`).
+const NAME_CANDIDATES: i64 = 10;
+
 /// Shared with the violation engine: seeding and linking never interleave with it.
 const LOCK: i64 = 7243001;
 
@@ -349,9 +352,11 @@ async fn load_records(
         "create index on lk_rec (street_key)",
         "create unique index on lk_rec (source, key)",
         "analyze lk_rec",
-        // Records coordinates cannot place: the only ones matched on the name alone.
+        // Records neither coordinates nor a street address can place: the only ones matched
+        // on the name alone (a SMARTS record with an address meets its site by street).
         "create temp table lk_nocoord on commit drop as
-         select * from lk_rec where latitude is null and match_name is not null",
+         select * from lk_rec
+         where latitude is null and match_name is not null and street_key is null",
         "create index on lk_nocoord using gin (match_name gin_trgm_ops)",
         "analyze lk_nocoord",
     ];
@@ -396,7 +401,12 @@ async fn score_candidates(
     // Degrees spanning the radius: latitude everywhere, longitude at California's north end.
     let dlat = s.radius_m / 111_000.0;
     let dlon = s.radius_m / (111_000.0 * 42.1f64.to_radians().cos());
-    sqlx::query("set local pg_trgm.similarity_threshold = 0.5")
+    // A name-only candidate reaches the floor only with name similarity of at least
+    // (floor - 0.15) / 0.6 (0.15: the same city, the most a record without coordinates or
+    // street address can add).
+    let name_threshold = ((f64::from(s.floor) - 0.15) / 0.6).clamp(0.1, 1.0);
+    sqlx::query("select set_config('pg_trgm.similarity_threshold', $1, true)")
+        .bind(format!("{name_threshold:.3}"))
         .execute(&mut **tx)
         .await?;
     let rows: Vec<Candidate> = sqlx::query_as(
@@ -422,19 +432,31 @@ async fn score_candidates(
               where a.changed and a.match_name is not null and b.match_name is not null
                 and (b.source, b.key) <> (a.source, a.key)
              union all
-             -- Similar names when one side has no coordinates: from the side without them
+             -- Similar names when one side cannot be placed (lk_nocoord): from that side
              -- (few records, so few index probes), and in an incremental run also from
-             -- changed records with coordinates to unchanged ones without.
+             -- changed records with coordinates to unchanged ones without. At most the
+             -- NAME_CANDIDATES most similar per record: a name shared more widely is a chain,
+             -- which a name alone cannot place anyway.
              select a.source, a.key, b.source, b.key, null
-               from lk_nocoord a join lk_rec b on b.match_name % a.match_name
+               from lk_nocoord a
+               cross join lateral (
+                   select b.source, b.key from lk_rec b
+                    where b.match_name % a.match_name
+                      and (a.region is null or b.region is null or a.region = b.region)
+                      and (b.source, b.key) <> (a.source, a.key)
+                    order by similarity(b.match_name, a.match_name) desc, b.source, b.key
+                    limit $4) b
               where a.changed
-                and (a.region is null or b.region is null or a.region = b.region)
-                and (b.source, b.key) <> (a.source, a.key)
              union all
              select a.source, a.key, b.source, b.key, null
-               from lk_rec a join lk_nocoord b on b.match_name % a.match_name
-              where $3 and a.changed and a.latitude is not null
-                and (a.region is null or b.region is null or a.region = b.region)
+               from lk_rec a
+               cross join lateral (
+                   select b.source, b.key from lk_nocoord b
+                    where b.match_name % a.match_name
+                      and (a.region is null or b.region is null or a.region = b.region)
+                    order by similarity(b.match_name, a.match_name) desc, b.source, b.key
+                    limit $4) b
+              where $3 and a.changed and a.latitude is not null and a.match_name is not null
          ), ordered as (
              select distinct on (s1, k1, s2, k2) s1, k1, s2, k2, exact
              from (select case when (s1, k1) < (s2, k2) then s1 else s2 end as s1,
@@ -458,6 +480,7 @@ async fn score_candidates(
     .bind(dlat)
     .bind(dlon)
     .bind(!full)
+    .bind(NAME_CANDIDATES)
     .fetch_all(&mut **tx)
     .await?;
 
