@@ -212,6 +212,19 @@ async fn manual_decisions_win_survive_the_next_sync_and_need_credentials() {
         )
         .await;
     assert_eq!(status, 308, "{body}");
+    // One site, one point on the map.
+    let map = |body: &Value| -> Vec<i64> {
+        body["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_i64().unwrap())
+            .collect()
+    };
+    let bbox = "/api/facilities.geojson?bbox=-124.2,41.74,-124.16,41.77";
+    let (_, body, _) = h.get("api-facilities-geojson", bbox).await;
+    assert!(map(&body).contains(&hambro), "{body}");
+    assert!(!map(&body).contains(&merged), "{body}");
 
     let path = |f: i64| format!("/api/facilities/{f}/links");
     let unlink = json!({ "action": "unlink", "source": "esmr", "sourceKey": "8100001",
@@ -341,6 +354,8 @@ async fn manual_decisions_win_survive_the_next_sync_and_need_credentials() {
         .get("api-facility", &format!("/api/facilities/{merged}"))
         .await;
     assert_eq!(status, 200, "an unlinked facility is its own again");
+    let (_, body, _) = h.get("api-facilities-geojson", bbox).await;
+    assert!(map(&body).contains(&merged), "{body}");
 
     // The next sync (a new eSMR year with both places again) and a full linker run replay the
     // decisions.

@@ -244,16 +244,18 @@ pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::
     );
     qb.push(", ");
     let mut fc = Conditions::default();
-    fc.when(
-        "lower(t.county) = lower(",
-        scope.county.clone().map(Arg::Text),
-        ")",
-    )
-    .when(
-        "upper(t.region) = upper(",
-        scope.region.clone().map(Arg::Text),
-        ")",
-    );
+    // Canonical facilities only: one merged into another is the same site.
+    fc.always("t.merged_into is null")
+        .when(
+            "lower(t.county) = lower(",
+            scope.county.clone().map(Arg::Text),
+            ")",
+        )
+        .when(
+            "upper(t.region) = upper(",
+            scope.region.clone().map(Arg::Text),
+            ")",
+        );
     cte(&mut qb, "fa", "t.id", "facility t", &fc);
     qb.push(format!(
         " select jsonb_build_object(

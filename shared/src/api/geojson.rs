@@ -107,7 +107,9 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let mut c = Conditions::default();
-    c.always("f.latitude is not null");
+    // Canonical facilities only: one merged into another is the same site, one point.
+    c.always("f.latitude is not null")
+        .always("f.merged_into is null");
     let area = area(&q, &mut c)?;
     c.when(
         "lower(f.county) = lower(",
