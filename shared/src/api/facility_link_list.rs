@@ -4,8 +4,7 @@
 //! `status=rejected` the reviewers' unlinks. Decisions go to `POST /api/facilities/{id}/links`.
 
 use super::{ApiState, freshness};
-use crate::http::{ApiError, Query, encode_cursor, json_response};
-use lambda_http::http::{Method, StatusCode};
+use crate::http::{ApiError, Query};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -15,16 +14,10 @@ pub const METHODS: &[&str] = &["exact", "fuzzy", "manual", "seed", "unlinked"];
 
 /// Handles the request.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    match respond(state, &Query::of(&req)).await {
-        Ok(body) => json_response(StatusCode::OK, &body, "no-store"),
-        Err(e) => e.into_response(),
-    }
+    super::list::uncached(&req, "no-store", |q| respond(state, q)).await
 }
 
-async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
+async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let limit = q.limit(100, 1000)?;
     let after = q.cursor()?;
     let status = q.one_of("status", STATUSES)?.unwrap_or("proposed");
@@ -84,14 +77,10 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let more = rows.len() as i64 > limit;
-    let page: Vec<&(i64, Value)> = rows.iter().take(limit as usize).collect();
-    let next = more
-        .then(|| page.last().map(|(k, _)| encode_cursor(*k)))
-        .flatten();
+    let (data, page) = super::list::keyed_page(rows, limit);
     Ok(json!({
-        "data": page.iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "page": { "limit": limit, "nextCursor": next },
+        "data": data,
+        "page": page,
         "meta": { "freshness": freshness(&state.pool).await? },
     }))
 }

@@ -169,6 +169,36 @@ pub fn counts_by(from: &str, column: &str) -> String {
     )
 }
 
+/// A GET answered straight from `compute`, without the cache (reads whose answer must be
+/// current, such as the review list): 405 for other methods.
+pub async fn uncached<F, Fut>(req: &Request, cache_control: &str, compute: F) -> Response<Body>
+where
+    F: FnOnce(Query) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    if req.method() != Method::GET {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    match compute(Query::of(req)).await {
+        Ok(body) => json_response(StatusCode::OK, &body, cache_control),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Splits rows fetched with `limit + 1` and keyed by their paging key into the page's items and
+/// its `page` object (`nextCursor` when there are more).
+pub fn keyed_page(rows: Vec<(i64, Value)>, limit: i64) -> (Vec<Value>, Value) {
+    let more = rows.len() as i64 > limit;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (k, v) in rows.into_iter().take(limit.max(0) as usize) {
+        last = Some(k);
+        items.push(v);
+    }
+    let next = more.then(|| last.map(encode_cursor)).flatten();
+    (items, json!({ "limit": limit, "nextCursor": next }))
+}
+
 /// The response of a read endpoint: only GET; `format=csv` (when `csv_columns` is given) turns
 /// `data` into CSV; the body comes from the cache (key: `name`, the sync generation and the
 /// query) or from `compute`. Parameters are validated by the caller before computing.
@@ -238,6 +268,19 @@ fn csv_rows<'a>(body: &'a Value, columns: &'a [&str]) -> impl Iterator<Item = Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyed_page_has_a_cursor_only_when_more_rows_follow() {
+        let rows = |n: i64| (1..=n).map(|k| (k * 10, json!(k))).collect::<Vec<_>>();
+        let (items, page) = keyed_page(rows(3), 2);
+        assert_eq!(items, vec![json!(1), json!(2)]);
+        assert_eq!(page["nextCursor"], json!(encode_cursor(20)));
+        assert_eq!(page["limit"], 2);
+        let (items, page) = keyed_page(rows(2), 2);
+        assert_eq!(items.len(), 2);
+        assert!(page["nextCursor"].is_null());
+        assert!(keyed_page(vec![], 5).0.is_empty());
+    }
 
     #[test]
     fn conditions_render_in_order_with_numbered_binds() {

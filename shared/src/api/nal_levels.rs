@@ -7,8 +7,7 @@
 //! official ones); return to Baseline after ERA completion is not modelled.
 
 use super::{ApiState, freshness};
-use crate::http::{ApiError, Query, encode_cursor, json_response};
-use lambda_http::http::{Method, StatusCode};
+use crate::http::{ApiError, Query};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -16,16 +15,10 @@ const LEVELS: &[&str] = &["baseline", "level_1", "level_2"];
 
 /// Handles the request.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    match respond(state, &Query::of(&req)).await {
-        Ok(body) => json_response(StatusCode::OK, &body, "public, max-age=300"),
-        Err(e) => e.into_response(),
-    }
+    super::list::uncached(&req, "public, max-age=300", |q| respond(state, q)).await
 }
 
-async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
+async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let limit = q.limit(100, 1000)?;
     let after = q.cursor()?;
     let pollutant = q.text("pollutant")?.map(|p| p.to_lowercase());
@@ -91,14 +84,10 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let more = rows.len() as i64 > limit;
-    let page: Vec<&(i64, Value)> = rows.iter().take(limit as usize).collect();
-    let next = more
-        .then(|| page.last().map(|(k, _)| encode_cursor(*k)))
-        .flatten();
+    let (data, page) = super::list::keyed_page(rows, limit);
     Ok(json!({
-        "data": page.iter().map(|(_, v)| v).collect::<Vec<_>>(),
-        "page": { "limit": limit, "nextCursor": next },
+        "data": data,
+        "page": page,
         "meta": {
             "note": "computed from published results (SMARTS assigns the official Level); baseline rows exceeded in a year whose Level change starts next July 1; see docs/VIOLATION_SCHEMA_MIGRATION.md",
             "freshness": freshness(&state.pool).await?,
