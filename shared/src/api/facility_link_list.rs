@@ -32,13 +32,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         ),
         None => None,
     };
-    let facility_id = match q.text("facilityId")? {
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::bad("facilityId", "must be an integer"))?,
-        ),
-        None => None,
-    };
+    let facility_id = q.int("facilityId", 1..=i64::MAX)?;
     let region = q.text("region")?;
     let county = q.text("county")?;
     let rows: Vec<(i64, Value)> = sqlx::query_as(
