@@ -86,13 +86,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 /// A 308 to the canonical facility when `id` was merged into another (`facility.merged_into`),
 /// keeping the rest of the path (`/complete`, `/timeline`).
 async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiError> {
+    // The linker sets merged_into to the facility the record is linked to, which is always a
+    // canonical one: one lookup, never a chain.
     let target: Option<i64> = sqlx::query_scalar(
-        "with recursive chain(id, depth) as (
-             select merged_into, 1 from facility where id = $1 and merged_into is not null
-             union all
-             select f.merged_into, c.depth + 1 from chain c join facility f on f.id = c.id
-              where f.merged_into is not null and c.depth < 20)
-         select id from chain order by depth desc limit 1",
+        "select merged_into from facility where id = $1 and merged_into is not null",
     )
     .bind(id)
     .fetch_optional(&state.pool)

@@ -79,10 +79,7 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         other => ApiError::Internal(other.to_string()),
     })?;
     let opts = Options::new("manual-decision", state.writes.link);
-    let affected: Vec<i64> = [Some(facility), before.map(|b| b.0)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let affected: Vec<i64> = [Some(facility), before].into_iter().flatten().collect();
     let applied = linking::apply(
         &state.pool,
         &state.cache,
@@ -111,8 +108,8 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
             "sourceKey": decision.key,
             "facilityId": facility,
             "decidedBy": decision.actor,
-            "linkedTo": now.map(|n| n.0),
-            "previouslyLinkedTo": before.map(|b| b.0),
+            "linkedTo": now,
+            "previouslyLinkedTo": before,
             "links": links,
         },
         "meta": {
@@ -135,9 +132,9 @@ struct Decision {
     notes: Option<String>,
 }
 
-/// The facility a record is linked to now, and whether it has a facility of its own.
-async fn record(state: &ApiState, source: &str, key: &str) -> Result<Option<(i64,)>, ApiError> {
-    Ok(sqlx::query_as(
+/// The facility a record is linked to now.
+async fn record(state: &ApiState, source: &str, key: &str) -> Result<Option<i64>, ApiError> {
+    Ok(sqlx::query_scalar(
         "select facility_id from facility_link
           where source = $1 and source_key = $2 and status = 'linked'",
     )
