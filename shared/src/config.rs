@@ -34,9 +34,9 @@ pub struct Config {
     pub chunk_rows: usize,
     /// `CKAN_API_URL`: the CKAN `resource_show` endpoint that resolves `ckan:` sources.
     pub ckan_api_url: String,
-    /// `WITHDRAW_MIN_SHARE`: a file with fewer rows than this share of the last good one is
-    /// imported but does not withdraw missing rows (a truncated download must not erase data).
-    pub withdraw_min_share: f64,
+    /// `QUARANTINE_MAX_SHARE`, `COLLAPSE_MIN_SHARE`, `WITHDRAW_MIN_SHARE`,
+    /// `RUN_DEADLINE_MINUTES`: what a bad file or a stuck run may do (see [`crate::sync::Guards`]).
+    pub guards: crate::sync::Guards,
     /// `ND_POLICY`: how non-detects enter NAL annual averages (`zero`, `half_mdl`, `dropped`).
     pub nd_policy: crate::violations::NdPolicy,
     alert_queue_url: Option<String>,
@@ -97,6 +97,34 @@ fn link_settings() -> Result<crate::linking::Settings, ConfigError> {
     })
 }
 
+fn guards() -> Result<crate::sync::Guards, ConfigError> {
+    let d = crate::sync::Guards::default();
+    let share = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+        let v = parsed(name, default)?;
+        if (0.0..=1.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError::Invalid {
+                name,
+                reason: format!("{v} is not a share between 0 and 1"),
+            })
+        }
+    };
+    let run_deadline_minutes = parsed("RUN_DEADLINE_MINUTES", d.run_deadline_minutes)?;
+    if run_deadline_minutes == 0 {
+        return Err(ConfigError::Invalid {
+            name: "RUN_DEADLINE_MINUTES",
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(crate::sync::Guards {
+        quarantine_max_share: share("QUARANTINE_MAX_SHARE", d.quarantine_max_share)?,
+        collapse_min_share: share("COLLAPSE_MIN_SHARE", d.collapse_min_share)?,
+        withdraw_min_share: share("WITHDRAW_MIN_SHARE", d.withdraw_min_share)?,
+        run_deadline_minutes,
+    })
+}
+
 impl Config {
     /// Reads the environment. Call once, in `main`.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -122,7 +150,7 @@ impl Config {
             import_queue_url: var("IMPORT_QUEUE_URL"),
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
             chunk_rows,
-            withdraw_min_share: parsed("WITHDRAW_MIN_SHARE", 0.5f64)?,
+            guards: guards()?,
             ckan_api_url: var("CKAN_API_URL")
                 .unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
             nd_policy: parsed("ND_POLICY", crate::violations::NdPolicy::default())?,

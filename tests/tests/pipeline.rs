@@ -342,9 +342,10 @@ async fn a_wrong_layout_is_rejected_naming_missing_columns_and_nothing_is_writte
     let file = h.json("select to_jsonb(f) from sync_file f").await;
     assert_eq!(file["status"], "rejected");
     assert_eq!(file["error"], reason);
-    // The run still closes (as partial): the other datasets of a run are not held hostage.
+    // The run still closes: as failed, since its only file was rejected (a run with other
+    // good files ends partial, see failure_paths.rs).
     assert_eq!(
-        h.scalar_i64("select count(*) from sync_run where status = 'partial'")
+        h.scalar_i64("select count(*) from sync_run where status = 'failed' and finished_at is not null")
             .await,
         1
     );
@@ -363,7 +364,8 @@ async fn empty_and_header_only_files_neither_crash_nor_erase_data() {
     );
     let header_only = h.sync(facilities(&fixture("header_only.csv"))).await;
     assert_eq!(header_only.files[0].rows, 0);
-    // A file with no rows cannot withdraw the 7 rows we have: it is much smaller than the last good one.
+    // A file with no rows cannot withdraw the 7 rows we have: it would store far fewer than
+    // the last good one, so it fails whole and changes nothing.
     assert_eq!(
         h.scalar_i64(
             "select count(*) from smarts_industrial_facility where withdrawn_run_id is null"
@@ -377,8 +379,14 @@ async fn empty_and_header_only_files_neither_crash_nor_erase_data() {
             header_only.run_id
         ))
         .await;
-    assert_eq!(f["status"], "partial");
-    assert!(f["error"].as_str().unwrap().contains("withdrawal skipped"));
+    assert_eq!(f["status"], "failed");
+    assert!(
+        f["error"]
+            .as_str()
+            .unwrap()
+            .contains("the file would store 0 records, less than 50% of the 7 of the last good file"),
+        "{f}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

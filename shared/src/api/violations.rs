@@ -123,7 +123,23 @@ pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
     .bind(id)
     .fetch_all(&state.pool)
     .await?;
+    // Results of the same facility, pollutant and year that the engine did not count, and why.
+    let exclusions: Vec<Value> = sqlx::query_scalar(
+        "select jsonb_build_object('sourceTable', x.source_table, 'sourceRowId', x.source_row_id,
+                                   'date', x.sample_date, 'rawValue', x.raw_value,
+                                   'rawUnit', x.raw_unit, 'reason', x.reason)
+         from violation_event e
+         join violation_exclusion x on x.facility_id = e.facility_id
+                                   and x.pollutant_key = e.pollutant_key
+                                   and x.reporting_year = e.reporting_year
+         where e.id = $1
+         order by x.sample_date nulls first, x.source_table, x.source_row_id",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
     event["samples"] = json!(samples);
+    event["exclusions"] = json!(exclusions);
     event["statusHistory"] = json!(history);
     event["possibleDuplicates"] = json!(duplicates);
     Ok(json!({

@@ -17,6 +17,10 @@ const AQUATIC_CSV: &str = include_str!("../../reference/aquatic_and_drinking.csv
 /// The permit the NALs come from (as amended by 2015-0122-DWQ and 2018-0028-DWQ).
 pub const IGP_SOURCE: &str = "IGP 2014-0057-DWQ";
 
+/// The IGP (Order 2014-0057-DWQ) and its NALs took effect on July 1, 2015: results before
+/// that date are not judged against them.
+pub const IGP_EFFECTIVE: Option<NaiveDate> = NaiveDate::from_ymd_opt(2015, 7, 1);
+
 /// One threshold, as stored in the `benchmark` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Benchmark {
@@ -134,7 +138,7 @@ fn igp(rows: Vec<IgpRow>) -> Result<Vec<Benchmark>, String> {
             hardness_dependent: false,
             hardness_equation: None,
             test_method: non_empty(&r.test_method),
-            effective_date: None,
+            effective_date: IGP_EFFECTIVE,
         };
         if let Some(v) = non_empty(&r.annual_nal) {
             out.push(Benchmark {

@@ -5,6 +5,7 @@
 //! checked macros: the statement text differs per dataset.
 
 use super::registry::{Dataset, Normalized};
+use super::text::without_nul;
 use crate::sync::SyncError;
 use crate::sync::import::{ChunkSource, Parsed, chunk_header_map, parse_record};
 use serde::Serialize;
@@ -36,6 +37,10 @@ pub enum IssueAction {
     RowQuarantined,
     ValueNulled,
     ValueFlagged,
+    /// A line that is not a record (a repeated header line) was skipped.
+    LineSkipped,
+    /// A line was stored after a layout repair (trailing delimiters, a stray BOM).
+    LineRepaired,
 }
 
 impl IssueAction {
@@ -44,6 +49,8 @@ impl IssueAction {
             Self::RowQuarantined => "row_quarantined",
             Self::ValueNulled => "value_nulled",
             Self::ValueFlagged => "value_flagged",
+            Self::LineSkipped => "line_skipped",
+            Self::LineRepaired => "line_repaired",
         }
     }
 }
@@ -125,7 +132,13 @@ pub async fn load_chunk(
     .bind(source.file_id)
     .execute(&mut **tx)
     .await?;
-    insert_issues(tx, source, &issues).await?;
+    let file = IssueFile {
+        run_id: source.run_id,
+        file_id: source.file_id,
+        dataset: source.dataset.name,
+        source_file: source.source_file,
+    };
+    insert_issues(tx, &file, &issues).await?;
     counts.bookkeeping_ms = elapsed_ms(bookkeeping_started);
     Ok(counts)
 }
@@ -279,20 +292,41 @@ async fn merge(
     Ok((updated as u64, inserted as u64))
 }
 
-async fn insert_issues(
+/// The file data-quality issues belong to.
+pub struct IssueFile<'a> {
+    pub run_id: i64,
+    pub file_id: i64,
+    pub dataset: &'a str,
+    pub source_file: &'a str,
+}
+
+/// Stores data-quality issues of one file (text is stored without NUL, which Postgres refuses).
+pub async fn insert_issues(
     tx: &mut Transaction<'_, Postgres>,
-    source: &ChunkSource<'_>,
+    source: &IssueFile<'_>,
     issues: &[DataIssue],
 ) -> Result<(), SyncError> {
     if issues.is_empty() {
         return Ok(());
     }
     let lines: Vec<i64> = issues.iter().map(|i| i.line).collect();
-    let columns: Vec<Option<&str>> = issues.iter().map(|i| i.column.as_deref()).collect();
     let actions: Vec<&str> = issues.iter().map(|i| i.action.as_str()).collect();
-    let reasons: Vec<&str> = issues.iter().map(|i| i.reason.as_str()).collect();
-    let values: Vec<Option<&str>> = issues.iter().map(|i| i.value.as_deref()).collect();
-    let raws: Vec<Option<&str>> = issues.iter().map(|i| i.raw.as_deref()).collect();
+    let reasons: Vec<String> = issues
+        .iter()
+        .map(|i| without_nul(&i.reason).into_owned())
+        .collect();
+    let values: Vec<Option<String>> = issues
+        .iter()
+        .map(|i| i.value.as_deref().map(|v| without_nul(v).into_owned()))
+        .collect();
+    let raws: Vec<Option<String>> = issues
+        .iter()
+        .map(|i| i.raw.as_deref().map(|v| without_nul(v).into_owned()))
+        .collect();
+    let columns: Vec<Option<String>> = issues
+        .iter()
+        .map(|i| i.column.as_deref().map(|v| without_nul(v).into_owned()))
+        .collect();
     sqlx::query(
         "insert into data_quality_issue (run_id, file_id, dataset, source_file, line, column_name, action, reason, value, raw)
          select $1, $2, $3, $4, u.line, u.col, u.action, u.reason, u.value, u.raw
@@ -301,8 +335,8 @@ async fn insert_issues(
     )
     .bind(source.run_id)
     .bind(source.file_id)
-    .bind(source.dataset.name)
-    .bind(source.source_file)
+    .bind(source.dataset)
+    .bind(without_nul(source.source_file).as_ref())
     .bind(&lines)
     .bind(&columns)
     .bind(&actions)

@@ -4,3 +4,4 @@ pub mod datasets;
 pub mod load;
 pub mod parse;
 pub mod registry;
+pub mod text;

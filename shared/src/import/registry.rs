@@ -165,7 +165,7 @@ pub fn dataset(name: &str) -> Option<&'static Dataset> {
 }
 
 /// Header names are compared without BOM, surrounding space or case.
-fn normalize_header(h: &str) -> String {
+pub fn normalize_header(h: &str) -> String {
     h.trim_start_matches('\u{feff}')
         .trim()
         .trim_matches('"')
@@ -186,12 +186,24 @@ pub struct HeaderMap {
     pub width: usize,
 }
 
-/// The layout does not carry the dataset: names every missing required column.
+/// The layout does not carry the dataset, or carries it ambiguously.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dataset}: header lacks required column(s) {}", missing.join(", "))]
-pub struct LayoutError {
-    pub dataset: &'static str,
-    pub missing: Vec<String>,
+pub enum LayoutError {
+    /// Names every missing required column.
+    #[error("{dataset}: header lacks required column(s) {}", missing.join(", "))]
+    Missing {
+        dataset: &'static str,
+        missing: Vec<String>,
+    },
+    /// A key column is named twice: which field identifies the row cannot be told.
+    #[error("{dataset}: header names key column {column} more than once (fields {})",
+            fields.iter().map(usize::to_string).collect::<Vec<_>>().join(" and "))]
+    DuplicateKey {
+        dataset: &'static str,
+        column: String,
+        /// 1-based field positions.
+        fields: Vec<usize>,
+    },
 }
 
 impl Dataset {
@@ -201,6 +213,21 @@ impl Dataset {
             .iter()
             .map(|h| normalize_header(h.as_ref()))
             .collect();
+        for k in self.key {
+            let fields: Vec<usize> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.eq_ignore_ascii_case(k))
+                .map(|(i, _)| i + 1)
+                .collect();
+            if fields.len() > 1 {
+                return Err(LayoutError::DuplicateKey {
+                    dataset: self.name,
+                    column: k.to_ascii_uppercase(),
+                    fields,
+                });
+            }
+        }
         let mut used = vec![false; names.len()];
         let mut positions = Vec::with_capacity(self.columns.len());
         let mut missing = Vec::new();
@@ -227,7 +254,7 @@ impl Dataset {
             }
         }
         if !missing.is_empty() {
-            return Err(LayoutError {
+            return Err(LayoutError::Missing {
                 dataset: self.name,
                 missing,
             });
@@ -244,6 +271,17 @@ impl Dataset {
             absent_optional,
             width: names.len(),
         })
+    }
+
+    /// The column whose value identifies a row's record to a reader of the raw line (the
+    /// first identifying text column: APP_ID, or the eSMR facility): a row whose value occurs
+    /// in no unreadable line of a file is provably not among them.
+    pub fn identity_column(&self) -> &'static str {
+        self.columns
+            .iter()
+            .find(|c| c.not_null && c.kind == Kind::Text)
+            .map(|c| c.name)
+            .unwrap_or_else(|| panic!("{}: no identifying text column", self.name))
     }
 
     /// Indexes (into `columns`) of the key columns.
@@ -370,12 +408,29 @@ mod tests {
         let err = SMARTS_INDUSTRIAL_FACILITIES
             .map_header(&["WDID", "APP_ID", "PARAMETER", "RESULT"])
             .unwrap_err();
-        assert!(err.missing.contains(&"FACILITY_NAME".to_string()));
-        assert!(err.missing.contains(&"STATUS".to_string()));
-        assert!(!err.missing.contains(&"QUESTION_TMDL_ANSWER".to_string()));
+        let LayoutError::Missing { missing, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(missing.contains(&"FACILITY_NAME".to_string()));
+        assert!(missing.contains(&"STATUS".to_string()));
+        assert!(!missing.contains(&"QUESTION_TMDL_ANSWER".to_string()));
         assert!(err.to_string().starts_with(
             "smarts_industrial_facilities: header lacks required column(s) PERMIT_TYPE, STATUS"
         ));
+    }
+
+    #[test]
+    fn a_key_column_named_twice_is_a_layout_error() {
+        let mut raw = header(RAW_2025, '\t');
+        raw.push(" app_id ".into());
+        let err = SMARTS_INDUSTRIAL_FACILITIES.map_header(&raw).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "smarts_industrial_facilities: header names key column APP_ID more than once (fields 2 and {})",
+                raw.len()
+            )
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn last_good_file(
     scope: Option<&str>,
 ) -> Result<Option<(Option<String>, Option<String>, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "select checksum, etag, rows_read from sync_file
+        "select checksum, etag, rows_read - rows_quarantined from sync_file
          where dataset = $1 and scope is not distinct from $2 and status = 'succeeded' and chunk_count is not null
          order by id desc limit 1",
     )
@@ -166,4 +166,100 @@ pub async fn claim_finalize(
     .await?
     .rows_affected();
     Ok(claimed == 1)
+}
+
+/// Closes the runs that are still open `minutes` after they started (a stage that died, a
+/// chunk lost without a DLQ record): the run ends `failed` with the reason, files that were
+/// still staging or importing end `failed`, files whose rows all landed end `partial` (nothing
+/// was withdrawn), and chunks still pending are marked failed so a late delivery changes
+/// nothing. Returns the ids of the runs closed.
+pub async fn close_stale_runs(
+    tx: &mut Transaction<'_, Postgres>,
+    by_run: i64,
+    minutes: u32,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let reason = format!("closed by run {by_run}: not finished within {minutes} minutes");
+    let runs: Vec<i64> = sqlx::query_scalar(
+        "update sync_run
+            set status = 'failed', finished_at = now(),
+                finalize_requested_at = coalesce(finalize_requested_at, now()),
+                error = left(coalesce(error || '; ', '') || $3, 4000)
+          where finished_at is null and id <> $1
+            and started_at < now() - make_interval(mins => $2)
+          returning id",
+    )
+    .bind(by_run)
+    .bind(i32::try_from(minutes).unwrap_or(i32::MAX))
+    .bind(&reason)
+    .fetch_all(&mut **tx)
+    .await?;
+    if runs.is_empty() {
+        return Ok(runs);
+    }
+    sqlx::query(
+        "update import_chunk c set status = 'failed', error = $2, finished_at = now()
+           from sync_file f
+          where f.id = c.file_id and f.run_id = any($1) and c.status = 'pending'",
+    )
+    .bind(&runs)
+    .bind(&reason)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "update sync_file
+            set status = case when status = 'imported' then 'partial' else 'failed' end,
+                error = left(coalesce(error || '; ', '')
+                             || case when status = 'imported' then $2 || '; nothing withdrawn'
+                                     else $2 end, 4000),
+                finished_at = now()
+          where run_id = any($1) and status in ('staging', 'importing', 'imported')",
+    )
+    .bind(&runs)
+    .bind(&reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(runs)
+}
+
+/// Forgets the chunks of a file that will not be imported; returns their S3 keys.
+pub async fn discard_chunks(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("delete from import_chunk where file_id = $1 returning s3_key")
+        .bind(file_id)
+        .fetch_all(db)
+        .await
+}
+
+/// Records chunks `from_index..` of a file as failed (their messages could not be queued),
+/// counting them as done so the file still completes, as `partial`, once the queued chunks
+/// are imported. Returns whether the file is now complete.
+pub async fn fail_unqueued_chunks(
+    tx: &mut Transaction<'_, Postgres>,
+    file_id: i64,
+    from_index: i32,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let failed = sqlx::query(
+        "update import_chunk set status = 'failed', error = $3, finished_at = now()
+          where file_id = $1 and chunk_index >= $2 and status = 'pending'",
+    )
+    .bind(file_id)
+    .bind(from_index)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query_scalar(
+        "update sync_file set chunks_done = chunks_done + $2,
+                error = left(coalesce(error || '; ', '') || $3, 4000),
+                status = case when chunk_count <= chunks_done + $2 then 'imported' else status end
+          where id = $1 returning status = 'imported'",
+    )
+    .bind(file_id)
+    .bind(i32::try_from(failed).unwrap_or(i32::MAX))
+    .bind(reason)
+    .fetch_one(&mut **tx)
+    .await
 }

@@ -100,7 +100,15 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     let ok = finals
         .iter()
         .all(|f| matches!(f.status.as_str(), "succeeded" | "skipped"));
-    let run_status = if ok { "succeeded" } else { "partial" };
+    let any_ok = finals
+        .iter()
+        .any(|f| matches!(f.status.as_str(), "succeeded" | "skipped" | "partial"));
+    // Every file failed or was rejected: the run failed. Some did: partial, with the reasons.
+    let run_status = match (ok, any_ok) {
+        (true, _) => "succeeded",
+        (false, true) => "partial",
+        (false, false) => "failed",
+    };
     let relinks = finals.iter().any(|f| {
         matches!(f.status.as_str(), "succeeded" | "partial")
             && super::links::LINKED_DATASETS.contains(&f.dataset.as_str())
@@ -269,7 +277,7 @@ async fn finalize_file(
         .fetch_one(&mut **tx)
         .await?;
     let previous: Option<i64> = sqlx::query_scalar(
-        "select p.rows_read from sync_file p, sync_file f
+        "select p.rows_read - p.rows_quarantined from sync_file p, sync_file f
           where f.id = $2 and p.dataset = $1 and p.scope is not distinct from f.scope
             and p.status = 'succeeded' and p.id <> $2
           order by p.id desc limit 1",
@@ -285,51 +293,32 @@ async fn finalize_file(
     .bind(file_id)
     .fetch_one(&mut **tx)
     .await?;
+    let min_share = ctx.cfg.guards.withdraw_min_share;
     let note = if let Some(failed) = failed {
         Some(format!("withdrawal skipped: {failed}"))
     } else if seen != stored {
         Some(format!(
             "withdrawal skipped: {seen} keys seen but {stored} rows stored (seen-set incomplete)"
         ))
-    } else if previous.is_some_and(|p| (rows_read as f64) < ctx.cfg.withdraw_min_share * p as f64) {
+    } else if let Some(p) = previous.filter(|&p| (stored as f64) < min_share * p as f64) {
         Some(format!(
-            "withdrawal skipped: {rows_read} rows is less than {:.0}% of the previous good file ({})",
-            ctx.cfg.withdraw_min_share * 100.0,
-            previous.unwrap_or_default()
+            "withdrawal skipped: {stored} rows stored is less than {:.0}% of the {p} of the previous good file (WITHDRAW_MIN_SHARE)",
+            min_share * 100.0,
         ))
     } else {
         None
     };
-    let withdrawn = if note.is_none() {
-        // The anti-join must be a hash join: on a freshly loaded table the statistics still say
-        // "empty", and a nested loop over millions of rows ran for many minutes (seen in the
-        // violation benchmark on a new database).
-        sqlx::query("set local enable_nestloop = off")
-            .execute(&mut **tx)
-            .await?;
-        let n = sqlx::query(AssertSqlSafe(format!(
-            "update {} t set withdrawn_run_id = f.run_id
-               from sync_file f
-              where f.id = $1 and t.withdrawn_run_id is null and {scope}
-                and not exists (select 1 from import_seen s
-                                 where s.file_id = $1 and s.row_key = t.row_key and s.row_ord = t.row_ord)",
-            dataset.table,
-            scope = match dataset.merge.scope_filter {
-                Some(filter) => format!("(f.scope is null or {filter})"),
-                None => "true".to_owned(),
-            }
-        )))
-                .bind(file_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        sqlx::query("set local enable_nestloop = on")
-            .execute(&mut **tx)
-            .await?;
-        n
+    let (withdrawn, kept) = if note.is_none() {
+        withdraw(tx, dataset, file_id, quarantined > 0).await?
     } else {
-        0
+        (0, 0)
     };
+    // Records whose identifier occurs in a line that could not be read are not provably gone.
+    let kept_note = (kept > 0).then(|| {
+        format!(
+            "{kept} record(s) not withdrawn: their identifier occurs in one of the {quarantined} line(s) that could not be read"
+        )
+    });
     let status = if note.is_none() {
         "succeeded"
     } else {
@@ -342,7 +331,7 @@ async fn finalize_file(
     .bind(file_id)
     .bind(status)
     .bind(withdrawn as i64)
-    .bind(note.as_deref())
+    .bind(note.as_deref().or(kept_note.as_deref()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("delete from import_seen where file_id = $1")
@@ -354,6 +343,71 @@ async fn finalize_file(
         dataset: dataset_name.to_owned(),
         status: status.into(),
         withdrawn,
-        note,
+        note: note.or(kept_note),
     })
+}
+
+/// Marks the rows of the dataset the file did not contain as withdrawn; returns how many, and
+/// how many were kept because a quarantined line of the file may be them. With quarantined
+/// lines, a row is withdrawn only when its identifying value (APP_ID; the eSMR facility) occurs
+/// in none of them: a row that could not be read is never evidence that its record is gone.
+async fn withdraw(
+    tx: &mut Transaction<'_, Postgres>,
+    dataset: &registry::Dataset,
+    file_id: i64,
+    any_quarantined: bool,
+) -> Result<(u64, u64), SyncError> {
+    let scope = match dataset.merge.scope_filter {
+        Some(filter) => format!("(f.scope is null or {filter})"),
+        None => "true".to_owned(),
+    };
+    let unseen = format!(
+        "sync_file f
+         where f.id = $1 and t.withdrawn_run_id is null and {scope}
+           and not exists (select 1 from import_seen s
+                            where s.file_id = $1 and s.row_key = t.row_key and s.row_ord = t.row_ord)"
+    );
+    let identity = dataset.identity_column();
+    let unread = format!(
+        "and not exists (select 1 from data_quality_issue q
+                          where q.file_id = $1 and q.action = 'row_quarantined'
+                            and (q.raw is null or strpos(q.raw, t.{identity}) > 0))"
+    );
+    // The anti-join must be a hash join: on a freshly loaded table the statistics still say
+    // "empty", and a nested loop over millions of rows ran for many minutes (seen in the
+    // violation benchmark on a new database).
+    sqlx::query("set local enable_nestloop = off")
+        .execute(&mut **tx)
+        .await?;
+    let candidates: i64 = if any_quarantined {
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(*) from {} t, {unseen}",
+            dataset.table
+        )))
+        .bind(file_id)
+        .fetch_one(&mut **tx)
+        .await?
+    } else {
+        0
+    };
+    // The statement text depends on the dataset's table, scope and identity column, which are
+    // compile-time constants of the registry.
+    let n = sqlx::query(AssertSqlSafe(format!(
+        "update {} t set withdrawn_run_id = f.run_id from {unseen} {}",
+        dataset.table,
+        if any_quarantined { unread.as_str() } else { "" }
+    )))
+    .bind(file_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query("set local enable_nestloop = on")
+        .execute(&mut **tx)
+        .await?;
+    let kept = if any_quarantined {
+        u64::try_from(candidates).unwrap_or(0).saturating_sub(n)
+    } else {
+        0
+    };
+    Ok((n, kept))
 }

@@ -12,6 +12,7 @@
 use super::{CHUNK_PREFIX, ChunkMessage, Context, SyncError};
 use crate::import::load::{self, DataIssue, IssueAction, LoadCounts};
 use crate::import::registry::{self, Dataset, Presence};
+use crate::import::text;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
 use std::time::Instant;
@@ -22,6 +23,8 @@ pub enum ChunkOutcome {
     Imported(LoadCounts),
     /// The chunk was already imported (SQS delivered the message again).
     AlreadyDone,
+    /// The chunk had been given up on (recorded failed); a late delivery changes nothing.
+    GivenUp,
 }
 
 /// Handles one SQS batch: each message is one chunk; failures are reported per message.
@@ -133,6 +136,13 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
         tx.commit().await?;
         tracing::info!("chunk already imported; message acknowledged without changes");
         return Ok(ChunkOutcome::AlreadyDone);
+    }
+    if status == "failed" {
+        // Given up on (its run was closed, or its last delivery failed): importing it now
+        // would merge rows into a run that is already finalized.
+        tx.commit().await?;
+        tracing::warn!("chunk was given up on; message acknowledged without changes");
+        return Ok(ChunkOutcome::GivenUp);
     }
 
     let object = ctx
@@ -263,11 +273,14 @@ pub(crate) fn parse_record(
             "chunk record has a malformed bookkeeping prefix {prefix:?}"
         ));
     };
-    let source_fields: Vec<std::borrow::Cow<'_, str>> = record
+    // Every field as text Postgres stores: not valid UTF-8 → the declared fallback encoding,
+    // NUL removed; reported below for the declared columns it happened in.
+    let decoded: Vec<text::Decoded<'_>> = record
         .iter()
         .skip(CHUNK_PREFIX.len())
-        .map(String::from_utf8_lossy)
+        .map(text::decode)
         .collect();
+    let source_fields: Vec<&str> = decoded.iter().map(|d| d.text.as_ref()).collect();
     let raw = || raw_text(&source_fields);
     let issue = |column: Option<&str>, action, reason: String, value: Option<String>| DataIssue {
         line,
@@ -290,21 +303,17 @@ pub(crate) fn parse_record(
         )));
     }
     let mut issues = Vec::new();
-    if record
-        .iter()
-        .skip(CHUNK_PREFIX.len())
-        .any(|f| std::str::from_utf8(f).is_err())
-    {
-        issues.push(issue(
-            None,
-            IssueAction::ValueFlagged,
-            "record is not valid UTF-8; undecodable bytes were replaced by U+FFFD".into(),
-            None,
-        ));
-    }
     let mut values = Vec::with_capacity(dataset.columns.len());
     for (column, pos) in dataset.columns.iter().zip(&map.positions) {
-        let raw_value = pos.map(|p| source_fields[p].as_ref()).unwrap_or_default();
+        let raw_value = pos.map(|p| source_fields[p]).unwrap_or_default();
+        if let Some(remark) = pos.and_then(|p| decoded[p].remark()) {
+            issues.push(issue(
+                Some(column.name),
+                IssueAction::ValueFlagged,
+                remark,
+                Some(raw_value.to_owned()),
+            ));
+        }
         let value = match registry::normalize(column, raw_value) {
             Ok(v) => v,
             Err(e) if column.not_null => {
@@ -371,7 +380,7 @@ pub(crate) fn parse_record(
 }
 
 /// The record as text, for the data-quality table: the source fields as CSV.
-fn raw_text(fields: &[std::borrow::Cow<'_, str>]) -> String {
+fn raw_text(fields: &[&str]) -> String {
     let mut w = csv::WriterBuilder::new()
         .flexible(true)
         .from_writer(Vec::new());

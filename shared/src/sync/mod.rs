@@ -14,6 +14,35 @@ use crate::cache::Cache;
 use crate::config::{Config, ConfigError};
 use serde::{Deserialize, Serialize};
 
+/// What a bad file or a stuck run may do. A row that could not be read is never evidence that
+/// its record disappeared, and a file that is mostly unreadable changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guards {
+    /// A file in which more than this share of the rows cannot be stored (wrong field count,
+    /// no identifier) fails whole before anything is queued: nothing of it is imported.
+    pub quarantine_max_share: f64,
+    /// A file that would store fewer rows than this share of the last good file of its dataset
+    /// (and scope) fails whole the same way: a truncated download is not the new truth.
+    pub collapse_min_share: f64,
+    /// A file that stores fewer rows than this share of the last good file is imported, but
+    /// withdraws nothing (the run says why).
+    pub withdraw_min_share: f64,
+    /// A run not finished this many minutes after it started is closed (`failed`, with the
+    /// reason) by the next run.
+    pub run_deadline_minutes: u32,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            quarantine_max_share: 0.5,
+            collapse_min_share: 0.5,
+            withdraw_min_share: 0.9,
+            run_deadline_minutes: 720,
+        }
+    }
+}
+
 /// Clients every sync stage uses, built once per execution environment.
 pub struct Context {
     pub cfg: Config,

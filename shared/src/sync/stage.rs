@@ -11,7 +11,9 @@
 
 use super::manifest::{self, Location, Source};
 use super::{CHUNK_PREFIX, ChunkMessage, Context, FinalizeMessage, SyncError};
+use crate::import::load::{self, DataIssue, IssueAction};
 use crate::import::registry::{self, Dataset};
+use crate::import::text;
 use crate::repo;
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -70,6 +72,14 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
         .unwrap_or_else(manifest::default_sources);
     let run_id = repo::sync::create_run(&ctx.pool, &req.trigger).await?;
     tracing::info!(run_id, sources = sources.len(), "sync run started");
+    let mut tx = ctx.pool.begin().await?;
+    let closed =
+        repo::sync::close_stale_runs(&mut tx, run_id, ctx.cfg.guards.run_deadline_minutes).await?;
+    tx.commit().await?;
+    if !closed.is_empty() {
+        tracing::warn!(run_id, ?closed, "closed runs past their deadline");
+    }
+    // A source that fails fails its file only: the other sources of the request still run.
     let mut files = Vec::with_capacity(sources.len());
     for source in &sources {
         files.push(stage_source(ctx, run_id, source, req.force).await?);
@@ -129,20 +139,19 @@ async fn stage_source(
         outcome.reason = Some(reason);
         return Ok(outcome);
     };
-    match stage_file(ctx, run_id, file_id, dataset, source, force).await {
-        Ok(o) => Ok(o),
-        Err(StageFail::Reject { status, reason }) => {
-            tracing::warn!(file_id, dataset = dataset.name, %reason, status, "source not imported");
-            repo::sync::close_file(&ctx.pool, file_id, status, &reason).await?;
-            outcome.status = status.into();
-            outcome.reason = Some(reason);
-            Ok(outcome)
-        }
-        Err(StageFail::Sync(e)) => {
-            repo::sync::close_file(&ctx.pool, file_id, "failed", &e.to_string()).await?;
-            Err(e)
-        }
-    }
+    let (status, reason) = match stage_file(ctx, run_id, file_id, dataset, source, force).await {
+        Ok(o) => return Ok(o),
+        Err(StageFail::Reject { status, reason }) => (status, reason),
+        // A source that cannot be read (or staged) fails this file; the run goes on. Only a
+        // failure to record that (the database is gone) fails the invocation, and then the
+        // run is closed by the next one when its deadline passes.
+        Err(StageFail::Sync(e)) => ("failed", e.to_string()),
+    };
+    tracing::warn!(file_id, dataset = dataset.name, %reason, status, "source not imported");
+    repo::sync::close_file(&ctx.pool, file_id, status, &reason).await?;
+    outcome.status = status.into();
+    outcome.reason = Some(reason);
+    Ok(outcome)
 }
 
 enum StageFail {
@@ -173,13 +182,24 @@ fn reject(reason: impl Into<String>) -> StageFail {
     }
 }
 
+/// The file was read but is not fit to import: it fails whole and changes nothing.
+fn fail(reason: impl Into<String>) -> StageFail {
+    StageFail::Reject {
+        status: "failed",
+        reason: reason.into(),
+    }
+}
+
 type Reader = Pin<Box<dyn AsyncRead + Send>>;
 
-async fn open(
-    ctx: &Context,
-    location: &Location,
-    url: &str,
-) -> Result<(Reader, Option<String>), SyncError> {
+/// An opened source: the byte stream, its ETag and its announced length (HTTP).
+struct Opened {
+    reader: Reader,
+    etag: Option<String>,
+    length: Option<u64>,
+}
+
+async fn open(ctx: &Context, location: &Location, url: &str) -> Result<Opened, SyncError> {
     let err = |message: String| SyncError::Source {
         url: url.to_owned(),
         message,
@@ -189,7 +209,11 @@ async fn open(
             let f = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
-            Ok((Box::pin(f), None))
+            Ok(Opened {
+                reader: Box::pin(f),
+                etag: None,
+                length: None,
+            })
         }
         Location::Http(u) => {
             let resp = ctx
@@ -204,8 +228,13 @@ async fn open(
                 .get(reqwest::header::ETAG)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            let length = resp.content_length();
             let stream = resp.bytes_stream().map_err(std::io::Error::other);
-            Ok((Box::pin(tokio_util::io::StreamReader::new(stream)), etag))
+            Ok(Opened {
+                reader: Box::pin(tokio_util::io::StreamReader::new(stream)),
+                etag,
+                length,
+            })
         }
     }
 }
@@ -251,7 +280,11 @@ async fn stage_file(
             });
         }
     }
-    let (reader, etag) = open(ctx, &location, &source.url).await?;
+    let Opened {
+        reader,
+        etag,
+        length,
+    } = open(ctx, &location, &source.url).await?;
     if let (Some(e), Some((_, Some(prev_etag), _)), false) = (&etag, &previous, force)
         && e == prev_etag
     {
@@ -293,13 +326,17 @@ async fn stage_file(
         .flexible(true)
         .has_headers(true)
         .create_reader(buffered);
-    let header: Vec<String> = reader
+    let mut header: Vec<String> = reader
         .byte_headers()
         .await
         .map_err(|e| reject(format!("unreadable header: {e}")))?
         .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .map(|h| text::decode(h).text.into_owned())
         .collect();
+    // A trailing delimiter on the header line names no column.
+    while header.len() > 1 && header.last().is_some_and(|h| h.trim().is_empty()) {
+        header.pop();
+    }
     if header.len() == 1 {
         let first: String = header[0].chars().take(80).collect();
         return Err(reject(format!(
@@ -314,32 +351,37 @@ async fn stage_file(
         .into_iter()
         .map(|i| (i, map.positions[i]))
         .collect();
+    let header_names: Vec<String> = header.iter().map(|h| registry::normalize_header(h)).collect();
 
     let mut chunker = Chunker::new(ctx, run_id, file_id, dataset.name, &header)?;
+    let mut check = FileCheck::default();
     let mut ordinals: HashMap<i64, u32> = HashMap::new();
     let mut record = csv_async::ByteRecord::new();
     let mut rows: i64 = 0;
-    loop {
+    let outcome = loop {
         match reader.read_byte_record(&mut record).await {
             Ok(true) => {}
-            Ok(false) => break,
+            Ok(false) => break Ok(()),
             Err(e) => {
-                return Err(SyncError::Source {
-                    url: source.url.clone(),
-                    message: format!("after {rows} records: {e}"),
-                }
-                .into());
+                break Err(format!(
+                    "the file could not be read to its end (after {rows} records): {e}"
+                ));
             }
         }
         let line = record.position().map_or(0, |p| p.line());
+        if let Some(repaired) = check.repair(line, &record, header_names.len(), delimiter) {
+            record = repaired;
+        }
+        if check.is_header_line(line, &record, &header_names) {
+            continue;
+        }
+        check.predict(line, &record, dataset, &map);
         let key_values: Vec<Option<String>> = key_positions
             .iter()
             .map(|&(col, pos)| {
-                let raw = pos
-                    .and_then(|p| record.get(p))
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                registry::normalize(&dataset.columns[col], &raw)
+                let decoded = pos.and_then(|p| record.get(p)).map(text::decode);
+                let raw = decoded.as_ref().map(|d| d.text.as_ref()).unwrap_or_default();
+                registry::normalize(&dataset.columns[col], raw)
                     .unwrap_or_else(|_| Some(raw.trim().to_owned()))
             })
             .collect();
@@ -351,10 +393,32 @@ async fn stage_file(
         if chunker.rows == ctx.cfg.chunk_rows {
             chunker.flush().await?;
         }
-    }
-    chunker.flush().await?;
+    };
+    let outcome = match outcome {
+        Ok(()) => chunker.flush().await.map_err(|e| e.to_string()),
+        Err(reason) => Err(reason),
+    };
     drop(reader);
     let (checksum, bytes) = digest.finish();
+    // The whole file has been read: is it fit to import? Nothing is queued until it is.
+    let verdict = outcome.and_then(|()| {
+        check.verdict(
+            rows,
+            bytes,
+            length,
+            previous.as_ref().map(|p| p.2),
+            &ctx.cfg.guards,
+        )
+    });
+    if let Err(reason) = verdict {
+        chunker.discard().await?;
+        let mut tx = ctx.pool.begin().await?;
+        let samples = check.samples();
+        load::insert_issues(&mut tx, &issue_file(run_id, file_id, dataset, source), &samples)
+            .await?;
+        tx.commit().await?;
+        return Err(fail(reason));
+    }
     let extra_columns = map.extra.clone();
     let chunks = chunker.index;
     let mut tx = ctx.pool.begin().await?;
@@ -372,8 +436,24 @@ async fn stage_file(
         },
     )
     .await?;
+    load::insert_issues(
+        &mut tx,
+        &issue_file(run_id, file_id, dataset, source),
+        &check.notes(),
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(file_id, dataset = dataset.name, rows, chunks, %checksum, extra = ?extra_columns, "file staged");
+    tracing::info!(file_id, dataset = dataset.name, rows, chunks, %checksum, extra = ?extra_columns,
+                   repaired = check.repaired, headers_skipped = check.header_lines.len(), "file staged");
+    // Queue the chunks. A chunk whose message cannot be sent is recorded as failed, so the
+    // file still completes (as partial, withdrawing nothing) once the others are imported.
+    if let Err((from_index, e)) = chunker.queue_all().await {
+        let reason = format!("chunks {from_index}.. not queued: {e}");
+        let mut tx = ctx.pool.begin().await?;
+        let complete = repo::sync::fail_unqueued_chunks(&mut tx, file_id, from_index, &reason).await?;
+        tx.commit().await?;
+        tracing::error!(file_id, %reason, complete, "chunk messages not sent");
+    }
     Ok(FileOutcome {
         file_id,
         dataset: dataset.name.to_owned(),
@@ -383,6 +463,240 @@ async fn stage_file(
         chunks,
         reason: None,
     })
+}
+
+fn issue_file<'a>(
+    run_id: i64,
+    file_id: i64,
+    dataset: &'static Dataset,
+    source: &'a Source,
+) -> load::IssueFile<'a> {
+    load::IssueFile {
+        run_id,
+        file_id,
+        dataset: dataset.name,
+        source_file: &source.url,
+    }
+}
+
+/// How many unreadable lines are kept (with line and reason) when a file fails whole.
+const FAILED_FILE_SAMPLES: usize = 100;
+
+/// What the stager learns about a file while reading it: layout repairs, skipped header
+/// lines, and the records the importer will have to quarantine (wrong field count, no
+/// identifier), so that a file which is mostly unreadable fails before anything is queued.
+#[derive(Default)]
+struct FileCheck {
+    /// Lines whose trailing empty fields beyond the header (trailing delimiters) were dropped.
+    repaired: u64,
+    first_repaired: Option<u64>,
+    /// Lines that started with a byte order mark (removed).
+    boms: Vec<u64>,
+    /// Repeated header lines (skipped).
+    header_lines: Vec<u64>,
+    /// Records the importer will quarantine.
+    unreadable: i64,
+    /// The first of them, with the reason.
+    unreadable_samples: Vec<DataIssue>,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl FileCheck {
+    /// Repairs what real re-exports do to a line, returning the repaired record: a BOM at
+    /// the start of a line (concatenated downloads) and empty fields after the last column
+    /// (a trailing delimiter) are not data.
+    fn repair(
+        &mut self,
+        line: u64,
+        record: &csv_async::ByteRecord,
+        width: usize,
+        delimiter: u8,
+    ) -> Option<csv_async::ByteRecord> {
+        let bom = record.get(0).is_some_and(|f| f.starts_with(BOM));
+        let trailing =
+            record.len() > width && record.iter().skip(width).all(|f| f.is_empty());
+        if !bom && !trailing {
+            return None;
+        }
+        let mut out = csv_async::ByteRecord::new();
+        for (i, field) in record.iter().enumerate().take(if trailing { width } else { usize::MAX }) {
+            if i == 0 && bom {
+                let rest = &field[BOM.len()..];
+                // The BOM hid the opening quote from the CSV reader.
+                match rest.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) {
+                    Some(inner) if delimiter == b',' => {
+                        out.push_field(&String::from_utf8_lossy(inner).replace("\"\"", "\"").into_bytes());
+                    }
+                    _ => out.push_field(rest),
+                }
+            } else {
+                out.push_field(field);
+            }
+        }
+        if bom {
+            self.boms.push(line);
+        }
+        if trailing {
+            self.repaired += 1;
+            self.first_repaired.get_or_insert(line);
+        }
+        Some(out)
+    }
+
+    /// A line that repeats the header (concatenated downloads) is skipped, never stored.
+    fn is_header_line(
+        &mut self,
+        line: u64,
+        record: &csv_async::ByteRecord,
+        header_names: &[String],
+    ) -> bool {
+        let repeats = record.len() == header_names.len()
+            && record
+                .iter()
+                .zip(header_names)
+                .all(|(f, h)| registry::normalize_header(&text::decode(f).text) == *h);
+        if repeats {
+            self.header_lines.push(line);
+        }
+        repeats
+    }
+
+    /// Counts a record the importer will quarantine (the same two rules as
+    /// `import::parse_record`: the field count, and a value in every identifying column).
+    fn predict(
+        &mut self,
+        line: u64,
+        record: &csv_async::ByteRecord,
+        dataset: &Dataset,
+        map: &registry::HeaderMap,
+    ) {
+        let reason = if record.len() != map.width {
+            Some(format!("expected {} fields, found {}", map.width, record.len()))
+        } else {
+            dataset
+                .columns
+                .iter()
+                .zip(&map.positions)
+                .filter(|(c, _)| c.not_null)
+                .find(|(c, pos)| {
+                    let raw = pos.and_then(|p| record.get(p)).map(text::decode);
+                    !matches!(
+                        registry::normalize(c, raw.as_ref().map(|d| d.text.as_ref()).unwrap_or_default()),
+                        Ok(Some(_))
+                    )
+                })
+                .map(|(c, _)| format!("{} is missing or unreadable", c.name.to_ascii_uppercase()))
+        };
+        let Some(reason) = reason else { return };
+        self.unreadable += 1;
+        if self.unreadable_samples.len() < FAILED_FILE_SAMPLES {
+            let raw: Vec<String> = record.iter().map(|f| text::decode(f).text.into_owned()).collect();
+            self.unreadable_samples.push(DataIssue {
+                line: i64::try_from(line).unwrap_or(i64::MAX),
+                column: None,
+                action: IssueAction::RowQuarantined,
+                reason,
+                value: None,
+                raw: Some(raw.join(if record.len() > 1 { "," } else { "" })),
+            });
+        }
+    }
+
+    /// Whether the file, read to its end, may be imported.
+    fn verdict(
+        &self,
+        rows: i64,
+        bytes: u64,
+        announced: Option<u64>,
+        previous_stored: Option<i64>,
+        guards: &super::Guards,
+    ) -> Result<(), String> {
+        if let Some(expected) = announced
+            && bytes != expected
+        {
+            return Err(format!(
+                "truncated download: {bytes} of the {expected} bytes announced were received"
+            ));
+        }
+        let first = || {
+            self.unreadable_samples
+                .first()
+                .map(|s| format!(" (first: line {}: {})", s.line, s.reason))
+                .unwrap_or_default()
+        };
+        if rows > 0 && self.unreadable as f64 > guards.quarantine_max_share * rows as f64 {
+            return Err(format!(
+                "{} of {rows} records cannot be stored{}; more than {:.0}% unreadable \
+                 (QUARANTINE_MAX_SHARE), so nothing of the file was imported",
+                self.unreadable,
+                first(),
+                guards.quarantine_max_share * 100.0
+            ));
+        }
+        let stored = rows - self.unreadable;
+        if let Some(prev) = previous_stored
+            && (stored as f64) < guards.collapse_min_share * prev as f64
+        {
+            return Err(format!(
+                "the file would store {stored} records, less than {:.0}% of the {prev} of the last \
+                 good file (COLLAPSE_MIN_SHARE){}; nothing of it was imported",
+                guards.collapse_min_share * 100.0,
+                if self.unreadable > 0 {
+                    format!("; {} records unreadable{}", self.unreadable, first())
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Issues kept when the file fails whole: the first unreadable lines.
+    fn samples(&self) -> Vec<DataIssue> {
+        self.unreadable_samples.clone()
+    }
+
+    /// Issues of a file that is imported: skipped header lines, stray BOMs, one note for the
+    /// trailing delimiters (the importer reports the quarantined records itself).
+    fn notes(&self) -> Vec<DataIssue> {
+        let at = |line: u64| i64::try_from(line).unwrap_or(i64::MAX);
+        let mut notes: Vec<DataIssue> = self
+            .header_lines
+            .iter()
+            .map(|&line| DataIssue {
+                line: at(line),
+                column: None,
+                action: IssueAction::LineSkipped,
+                reason: "repeated header line skipped".into(),
+                value: None,
+                raw: None,
+            })
+            .collect();
+        notes.extend(self.boms.iter().map(|&line| DataIssue {
+            line: at(line),
+            column: None,
+            action: IssueAction::LineRepaired,
+            reason: "byte order mark at the start of the line removed".into(),
+            value: None,
+            raw: None,
+        }));
+        if let Some(first) = self.first_repaired {
+            notes.push(DataIssue {
+                line: at(first),
+                column: None,
+                action: IssueAction::LineRepaired,
+                reason: format!(
+                    "{} line(s), the first at line {first}, end with empty fields after the last \
+                     column (trailing delimiter); the empty fields were dropped",
+                    self.repaired
+                ),
+                value: None,
+                raw: None,
+            });
+        }
+        notes
+    }
 }
 
 fn source_err(source: &Source, e: std::io::Error) -> StageFail {
@@ -405,6 +719,9 @@ struct Chunker<'a> {
     rows: usize,
     index: i32,
     first_line: Option<u64>,
+    /// Messages of the uploaded chunks, sent by [`Chunker::queue_all`] once the whole file
+    /// has been read and found fit to import.
+    messages: Vec<ChunkMessage>,
 }
 
 impl<'a> Chunker<'a> {
@@ -429,6 +746,7 @@ impl<'a> Chunker<'a> {
             rows: 0,
             index: 0,
             first_line: None,
+            messages: Vec::new(),
         };
         c.start()?;
         Ok(c)
@@ -481,7 +799,8 @@ impl<'a> Chunker<'a> {
         Ok(())
     }
 
-    /// Uploads the current chunk (if it has rows), records it, queues it, starts the next.
+    /// Uploads the current chunk (if it has rows), records it, starts the next. Its message
+    /// is kept for [`Chunker::queue_all`].
     async fn flush(&mut self) -> Result<(), SyncError> {
         if self.rows == 0 {
             return Ok(());
@@ -522,21 +841,55 @@ impl<'a> Chunker<'a> {
             chunk_index: self.index,
             first_line,
         };
-        let body =
-            serde_json::to_string(&message).map_err(|e| SyncError::Message(e.to_string()))?;
-        self.ctx
-            .sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
+        self.messages.push(message);
         tracing::info!(file_id = self.file_id, chunk = self.index, rows = self.rows, %key, "chunk staged");
         self.index += 1;
         self.start()
+    }
+
+    /// Sends one import message per uploaded chunk, in order; on failure, the index of the
+    /// first chunk not queued.
+    async fn queue_all(&self) -> Result<(), (i32, SyncError)> {
+        for message in &self.messages {
+            let sent = async {
+                let body = serde_json::to_string(message)
+                    .map_err(|e| SyncError::Message(e.to_string()))?;
+                self.ctx
+                    .sqs
+                    .send_message()
+                    .queue_url(&self.queue_url)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e))
+                    })?;
+                Ok::<_, SyncError>(())
+            }
+            .await;
+            sent.map_err(|e| (message.chunk_index, e))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every chunk of a file that will not be imported: the bookkeeping rows, and
+    /// (best effort; the bucket's lifecycle rule expires leftovers) the S3 objects.
+    async fn discard(&self) -> Result<(), SyncError> {
+        let keys = repo::sync::discard_chunks(&self.ctx.pool, self.file_id).await?;
+        for key in keys {
+            if let Err(e) = self
+                .ctx
+                .s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                tracing::warn!(%key, error = %aws_sdk_s3::error::DisplayErrorContext(e), "staged chunk not deleted");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -76,6 +76,11 @@ pub struct Report {
 struct Source {
     source: &'static str,
     table: &'static str,
+    /// The dataset the table is loaded from (for data-quality issues).
+    dataset: &'static str,
+    /// The published names of the date and result columns (for data-quality issues).
+    date_column: &'static str,
+    year_column: &'static str,
     qualifier: &'static str,
     date: &'static str,
     /// The published reporting year, used when the sample date is missing.
@@ -92,6 +97,9 @@ const SOURCES: &[Source] = &[
     Source {
         source: "smarts_industrial",
         table: "smarts_industrial_monitoring",
+        dataset: "smarts_industrial_monitoring",
+        date_column: "sample_date",
+        year_column: "reporting_year",
         qualifier: "t.result_qualifier",
         date: "t.sample_date",
         year: "t.reporting_year",
@@ -103,6 +111,9 @@ const SOURCES: &[Source] = &[
     Source {
         source: "smarts_construction",
         table: "smarts_construction_monitoring",
+        dataset: "smarts_construction_monitoring",
+        date_column: "sample_date",
+        year_column: "report_year",
         qualifier: "t.result_qualifier",
         date: "t.sample_date",
         year: "t.report_year",
@@ -114,6 +125,9 @@ const SOURCES: &[Source] = &[
     Source {
         source: "esmr",
         table: "esmr_sample",
+        dataset: "esmr",
+        date_column: "sampling_date",
+        year_column: "sampling_date",
         qualifier: "t.qualifier",
         date: "t.sampling_date",
         year: "null::integer",
@@ -212,10 +226,11 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     mark("load_ms", &mut lap);
     tracing::info!(run_id, pairs, results, "results loaded");
 
-    let notes_exclusions = exclusions(&mut tx).await?;
     evaluate(&mut tx, opts.nd_policy).await?;
+    let notes_exclusions = exclusions(&mut tx).await?;
     mark("evaluate_ms", &mut lap);
     let written = write_results(&mut tx, full).await?;
+    store_exclusions(&mut tx, full, run_id).await?;
     mark("write_ms", &mut lap);
     let duplicates = refresh_duplicates(&mut tx).await?;
     mark("duplicates_ms", &mut lap);
@@ -409,12 +424,18 @@ async fn load_measurements(
                     {sample_key}, {qualifier}, q.qclass,
                     t.result * f.factor, {limit} * f.factor, t.result, t.units, f.unit,
                     coalesce({exclusion},
-                             case when f.factor is null then
+                             case when {date} is null then 'no valid sample date'
+                                  when {date} > current_date then 'sample date in the future'
+                                  when {year} is not null and {year} <> y.reporting_year
+                                      then 'reporting year contradicts the sample date'
+                                  when f.factor is null then
                                       case when t.units is null then 'no unit'
                                            when u.kind = 'unknown' then 'unknown unit'
                                            else 'unit not comparable' end
                                   when q.qclass <> 'nd' and t.result is null then 'missing result'
-                                  when y.reporting_year is null then 'no date' end)
+                                  when p.pollutant_key = 'ph' and (t.result < 0 or t.result > 14)
+                                      then 'impossible pH value'
+                                  when t.result < 0 then 'negative result' end)
              from {table} t
              join parameter_map p on p.parameter = t.parameter and p.pollutant_key is not null
              join facility_link l on l.source = '{source}' and l.status = 'linked'
@@ -473,6 +494,104 @@ async fn load_measurements(
     Ok(total)
 }
 
+/// The exclusion reasons that say a published row is wrong or unusable (not ones the rules
+/// make by design, such as influent or calculated eSMR rows): stored per event pair in
+/// `violation_exclusion` and reported in `data_quality_issue`.
+pub const DATA_EXCLUSIONS: &[&str] = &[
+    "no valid sample date",
+    "sample date in the future",
+    "reporting year contradicts the sample date",
+    "no benchmark in effect on the sample date",
+    "missing result",
+    "impossible pH value",
+    "negative result",
+    "no unit",
+    "unknown unit",
+    "unit not comparable",
+];
+
+/// Stores the results of the recomputed pairs that were excluded for a [`DATA_EXCLUSIONS`]
+/// reason (shown with the events of their facility, pollutant and year), and reports each in
+/// `data_quality_issue` once, with its source file and line; an issue whose row is no longer
+/// excluded for that reason is marked resolved.
+async fn store_exclusions(
+    tx: &mut Transaction<'_, Postgres>,
+    full: bool,
+    engine_run_id: i64,
+) -> Result<(), sqlx::Error> {
+    let pairs = if full {
+        "true"
+    } else {
+        "(x.facility_id, x.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "delete from violation_exclusion x where {pairs}"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into violation_exclusion (facility_id, pollutant_key, reporting_year, source,
+                                          source_table, source_row_id, reason, sample_date,
+                                          raw_value, raw_unit, engine_run_id)
+         select facility_id, pollutant_key, reporting_year, source, source_table, source_row_id,
+                exclusion, sample_date, raw_value, raw_unit, $2
+         from eng_m where exclusion = any($1)
+         on conflict (source_table, source_row_id) do update
+            set facility_id = excluded.facility_id, pollutant_key = excluded.pollutant_key,
+                reporting_year = excluded.reporting_year, reason = excluded.reason,
+                sample_date = excluded.sample_date, raw_value = excluded.raw_value,
+                raw_unit = excluded.raw_unit, engine_run_id = excluded.engine_run_id",
+    )
+    .bind(DATA_EXCLUSIONS)
+    .bind(engine_run_id)
+    .execute(&mut **tx)
+    .await?;
+    for s in SOURCES {
+        // Text built from the compile-time source table: which table and columns to read.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into data_quality_issue (run_id, file_id, dataset, source_file, line,
+                                             column_name, action, reason, value, source_table,
+                                             source_row_id)
+             select f.run_id, f.id, '{dataset}', coalesce(f.source_url, '{table}'), t.source_line,
+                    case when m.exclusion like 'reporting year%' then '{year_column}'
+                         when m.exclusion like '%date%' then '{date_column}'
+                         when m.exclusion like '%unit%' then 'units'
+                         else 'result' end,
+                    'value_excluded', m.exclusion,
+                    case when m.exclusion like 'reporting year%' then t.{year_column}::text
+                         when m.exclusion like '%date%' then m.sample_date::text
+                         when m.exclusion like '%unit%' then m.raw_unit
+                         else m.raw_value::text end,
+                    m.source_table, m.source_row_id
+             from eng_m m
+             join {table} t on t.id = m.source_row_id
+             left join lateral (select id, run_id, source_url from sync_file
+                                 where run_id = t.changed_run_id and dataset = '{dataset}'
+                                 order by id limit 1) f on true
+             where m.source_table = '{table}' and m.exclusion = any($1)
+             on conflict (source_table, source_row_id, reason) where action = 'value_excluded'
+             do nothing",
+            dataset = s.dataset,
+            table = s.table,
+            date_column = s.date_column,
+            year_column = s.year_column,
+        )))
+        .bind(DATA_EXCLUSIONS)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "update data_quality_issue q set resolved = true
+           from eng_m m
+          where q.action = 'value_excluded' and not q.resolved
+            and q.source_table = m.source_table and q.source_row_id = m.source_row_id
+            and m.exclusion is distinct from q.reason",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Results that could not be compared, by source and reason, and the unknown unit spellings.
 async fn exclusions(tx: &mut Transaction<'_, Postgres>) -> Result<Value, sqlx::Error> {
     let by_reason: Vec<(String, String, i64)> = sqlx::query_as(
@@ -509,6 +628,13 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
                     order by b.effective_date nulls first), 'infinity'::date) as valid_to
          from benchmark b join unit_map u on u.unit = b.unit
          where u.kind in ('mass', 'ph')".into(),
+        // A result dated outside the period of every benchmark for its pollutant (before the
+        // IGP's NALs took effect, say) cannot be judged.
+        "update eng_m m set exclusion = 'no benchmark in effect on the sample date'
+         where m.exclusion is null
+           and not exists (select 1 from eng_b b
+                           where b.pollutant_key = m.pollutant_key
+                             and m.eff_date >= b.valid_from and m.eff_date < b.valid_to)".into(),
         "create temp table eng_s (
              facility_id bigint, pollutant_key text, reporting_year integer, benchmark_type text,
              source text, source_table text, source_row_id bigint, benchmark_id bigint,
