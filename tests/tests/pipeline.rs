@@ -345,8 +345,10 @@ async fn a_wrong_layout_is_rejected_naming_missing_columns_and_nothing_is_writte
     // The run still closes: as failed, since its only file was rejected (a run with other
     // good files ends partial, see failure_paths.rs).
     assert_eq!(
-        h.scalar_i64("select count(*) from sync_run where status = 'failed' and finished_at is not null")
-            .await,
+        h.scalar_i64(
+            "select count(*) from sync_run where status = 'failed' and finished_at is not null"
+        )
+        .await,
         1
     );
 }
@@ -381,10 +383,9 @@ async fn empty_and_header_only_files_neither_crash_nor_erase_data() {
         .await;
     assert_eq!(f["status"], "failed");
     assert!(
-        f["error"]
-            .as_str()
-            .unwrap()
-            .contains("the file would store 0 records, less than 50% of the 7 of the last good file"),
+        f["error"].as_str().unwrap().contains(
+            "the file would store 0 records, less than 50% of the 7 of the last good file"
+        ),
         "{f}"
     );
 }

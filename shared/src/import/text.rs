@@ -32,10 +32,7 @@ impl Decoded<'_> {
     pub fn remark(&self) -> Option<String> {
         match (self.fallback, self.nuls) {
             (false, 0) => None,
-            (true, 0) => Some(format!(
-                "not valid UTF-8: decoded as {}",
-                FALLBACK.name()
-            )),
+            (true, 0) => Some(format!("not valid UTF-8: decoded as {}", FALLBACK.name())),
             (false, n) => Some(format!("{n} NUL byte(s) removed")),
             (true, n) => Some(format!(
                 "not valid UTF-8: decoded as {}; {n} NUL byte(s) removed",
@@ -91,7 +88,10 @@ mod tests {
         let d = decode(b"caf\xE9 \x93ok\x94 \x80");
         assert_eq!(d.text, "café \u{201C}ok\u{201D} €");
         assert!(d.fallback);
-        assert_eq!(d.remark().unwrap(), "not valid UTF-8: decoded as windows-1252");
+        assert_eq!(
+            d.remark().unwrap(),
+            "not valid UTF-8: decoded as windows-1252"
+        );
     }
 
     #[test]

@@ -300,13 +300,15 @@ async fn finalize_file(
         Some(format!(
             "withdrawal skipped: {seen} keys seen but {stored} rows stored (seen-set incomplete)"
         ))
-    } else if let Some(p) = previous.filter(|&p| (stored as f64) < min_share * p as f64) {
-        Some(format!(
-            "withdrawal skipped: {stored} rows stored is less than {:.0}% of the {p} of the previous good file (WITHDRAW_MIN_SHARE)",
-            min_share * 100.0,
-        ))
     } else {
-        None
+        previous
+            .filter(|&p| (stored as f64) < min_share * p as f64)
+            .map(|p| {
+                format!(
+                    "withdrawal skipped: {stored} rows stored is less than {:.0}% of the {p} of the previous good file (WITHDRAW_MIN_SHARE)",
+                    min_share * 100.0,
+                )
+            })
     };
     let (withdrawn, kept) = if note.is_none() {
         withdraw(tx, dataset, file_id, quarantined > 0).await?

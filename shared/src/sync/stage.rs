@@ -313,6 +313,9 @@ async fn stage_file(
         .split(|&b| b == b'\n')
         .next()
         .unwrap_or_default();
+    // csv reports the line of a record after a CRLF one as the line before (rust-csv #395):
+    // a file whose header line ends in CRLF has its record lines counted one up.
+    let crlf_fix = u64::from(first_line.ends_with(b"\r"));
     let tabs = first_line.iter().filter(|&&b| b == b'\t').count();
     let commas = first_line.iter().filter(|&&b| b == b',').count();
     let delimiter = if tabs > commas { b'\t' } else { b',' };
@@ -351,7 +354,10 @@ async fn stage_file(
         .into_iter()
         .map(|i| (i, map.positions[i]))
         .collect();
-    let header_names: Vec<String> = header.iter().map(|h| registry::normalize_header(h)).collect();
+    let header_names: Vec<String> = header
+        .iter()
+        .map(|h| registry::normalize_header(h))
+        .collect();
 
     let mut chunker = Chunker::new(ctx, run_id, file_id, dataset.name, &header)?;
     let mut check = FileCheck::default();
@@ -368,7 +374,7 @@ async fn stage_file(
                 ));
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| p.line() + crlf_fix);
         if let Some(repaired) = check.repair(line, &record, header_names.len(), delimiter) {
             record = repaired;
         }
@@ -380,7 +386,10 @@ async fn stage_file(
             .iter()
             .map(|&(col, pos)| {
                 let decoded = pos.and_then(|p| record.get(p)).map(text::decode);
-                let raw = decoded.as_ref().map(|d| d.text.as_ref()).unwrap_or_default();
+                let raw = decoded
+                    .as_ref()
+                    .map(|d| d.text.as_ref())
+                    .unwrap_or_default();
                 registry::normalize(&dataset.columns[col], raw)
                     .unwrap_or_else(|_| Some(raw.trim().to_owned()))
             })
@@ -414,8 +423,12 @@ async fn stage_file(
         chunker.discard().await?;
         let mut tx = ctx.pool.begin().await?;
         let samples = check.samples();
-        load::insert_issues(&mut tx, &issue_file(run_id, file_id, dataset, source), &samples)
-            .await?;
+        load::insert_issues(
+            &mut tx,
+            &issue_file(run_id, file_id, dataset, source),
+            &samples,
+        )
+        .await?;
         tx.commit().await?;
         return Err(fail(reason));
     }
@@ -450,7 +463,8 @@ async fn stage_file(
     if let Err((from_index, e)) = chunker.queue_all().await {
         let reason = format!("chunks {from_index}.. not queued: {e}");
         let mut tx = ctx.pool.begin().await?;
-        let complete = repo::sync::fail_unqueued_chunks(&mut tx, file_id, from_index, &reason).await?;
+        let complete =
+            repo::sync::fail_unqueued_chunks(&mut tx, file_id, from_index, &reason).await?;
         tx.commit().await?;
         tracing::error!(file_id, %reason, complete, "chunk messages not sent");
     }
@@ -514,19 +528,26 @@ impl FileCheck {
         delimiter: u8,
     ) -> Option<csv_async::ByteRecord> {
         let bom = record.get(0).is_some_and(|f| f.starts_with(BOM));
-        let trailing =
-            record.len() > width && record.iter().skip(width).all(|f| f.is_empty());
+        let trailing = record.len() > width && record.iter().skip(width).all(|f| f.is_empty());
         if !bom && !trailing {
             return None;
         }
         let mut out = csv_async::ByteRecord::new();
-        for (i, field) in record.iter().enumerate().take(if trailing { width } else { usize::MAX }) {
+        for (i, field) in record
+            .iter()
+            .enumerate()
+            .take(if trailing { width } else { usize::MAX })
+        {
             if i == 0 && bom {
                 let rest = &field[BOM.len()..];
                 // The BOM hid the opening quote from the CSV reader.
                 match rest.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) {
                     Some(inner) if delimiter == b',' => {
-                        out.push_field(&String::from_utf8_lossy(inner).replace("\"\"", "\"").into_bytes());
+                        out.push_field(
+                            &String::from_utf8_lossy(inner)
+                                .replace("\"\"", "\"")
+                                .into_bytes(),
+                        );
                     }
                     _ => out.push_field(rest),
                 }
@@ -558,6 +579,10 @@ impl FileCheck {
                 .all(|(f, h)| registry::normalize_header(&text::decode(f).text) == *h);
         if repeats {
             self.header_lines.push(line);
+            // The BOM came with the repeated header line: the line is skipped, not repaired.
+            if self.boms.last() == Some(&line) {
+                self.boms.pop();
+            }
         }
         repeats
     }
@@ -572,7 +597,11 @@ impl FileCheck {
         map: &registry::HeaderMap,
     ) {
         let reason = if record.len() != map.width {
-            Some(format!("expected {} fields, found {}", map.width, record.len()))
+            Some(format!(
+                "expected {} fields, found {}",
+                map.width,
+                record.len()
+            ))
         } else {
             dataset
                 .columns
@@ -582,7 +611,10 @@ impl FileCheck {
                 .find(|(c, pos)| {
                     let raw = pos.and_then(|p| record.get(p)).map(text::decode);
                     !matches!(
-                        registry::normalize(c, raw.as_ref().map(|d| d.text.as_ref()).unwrap_or_default()),
+                        registry::normalize(
+                            c,
+                            raw.as_ref().map(|d| d.text.as_ref()).unwrap_or_default()
+                        ),
                         Ok(Some(_))
                     )
                 })
@@ -591,7 +623,10 @@ impl FileCheck {
         let Some(reason) = reason else { return };
         self.unreadable += 1;
         if self.unreadable_samples.len() < FAILED_FILE_SAMPLES {
-            let raw: Vec<String> = record.iter().map(|f| text::decode(f).text.into_owned()).collect();
+            let raw: Vec<String> = record
+                .iter()
+                .map(|f| text::decode(f).text.into_owned())
+                .collect();
             self.unreadable_samples.push(DataIssue {
                 line: i64::try_from(line).unwrap_or(i64::MAX),
                 column: None,
