@@ -155,10 +155,16 @@ pub fn number(raw: &str) -> Result<Option<&str>, ValueError> {
         return Ok(None);
     }
     let t = raw.trim();
-    let t = t.strip_prefix('+').unwrap_or(t);
-    let looks_decimal = t
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'e' | b'E' | b'+'));
+    let t = match t.strip_prefix('+') {
+        Some(rest) if !rest.starts_with(['-', '+']) => rest,
+        _ => t,
+    };
+    // Only the forms the publishers write: an optional sign, digits with at most one point,
+    // an optional exponent (`-124.21`, `.0057`, `23`, `1e-04`).
+    static DECIMAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?$").expect("pattern compiles")
+    });
+    let looks_decimal = DECIMAL.is_match(t);
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && looks_decimal => Ok(Some(t)),
         _ => Err(ValueError::Number(raw.to_owned())),
@@ -333,7 +339,10 @@ mod tests {
         assert_eq!(number("1e-04"), Ok(Some("1e-04")));
         assert_eq!(number(" 23 "), Ok(Some("23")));
         assert_eq!(number("+5"), Ok(Some("5")));
-        for bad in ["inf", "Infinity", "1,234", "0x10", "12 mg", "--1"] {
+        for bad in [
+            "inf", "Infinity", "1,234", "0x10", "12 mg", "--1", "+-1", "1-2", "1e", "e5", ".", "-",
+            "1.2.3", "1e+-3", "١٢",
+        ] {
             assert!(number(bad).is_err(), "{bad}");
         }
     }
