@@ -555,16 +555,34 @@ async fn oversized_bodies_strings_and_polygons_are_refused() {
         let answer = create_subscription(&h, body, &key).await;
         assert_eq!(outcome(&answer), (400, Some(field)), "{}", answer.1);
     }
-    let answer = h
-        .send(
+    for (function, method, path, body) in [
+        (
             "api-violation-status",
             "PATCH",
             "/api/violations/1/status",
-            Some(json!({"status": "under_review", "notes": long(4001)})),
-            Some(&key),
-        )
-        .await;
-    assert_eq!(outcome(&answer), (400, Some("notes")), "{}", answer.1);
+            json!({"status": "under_review", "notes": long(4001)}),
+        ),
+        (
+            "api-facility-links",
+            "POST",
+            "/api/facilities/1/links",
+            json!({"action": "link", "source": "esmr", "sourceKey": "1", "notes": long(4001)}),
+        ),
+        (
+            "api-facility-links",
+            "POST",
+            "/api/facilities/1/links",
+            json!({"action": "link", "source": "esmr", "sourceKey": long(201)}),
+        ),
+    ] {
+        let field = if body.get("notes").is_some() {
+            "notes"
+        } else {
+            "sourceKey"
+        };
+        let answer = h.send(function, method, path, Some(body), Some(&key)).await;
+        assert_eq!(outcome(&answer), (400, Some(field)), "{path}: {}", answer.1);
+    }
     assert_eq!(h.scalar_i64("select count(*) from subscription").await, 0);
 }
 
@@ -609,6 +627,23 @@ async fn subscription_filters_must_name_real_counties_regions_and_valid_polygons
         (with("regions", json!(["Region 10"])), "regions"),
         (bad_polygon, "polygon"),
         (overlapping, "polygon"),
+        // Fields another mode or delivery would use are not stored silently.
+        (
+            {
+                let mut s = email_subscription("stray polygon");
+                s["polygon"] = json!({"type": "Point", "coordinates": [0, 0]});
+                s
+            },
+            "polygon",
+        ),
+        (
+            {
+                let mut s = email_subscription("stray hook");
+                s["webhookUrl"] = json!("https://93.184.215.14/hook");
+                s
+            },
+            "webhookUrl",
+        ),
     ] {
         let answer = create_subscription(&h, body.clone(), &key).await;
         assert_eq!(outcome(&answer), (400, Some(field)), "{body}: {}", answer.1);
