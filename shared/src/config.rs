@@ -44,8 +44,15 @@ pub struct Config {
     /// `SMTP_USERNAME`, `SMTP_PASSWORD` (secret), `SMTP_FROM`: email alert delivery. Without
     /// `SMTP_HOST`, email alerts fail with a clear error and stay pending for a later retry.
     pub smtp: Option<crate::alerts::deliver::SmtpSettings>,
-    /// `WEBHOOK_TIMEOUT_SECS` (default 10).
+    /// `WEBHOOK_TIMEOUT_SECS` (default 10): total time of one webhook delivery.
     pub webhook_timeout: std::time::Duration,
+    /// `OUTBOUND_ALLOW_HOSTS`: comma-separated host names, IP addresses or CIDR ranges that
+    /// webhooks may reach although they are not public addresses, and over plain `http`
+    /// (see [`crate::outbound`]). Only for local tests whose receiver listens on loopback
+    /// (`127.0.0.1`); production never sets it (template.yaml does not). Empty by default.
+    pub outbound: crate::outbound::Policy,
+    /// `MAX_ACTIVE_SUBSCRIPTIONS` (default 100): active alert subscriptions per owner.
+    pub max_active_subscriptions: u32,
     /// `LINK_RADIUS_M` (default 100), `LINK_THRESHOLD` (0.85), `LINK_FLOOR` (0.5): facility
     /// linking (docs/LINKING.md).
     pub link: crate::linking::Settings,
@@ -137,6 +144,13 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let max_active_subscriptions = parsed("MAX_ACTIVE_SUBSCRIPTIONS", 100u32)?;
+        if max_active_subscriptions == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_ACTIVE_SUBSCRIPTIONS",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
             database_url: database_url.into(),
             db_max_connections: parsed("DB_MAX_CONNECTIONS", 2u32)?,
@@ -157,6 +171,8 @@ impl Config {
             alert_queue_url: var("ALERT_QUEUE_URL"),
             smtp: smtp()?,
             webhook_timeout: std::time::Duration::from_secs(parsed("WEBHOOK_TIMEOUT_SECS", 10u64)?),
+            outbound: parsed("OUTBOUND_ALLOW_HOSTS", crate::outbound::Policy::default())?,
+            max_active_subscriptions,
             link: link_settings()?,
         })
     }

@@ -21,6 +21,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request body over [`MAX_BODY_BYTES`]: 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     /// The resource lives elsewhere now (a facility merged into another): 308 with `Location`.
@@ -47,6 +50,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Moved { .. } => StatusCode::PERMANENT_REDIRECT,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,13 +90,63 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
-/// Parses a JSON request body into `T`; a 400 naming `body` otherwise.
+/// Largest request body a write endpoint reads: 64 KiB (larger is a 413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Parses a JSON request body into `T`, whether API Gateway handed it over as text or as
+/// binary (a base64-encoded body). Larger than [`MAX_BODY_BYTES`] is a 413; not UTF-8, not
+/// JSON or not the expected shape is a 400 naming `body`; a NUL character in any string (which
+/// Postgres cannot store) is a 400 naming the top-level field holding it.
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    // `Body::Empty` / `Text` / `Binary` (lambda_http has already decoded a base64 body).
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.is_empty() {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the request body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+            bytes.len()
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::bad(
+            "body",
+            format!("not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+    })?;
+    if text.trim().is_empty() {
         return Err(ApiError::bad("body", "a JSON body is required"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad("body", e.to_string()))
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ApiError::bad("body", e.to_string()))?;
+    if let Some(field) = field_with_nul(&value) {
+        return Err(ApiError::bad(
+            &field,
+            "must not contain NUL (\\u0000) characters",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad("body", e.to_string()))
+}
+
+/// The top-level field of `body` holding a string (or a key) with a NUL character; `body`
+/// when it is not under a field.
+fn field_with_nul(body: &serde_json::Value) -> Option<String> {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(has_nul),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    match body {
+        serde_json::Value::Object(o) => o.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some("body".to_owned())
+            } else {
+                has_nul(v).then(|| k.clone())
+            }
+        }),
+        other => has_nul(other).then(|| "body".to_owned()),
+    }
 }
 
 /// The numeric id in `path` right after `prefix` (`/api/violations/` + `42/status` → 42).
@@ -340,6 +394,77 @@ mod tests {
             err.to_string(),
             "invalid parameter status: must be one of: Active"
         );
+    }
+
+    fn post(body: Body) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("https://api.test/x")
+            .body(body)
+            .unwrap()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Note {
+        name: String,
+        tags: Option<Vec<String>>,
+    }
+
+    fn parameter(r: Result<Note, ApiError>) -> String {
+        match r {
+            Err(ApiError::BadRequest { parameter, .. }) => parameter,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_bodies_are_read_from_text_and_binary() {
+        let text: Note = json_body(&post(Body::Text(r#"{"name":"a"}"#.into()))).unwrap();
+        assert_eq!(text.name, "a");
+        let binary: Note = json_body(&post(Body::Binary(r#"{"name":"café"}"#.into()))).unwrap();
+        assert_eq!(binary.name, "café");
+        assert_eq!(parameter(json_body(&post(Body::Empty))), "body");
+        assert_eq!(parameter(json_body(&post(Body::Text("  ".into())))), "body");
+    }
+
+    #[test]
+    fn nul_characters_name_their_field_and_invalid_utf8_names_the_body() {
+        let body = |t: &str| post(Body::Text(t.to_owned()));
+        assert_eq!(
+            parameter(json_body(&body(r#"{"name":"a\u0000b"}"#))),
+            "name"
+        );
+        assert_eq!(
+            parameter(json_body(&body(r#"{"name":"a","tags":["x","\u0000"]}"#))),
+            "tags"
+        );
+        assert_eq!(parameter(json_body(&body(r#"{"na\u0000me":"a"}"#))), "body");
+        assert_eq!(parameter(json_body(&body(r#""\u0000""#))), "body");
+        let err =
+            json_body::<Note>(&post(Body::Binary(b"{\"name\":\"caf\xe9\"}".to_vec()))).unwrap_err();
+        assert!(
+            err.to_string().contains("not valid UTF-8 (at byte 12)"),
+            "{err}"
+        );
+        assert_eq!(parameter(Err(err)), "body");
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_413s_in_the_json_error_shape() {
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        let err = json_body::<Note>(&post(Body::Text(big))).unwrap_err();
+        assert!(matches!(err, ApiError::PayloadTooLarge(_)), "{err:?}");
+        let resp = err.into_response();
+        assert_eq!(resp.status(), 413);
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["status"], 413);
+        assert_eq!(v["error"]["code"], "payload_too_large");
+        let fits = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_BODY_BYTES - 11));
+        assert!(json_body::<Note>(&post(Body::Text(fits))).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod facility;
 pub mod http;
 pub mod import;
 pub mod linking;
+pub mod outbound;
 pub mod repo;
 pub mod sync;
 pub mod telemetry;

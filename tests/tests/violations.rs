@@ -635,7 +635,9 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, St
 
 #[tokio::test]
 async fn webhook_alerts_are_signed_and_sent_once() {
-    let h = harness("violations-alerts", None).await;
+    let mut h = harness("violations-alerts", None).await;
+    // The receiver listens on loopback: this test opts in to it (production never does).
+    h.allow_outbound("127.0.0.1");
     let (url, seen) = webhook_receiver().await;
     let key = stormwater::auth::create_key(h.pool(), "watcher", "test")
         .await
@@ -772,7 +774,7 @@ async fn webhook_alerts_are_signed_and_sent_once() {
         monitoring("violations/industrial_cases.txt"),
     ])
     .await;
-    let dispatched = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.http, None)
+    let dispatched = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.webhooks, None)
         .await
         .expect("dispatch");
     assert_eq!((dispatched.created, dispatched.sent), (0, 0));
@@ -1042,7 +1044,7 @@ async fn email_alerts_go_out_over_smtp_once() {
         password: None,
         from: "Stormwater Watch <alerts@example.org>".into(),
     };
-    let done = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.http, Some(&smtp))
+    let done = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.webhooks, Some(&smtp))
         .await
         .expect("dispatch");
     assert_eq!((done.created, done.sent), (0, critical as u64), "{done:?}");
@@ -1064,7 +1066,7 @@ async fn email_alerts_go_out_over_smtp_once() {
         assert!(m.contains("Facility: Bay Copper Test Site"), "{m}");
         assert!(m.contains("Screening comparison: false"), "{m}");
     }
-    let again = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.http, Some(&smtp))
+    let again = stormwater::alerts::dispatch::dispatch(h.pool(), &h.ctx.webhooks, Some(&smtp))
         .await
         .expect("dispatch");
     assert_eq!((again.created, again.sent, again.failed), (0, 0, 0));

@@ -167,9 +167,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("alerts") => {
             let pool = stormwater::db::pool(&cfg)?;
-            let http = stormwater::alerts::deliver::client(cfg.webhook_timeout)?;
+            let webhooks =
+                stormwater::outbound::Client::new(cfg.outbound.clone(), cfg.webhook_timeout)?;
             let done =
-                stormwater::alerts::dispatch::dispatch(&pool, &http, cfg.smtp.as_ref()).await?;
+                stormwater::alerts::dispatch::dispatch(&pool, &webhooks, cfg.smtp.as_ref()).await?;
             println!("{}", serde_json::to_string_pretty(&done)?);
         }
         Some("api-key") => {

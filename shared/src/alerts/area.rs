@@ -4,12 +4,107 @@
 //! Coordinates are WGS84. GeoJSON positions are `[longitude, latitude]`; everything else here
 //! takes latitude first, as people write it.
 
-use geo::{Distance, Haversine, Intersects, MultiPolygon, Point, Polygon};
+use geo::{Distance, Haversine, Intersects, MultiPolygon, Point, Polygon, Validation};
 use geojson::{GeoJson, GeometryValue, PolygonType, Position};
 use serde::Deserialize;
 
 /// Largest accepted buffer radius, in metres.
 pub const MAX_RADIUS_M: f64 = 500_000.0;
+/// Most positions a polygon may have, over all its rings.
+pub const MAX_POLYGON_POSITIONS: usize = 2_000;
+/// Most polygons a MultiPolygon may have.
+pub const MAX_POLYGON_PARTS: usize = 20;
+/// Largest polygon, as compact JSON: a page of 100 subscriptions stays well within a Lambda
+/// response.
+pub const MAX_POLYGON_BYTES: usize = 32 * 1024;
+
+/// California's 58 counties, spelled as the SMARTS data spells them (`COUNTY` of the
+/// industrial facilities file, without " County").
+pub const COUNTIES: &[&str] = &[
+    "Alameda",
+    "Alpine",
+    "Amador",
+    "Butte",
+    "Calaveras",
+    "Colusa",
+    "Contra Costa",
+    "Del Norte",
+    "El Dorado",
+    "Fresno",
+    "Glenn",
+    "Humboldt",
+    "Imperial",
+    "Inyo",
+    "Kern",
+    "Kings",
+    "Lake",
+    "Lassen",
+    "Los Angeles",
+    "Madera",
+    "Marin",
+    "Mariposa",
+    "Mendocino",
+    "Merced",
+    "Modoc",
+    "Mono",
+    "Monterey",
+    "Napa",
+    "Nevada",
+    "Orange",
+    "Placer",
+    "Plumas",
+    "Riverside",
+    "Sacramento",
+    "San Benito",
+    "San Bernardino",
+    "San Diego",
+    "San Francisco",
+    "San Joaquin",
+    "San Luis Obispo",
+    "San Mateo",
+    "Santa Barbara",
+    "Santa Clara",
+    "Santa Cruz",
+    "Shasta",
+    "Sierra",
+    "Siskiyou",
+    "Solano",
+    "Sonoma",
+    "Stanislaus",
+    "Sutter",
+    "Tehama",
+    "Trinity",
+    "Tulare",
+    "Tuolumne",
+    "Ventura",
+    "Yolo",
+    "Yuba",
+];
+
+/// Regional Water Board codes as the SMARTS data writes them (`REGION_BOARD`; Central Valley
+/// is split into 5F / 5R / 5S and Lahontan into 6A / 6B).
+pub const REGIONS: &[&str] = &[
+    "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
+];
+
+/// The data's spelling of a county given as people write it (`"los angeles county"` →
+/// `"Los Angeles"`), or `None` when it is not a California county.
+pub fn canonical_county(s: &str) -> Option<&'static str> {
+    let wanted = normalize_county(s);
+    COUNTIES
+        .iter()
+        .find(|c| normalize_county(c) == wanted)
+        .copied()
+}
+
+/// The data's spelling of a regional board code (`"Region 5f"` → `"5F"`), or `None`.
+pub fn canonical_region(s: &str) -> Option<&'static str> {
+    let wanted = normalize_region(s);
+    REGIONS
+        .iter()
+        .find(|r| normalize_region(r) == wanted)
+        .copied()
+}
 
 /// Why an area definition was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +235,18 @@ pub fn buffer(lat: f64, lon: f64, radius_m: f64) -> Result<Area, AreaError> {
 ///
 /// Positions are WGS84 `[longitude, latitude]`. Every ring needs at least four positions,
 /// the last equal to the first. Errors name the offending ring or position by its index
-/// path in `coordinates`.
+/// path in `coordinates`. At most [`MAX_POLYGON_BYTES`] of JSON, [`MAX_POLYGON_POSITIONS`]
+/// positions and [`MAX_POLYGON_PARTS`] polygons; the shape must be valid in the OGC sense
+/// (geo's [`Validation`]: no self-intersecting ring, holes inside their exterior, parts of a
+/// MultiPolygon not overlapping).
 pub fn parse_polygon(v: &serde_json::Value) -> Result<MultiPolygon<f64>, AreaError> {
     let invalid = |msg: String| AreaError::Polygon(msg);
+    let bytes = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_POLYGON_BYTES {
+        return Err(invalid(format!(
+            "{bytes} bytes of GeoJSON; at most {MAX_POLYGON_BYTES} are accepted"
+        )));
+    }
     let geometry = match GeoJson::deserialize(v) {
         Ok(GeoJson::Geometry(g)) => g,
         Ok(GeoJson::Feature(f)) => f
@@ -156,6 +260,24 @@ pub fn parse_polygon(v: &serde_json::Value) -> Result<MultiPolygon<f64>, AreaErr
         Err(e) => return Err(invalid(format!("not valid GeoJSON: {e}"))),
     };
     let value = geometry.value;
+    let (parts, positions) = match &value {
+        GeometryValue::Polygon { coordinates } => (1, coordinates.iter().map(Vec::len).sum()),
+        GeometryValue::MultiPolygon { coordinates } => (
+            coordinates.len(),
+            coordinates.iter().flatten().map(Vec::len).sum(),
+        ),
+        _ => (0, 0),
+    };
+    if parts > MAX_POLYGON_PARTS {
+        return Err(invalid(format!(
+            "{parts} polygons; at most {MAX_POLYGON_PARTS} are accepted"
+        )));
+    }
+    if positions > MAX_POLYGON_POSITIONS {
+        return Err(invalid(format!(
+            "{positions} positions; at most {MAX_POLYGON_POSITIONS} are accepted"
+        )));
+    }
     match &value {
         GeometryValue::Polygon { coordinates } => check_polygon(coordinates, "coordinates")?,
         GeometryValue::MultiPolygon { coordinates } => {
@@ -180,7 +302,11 @@ pub fn parse_polygon(v: &serde_json::Value) -> Result<MultiPolygon<f64>, AreaErr
         }
         _ => MultiPolygon::try_from(value),
     };
-    converted.map_err(|e| invalid(format!("cannot convert: {e}")))
+    let shape = converted.map_err(|e| invalid(format!("cannot convert: {e}")))?;
+    shape
+        .check_validation()
+        .map_err(|e| invalid(format!("not a valid shape: {e}")))?;
+    Ok(shape)
 }
 
 fn check_polygon(rings: &PolygonType, path: &str) -> Result<(), AreaError> {
@@ -481,6 +607,69 @@ mod tests {
             region: Some(""),
             ..Place::default()
         }));
+    }
+
+    #[test]
+    fn self_intersecting_overlapping_and_oversized_polygons_are_rejected() {
+        let bowtie = json!({"type": "Polygon", "coordinates": [[
+            [-118.3, 34.0], [-118.2, 34.1], [-118.2, 34.0], [-118.3, 34.1], [-118.3, 34.0]
+        ]]});
+        let msg = polygon_error(bowtie);
+        assert!(msg.contains("self-intersection"), "{msg}");
+        let twice = json!({"type": "MultiPolygon", "coordinates": [[la_box()], [la_box()]]});
+        assert!(polygon_error(twice).contains("overlap"));
+        let outside_hole = ring(35.0, -118.0, 35.1, -117.9);
+        let v = json!({"type": "Polygon", "coordinates": [la_box(), outside_hole]});
+        assert!(polygon_error(v).contains("not a valid shape"));
+        let many: Vec<serde_json::Value> = (0..=MAX_POLYGON_POSITIONS)
+            .map(|i| json!([-118.0 - (i % 2) as f64, 34.0]))
+            .collect();
+        let v = json!({"type": "Polygon", "coordinates": [many]});
+        assert!(polygon_error(v).contains("positions; at most 2000"));
+        let parts: Vec<serde_json::Value> = (0..=MAX_POLYGON_PARTS)
+            .map(|i| json!([ring(30.0 + i as f64, -118.0, 30.5 + i as f64, -117.5)]))
+            .collect();
+        let v = json!({"type": "MultiPolygon", "coordinates": parts});
+        assert!(polygon_error(v).contains("polygons; at most 20"));
+    }
+
+    #[test]
+    fn the_largest_accepted_polygon_is_validated_quickly() {
+        // Full-precision coordinates take about 38 bytes a position: 800 of them are close to
+        // the byte limit, which binds before the position limit for such polygons.
+        let n = 800;
+        let circle: Vec<serde_json::Value> = (0..=n)
+            .map(|i| {
+                let a = std::f64::consts::TAU * (i % n) as f64 / n as f64;
+                json!([-118.25 + 0.1 * a.cos(), 34.05 + 0.1 * a.sin()])
+            })
+            .collect();
+        let v = json!({"type": "Polygon", "coordinates": [circle]});
+        assert!(v.to_string().len() > MAX_POLYGON_BYTES * 3 / 4);
+        let started = std::time::Instant::now();
+        let area = Area::Polygon(parse_polygon(&v).unwrap());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(area.contains(&at(DOWNTOWN_LA)));
+    }
+
+    #[test]
+    fn counties_and_regions_are_the_ones_the_data_uses() {
+        assert_eq!(COUNTIES.len(), 58);
+        assert_eq!(canonical_county("los angeles county"), Some("Los Angeles"));
+        assert_eq!(
+            canonical_county(" SAN  LUIS OBISPO "),
+            Some("San Luis Obispo")
+        );
+        assert_eq!(canonical_county("Atlantis"), None);
+        assert_eq!(canonical_county(""), None);
+        assert_eq!(canonical_region("Region 5f"), Some("5F"));
+        assert_eq!(canonical_region("4"), Some("4"));
+        assert_eq!(canonical_region("6"), None, "the data writes 6A / 6B");
+        assert_eq!(canonical_region("99"), None);
     }
 
     #[test]

@@ -18,17 +18,23 @@
 //!
 //! Errors and logs never contain the secret. Network errors also drop the URL, because webhook
 //! URLs often carry tokens of their own.
+//!
+//! # Where webhooks go
+//!
+//! Only to public addresses, through [`crate::outbound::Client`]: the URL is checked when the
+//! subscription is created and again for every delivery; a target that is not (or no longer)
+//! public is a failed delivery with the reason. Redirects are not followed: a 3xx answer is a
+//! failed delivery. Total time is bounded by `WEBHOOK_TIMEOUT_SECS`, and at most
+//! [`EXCERPT_BYTES`] of a failed answer's body are read.
 
-use std::net::IpAddr;
+use crate::outbound::{self, OutboundError};
 use std::str::FromStr;
-use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use reqwest::Url;
 use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -40,10 +46,10 @@ pub const TIMESTAMP_HEADER: &str = "X-Stormwater-Timestamp";
 /// Header carrying the alert id, stable across retries.
 pub const DELIVERY_HEADER: &str = "X-Stormwater-Delivery";
 
-/// User agent sent with every webhook.
-const USER_AGENT: &str = "stormwater-watch-alerts/0.1";
 /// How much of a failed response body is kept in [`DeliveryError::Status`].
 const EXCERPT_CHARS: usize = 200;
+/// How much of a failed response body is read at most.
+pub const EXCERPT_BYTES: usize = 4096;
 const SIGNATURE_PREFIX: &str = "sha256=";
 
 type HmacSha256 = Hmac<Sha256>;
@@ -55,10 +61,14 @@ pub enum DeliveryError {
     InvalidUrl(String),
     #[error("invalid email address: {0}")]
     InvalidAddress(String),
+    #[error("webhook refused: {0}")]
+    Refused(#[from] OutboundError),
     #[error("webhook request failed: {0}")]
     Http(String),
     #[error("webhook answered HTTP {status}: {body_excerpt}")]
     Status { status: u16, body_excerpt: String },
+    #[error("webhook answered HTTP {status}, a redirect; redirects are not followed")]
+    Redirect { status: u16 },
     #[error("email delivery failed: {0}")]
     Smtp(String),
 }
@@ -69,7 +79,10 @@ impl DeliveryError {
         match self {
             Self::Http(_) | Self::Smtp(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
-            Self::InvalidUrl(_) | Self::InvalidAddress(_) => false,
+            Self::InvalidUrl(_)
+            | Self::InvalidAddress(_)
+            | Self::Refused(_)
+            | Self::Redirect { .. } => false,
         }
     }
 }
@@ -102,50 +115,12 @@ pub fn verify(secret: &[u8], timestamp: i64, body: &[u8], header: &str) -> bool 
         .is_ok()
 }
 
-/// Builds an HTTP client for webhooks with a total request `timeout` and our user agent.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, DeliveryError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|e| DeliveryError::Http(format!("building HTTP client: {e}")))
-}
-
-/// Accepts `https` URLs, and `http` only for loopback hosts (local testing); no userinfo.
-pub fn check_webhook_url(url: &str) -> Result<(), DeliveryError> {
-    let invalid = |msg: String| Err(DeliveryError::InvalidUrl(msg));
-    let parsed = match Url::parse(url.trim()) {
-        Ok(u) => u,
-        Err(e) => return invalid(format!("cannot parse {url:?}: {e}")),
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return invalid("must not contain a username or password".into());
-    }
-    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
-        return invalid("has no host".into());
-    };
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
-        "http" => invalid(format!(
-            "must use https (http is only allowed for localhost), got http://{host}"
-        )),
-        other => invalid(format!("scheme must be https, got {other:?}")),
-    }
-}
-
-/// `localhost`, 127.0.0.0/8 or `::1`; `host` is a URL host, so IPv6 comes in brackets.
-fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// POSTs `body` as JSON to `url`, signed when `secret` is given; returns the 2xx status code.
+/// POSTs `body` as JSON to `url` through `client` (public addresses only, no redirects),
+/// signed when `secret` is given; returns the 2xx status code.
 ///
 /// The body is serialized once and those exact bytes are both signed and sent.
 pub async fn post_webhook(
-    client: &reqwest::Client,
+    client: &outbound::Client,
     url: &str,
     secret: Option<&str>,
     delivery_id: &str,
@@ -155,7 +130,7 @@ pub async fn post_webhook(
         .map_err(|e| DeliveryError::Http(format!("serializing body: {e}")))?;
     let timestamp = chrono::Utc::now().timestamp();
     let mut request = client
-        .post(url)
+        .post(url)?
         .header(CONTENT_TYPE, "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
         .header(DELIVERY_HEADER, delivery_id);
@@ -166,19 +141,48 @@ pub async fn post_webhook(
         .body(bytes)
         .send()
         .await
-        .map_err(|e| DeliveryError::Http(e.without_url().to_string()))?;
-    let status = response.status().as_u16();
-    if response.status().is_success() {
-        tracing::debug!(status, delivery_id, "webhook delivered");
-        return Ok(status);
+        .map_err(|e| match outbound::refusal(&e) {
+            Some(refused) => DeliveryError::Refused(refused.clone()),
+            None => DeliveryError::Http(describe(e)),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        tracing::debug!(status = status.as_u16(), delivery_id, "webhook delivered");
+        return Ok(status.as_u16());
     }
-    let text = response.text().await.unwrap_or_default();
-    let body_excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
-    tracing::warn!(status, delivery_id, "webhook rejected");
+    if status.is_redirection() {
+        tracing::warn!(
+            status = status.as_u16(),
+            delivery_id,
+            "webhook redirected; not followed"
+        );
+        return Err(DeliveryError::Redirect {
+            status: status.as_u16(),
+        });
+    }
+    let text = outbound::read_capped(response, EXCERPT_BYTES).await;
+    let body_excerpt: String = String::from_utf8_lossy(&text)
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect();
+    tracing::warn!(status = status.as_u16(), delivery_id, "webhook rejected");
     Err(DeliveryError::Status {
-        status,
+        status: status.as_u16(),
         body_excerpt,
     })
+}
+
+/// A request error and its causes (timed out, connection refused, …), without the URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// How the SMTP connection is secured.
@@ -280,9 +284,17 @@ pub async fn send_email(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
     use tokio::task::JoinHandle;
+
+    /// A webhook client allowed to reach the test servers on 127.0.0.1.
+    fn local_client(timeout: Duration) -> outbound::Client {
+        outbound::Client::new("127.0.0.1".parse().unwrap(), timeout).unwrap()
+    }
 
     #[test]
     fn sign_then_verify_round_trips() {
@@ -338,22 +350,6 @@ mod tests {
         assert!(DeliveryError::Http("timeout".into()).is_retryable());
         assert!(DeliveryError::Smtp("421".into()).is_retryable());
         assert!(!DeliveryError::InvalidUrl("x".into()).is_retryable());
-    }
-
-    #[test]
-    fn webhook_url_rules() {
-        assert!(check_webhook_url("https://hooks.example.com/a?b=c").is_ok());
-        assert!(check_webhook_url("http://127.0.0.1:9/x").is_ok());
-        assert!(check_webhook_url("http://localhost:8080/x").is_ok());
-        assert!(check_webhook_url("http://[::1]/x").is_ok());
-        let message = |url| match check_webhook_url(url) {
-            Err(DeliveryError::InvalidUrl(m)) => m,
-            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
-        };
-        assert!(message("http://example.com/x").contains("https"));
-        assert!(message("ftp://example.com/x").contains("scheme"));
-        assert!(message("https://user:pw@example.com/x").contains("username"));
-        assert!(message("not a url").contains("cannot parse"));
     }
 
     #[test]
@@ -429,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn post_webhook_sends_signed_json_with_delivery_headers() {
         let (url, server) = one_shot_http("200 OK", "ok").await;
-        let http = client(Duration::from_secs(5)).unwrap();
+        let http = local_client(Duration::from_secs(5));
         let body = serde_json::json!({"alert_id": 42, "facility": "Port of LA"});
         let status = post_webhook(&http, &url, Some("s3cret"), "42", &body)
             .await
@@ -439,7 +435,7 @@ mod tests {
         let got = server.await.unwrap();
         assert_eq!(got.headers["content-type"], "application/json");
         assert_eq!(got.headers["x-stormwater-delivery"], "42");
-        assert_eq!(got.headers["user-agent"], USER_AGENT);
+        assert_eq!(got.headers["user-agent"], "stormwater-watch-alerts/0.1");
         let ts: i64 = got.headers["x-stormwater-timestamp"].parse().unwrap();
         assert!((chrono::Utc::now().timestamp() - ts).abs() < 60);
         let signature = &got.headers["x-stormwater-signature"];
@@ -451,7 +447,7 @@ mod tests {
     #[tokio::test]
     async fn post_webhook_without_secret_sends_no_signature() {
         let (url, server) = one_shot_http("204 No Content", "").await;
-        let http = client(Duration::from_secs(5)).unwrap();
+        let http = local_client(Duration::from_secs(5));
         let status = post_webhook(&http, &url, None, "7", &serde_json::json!({}))
             .await
             .unwrap();
@@ -464,7 +460,7 @@ mod tests {
     #[tokio::test]
     async fn post_webhook_reports_server_errors_as_retryable_status() {
         let (url, server) = one_shot_http("500 Internal Server Error", "boom").await;
-        let http = client(Duration::from_secs(5)).unwrap();
+        let http = local_client(Duration::from_secs(5));
         let err = post_webhook(&http, &url, Some("s3cret"), "1", &serde_json::json!({}))
             .await
             .unwrap_err();
@@ -489,7 +485,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook?token=abc", listener.local_addr().unwrap());
         drop(listener);
-        let http = client(Duration::from_secs(5)).unwrap();
+        let http = local_client(Duration::from_secs(5));
         let err = post_webhook(&http, &url, Some("s3cret"), "1", &serde_json::json!({}))
             .await
             .unwrap_err();
@@ -499,6 +495,146 @@ mod tests {
             !text.contains("s3cret") && !text.contains("token=abc"),
             "{text}"
         );
+    }
+
+    /// Answers every connection with `head` (status line and headers), then an 80 MiB chunked
+    /// body when `endless`, or nothing at all for a minute when `head` is empty (a server that
+    /// never answers). Counts connections.
+    async fn raw_server(head: &'static str, endless: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    if head.is_empty() {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        return;
+                    }
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    // "Endless": 80 MiB, far more than a client may read; stops when it hangs up.
+                    let chunks = if endless { 10_240 } else { 0 };
+                    let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+                    for _ in 0..chunks {
+                        if stream.write_all(chunk.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    #[tokio::test]
+    async fn post_webhook_refuses_loopback_without_the_allow_list_and_never_connects() {
+        let (url, connections) =
+            raw_server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).await;
+        let strict =
+            outbound::Client::new(outbound::Policy::default(), Duration::from_secs(5)).unwrap();
+        let err = post_webhook(&strict, &url, None, "1", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DeliveryError::Refused(OutboundError::NotPublic { .. })),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string()
+                .contains("127.0.0.1 is not a public address"),
+            "{err}"
+        );
+        assert_eq!(connections.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn post_webhook_does_not_follow_redirects() {
+        let (url, connections) = raw_server(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/internal\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .await;
+        let err = post_webhook(
+            &local_client(Duration::from_secs(5)),
+            &url,
+            Some("s3cret-s3cret-s3cret"),
+            "1",
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, DeliveryError::Redirect { status: 302 }),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one request, no second one"
+        );
+    }
+
+    #[tokio::test]
+    async fn post_webhook_reads_a_bounded_part_of_an_endless_error_body() {
+        let (url, _) = raw_server(
+            "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n",
+            true,
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let err = post_webhook(
+            &local_client(Duration::from_secs(20)),
+            &url,
+            None,
+            "1",
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        match err {
+            DeliveryError::Status {
+                status,
+                body_excerpt,
+            } => {
+                assert_eq!(status, 500);
+                assert_eq!(body_excerpt, "x".repeat(EXCERPT_CHARS));
+            }
+            other => panic!("expected Status, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn post_webhook_gives_up_after_the_total_timeout() {
+        let (url, _) = raw_server("", false).await;
+        let started = std::time::Instant::now();
+        let err = post_webhook(
+            &local_client(Duration::from_millis(500)),
+            &url,
+            None,
+            "1",
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, DeliveryError::Http(_)), "{err:?}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(err.is_retryable());
     }
 
     #[tokio::test]

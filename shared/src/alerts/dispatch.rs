@@ -7,11 +7,14 @@
 //!   `min_ratio`, `min_severity`, `repeat_threshold` (the facility has at least that many
 //!   current events) and `level` (the facility x pollutant ERA Level is at least that).
 //! * Delivery: webhook (JSON POST signed with HMAC-SHA256, `deliver` module) or email (SMTP).
-//!   A failed delivery stays in the outbox with its error and is retried by the next dispatch,
-//!   up to [`MAX_ATTEMPTS`] times.
+//!   Webhooks go only to public addresses, checked again at delivery ([`crate::outbound`]): a
+//!   target that is not public, or that answers with a redirect, is a failed delivery with the
+//!   reason, never `sent`. A failed delivery stays in the outbox with its error and is retried
+//!   by the next dispatch, up to [`MAX_ATTEMPTS`] times.
 
 use super::area::{self, Area, Place};
 use super::deliver::{self, SmtpSettings};
+use crate::outbound;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -90,7 +93,7 @@ pub async fn handle(
     event: aws_lambda_events::event::sqs::SqsEvent,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
-    if let Err(e) = dispatch(&ctx.pool, &ctx.http, ctx.cfg.smtp.as_ref()).await {
+    if let Err(e) = dispatch(&ctx.pool, &ctx.webhooks, ctx.cfg.smtp.as_ref()).await {
         tracing::error!(error = %e, "alert dispatch failed");
         for m in event.records {
             response.add_failure(m.message_id.unwrap_or_default());
@@ -102,7 +105,7 @@ pub async fn handle(
 /// Matches, records and delivers (see the module docs).
 pub async fn dispatch(
     pool: &PgPool,
-    http: &reqwest::Client,
+    webhooks: &outbound::Client,
     smtp: Option<&SmtpSettings>,
 ) -> Result<Dispatched, DispatchError> {
     let subs: Vec<Subscription> = sqlx::query_as(
@@ -161,7 +164,7 @@ pub async fn dispatch(
         .await?
         .rows_affected();
     }
-    let (sent, failed) = deliver_pending(pool, http, smtp).await?;
+    let (sent, failed) = deliver_pending(pool, webhooks, smtp).await?;
     out.sent = sent;
     out.failed = failed;
     tracing::info!(
@@ -241,7 +244,7 @@ struct Pending {
 /// Delivers pending alerts (and retries failed ones); returns (sent, failed) of this call.
 async fn deliver_pending(
     pool: &PgPool,
-    http: &reqwest::Client,
+    webhooks: &outbound::Client,
     smtp: Option<&SmtpSettings>,
 ) -> Result<(u64, u64), sqlx::Error> {
     let pending: Vec<Pending> = sqlx::query_as(
@@ -259,7 +262,7 @@ async fn deliver_pending(
         let body = json!({ "alertId": a.id, "alert": a.payload });
         let result = match (a.delivery.as_str(), &a.webhook_url, &a.email) {
             ("webhook", Some(url), _) => deliver::post_webhook(
-                http,
+                webhooks,
                 url,
                 a.webhook_secret.as_deref(),
                 &a.id.to_string(),

@@ -24,9 +24,7 @@ pub(crate) const STATUSES: &[&str] = &[
     "Incorrect Operator",
     "Expired",
 ];
-pub(crate) const REGIONS: &[&str] = &[
-    "1", "2", "3", "4", "5F", "5R", "5S", "6A", "6B", "7", "8", "9",
-];
+pub(crate) const REGIONS: &[&str] = crate::alerts::area::REGIONS;
 
 const CSV_COLUMNS: &[&str] = &[
     "id",

@@ -60,7 +60,11 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
             "1 to 200 characters, no control characters",
         ));
     }
-    if body.notes.as_ref().is_some_and(|n| n.len() > 4000) {
+    if body
+        .notes
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 4000)
+    {
         return Err(ApiError::bad("notes", "at most 4000 characters"));
     }
     let decision = Decision {

@@ -32,12 +32,27 @@ pub struct ApiState {
     pub writes: WriteSettings,
 }
 
-/// Settings of the computations a write endpoint triggers (a manual facility link reruns the
-/// linker and the violation engine).
-#[derive(Debug, Default, Clone, Copy)]
+/// Settings of the write endpoints: the computations they trigger (a manual facility link
+/// reruns the linker and the violation engine) and the limits they enforce.
+#[derive(Debug, Clone)]
 pub struct WriteSettings {
     pub link: crate::linking::Settings,
     pub nd_policy: crate::violations::NdPolicy,
+    /// What webhook URLs may point at besides public addresses (`OUTBOUND_ALLOW_HOSTS`).
+    pub outbound: crate::outbound::Policy,
+    /// Active subscriptions per owner (`MAX_ACTIVE_SUBSCRIPTIONS`).
+    pub max_active_subscriptions: u32,
+}
+
+impl Default for WriteSettings {
+    fn default() -> Self {
+        Self {
+            link: crate::linking::Settings::default(),
+            nd_policy: crate::violations::NdPolicy::default(),
+            outbound: crate::outbound::Policy::default(),
+            max_active_subscriptions: 100,
+        }
+    }
 }
 
 impl WriteSettings {
@@ -45,6 +60,8 @@ impl WriteSettings {
         Self {
             link: cfg.link,
             nd_policy: cfg.nd_policy,
+            outbound: cfg.outbound.clone(),
+            max_active_subscriptions: cfg.max_active_subscriptions,
         }
     }
 }

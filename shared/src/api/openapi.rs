@@ -518,16 +518,17 @@ fn operation(method: &str, path: &str) -> Op {
             summary: "Change an event's review status (credentials required).",
             params: vec![],
             ok: json!({ "type": "object", "required": ["data"] }),
-            errors: &[401, 404, 409],
+            errors: &[401, 404, 409, 413],
             body: Some(json!({ "type": "object", "required": ["status"], "properties": {
                 "status": { "type": "string", "enum": ["open", "under_review", "resolved", "dismissed"] },
-                "notes": t("string"), "expectedStatus": t("string") } })),
+                "notes": { "type": "string", "maxLength": 4000 },
+                "expectedStatus": { "type": "string", "enum": ["open", "under_review", "resolved", "dismissed"] } } })),
         },
         ("POST", "/api/facilities/{id}/links") => Op {
             summary: "Record a reviewer's link or unlink of a source record and this facility (credentials required); the linker reruns and replays it on every later run.",
             params: vec![],
             ok: json!({ "type": "object", "required": ["data", "meta"] }),
-            errors: &[401, 404, 409],
+            errors: &[401, 404, 409, 413],
             body: Some(json!({ "type": "object", "required": ["action", "source", "sourceKey"],
                 "additionalProperties": false, "properties": {
                 "action": { "type": "string", "enum": ["link", "unlink"] },
@@ -598,16 +599,21 @@ fn operation(method: &str, path: &str) -> Op {
             body: None,
         },
         ("POST", "/api/subscriptions") => Op {
-            summary: "Create an alert subscription (credentials required).",
+            summary: "Create an alert subscription (credentials required). Webhook URLs must be https and reach only public addresses; at most MAX_ACTIVE_SUBSCRIPTIONS (default 100) active subscriptions per owner (409 beyond); bodies over 64 KiB are a 413.",
             params: vec![],
-            ok: json!({ "type": "object" }),
-            errors: &[201, 401],
-            body: Some(json!({ "type": "object" })),
+            ok: json!({ "type": "object", "required": ["data"], "properties": { "data": t("object") } }),
+            errors: &[201, 401, 409, 413],
+            body: Some(subscription_body()),
         },
         ("GET", "/api/subscriptions") => Op {
-            summary: "Your subscriptions (credentials required).",
-            params: vec![],
-            ok: json!({ "type": "object" }),
+            summary: "Your subscriptions, newest first (credentials required): active ones unless includeInactive=true.",
+            params: vec![
+                boolean("includeInactive", "Also list deactivated subscriptions."),
+                limit(100, 50),
+                cursor(),
+            ],
+            ok: json!({ "type": "object", "required": ["data", "page"], "properties": {
+                "data": { "type": "array", "items": t("object") }, "page": r("Page") } }),
             errors: &[401],
             body: None,
         },
@@ -641,6 +647,42 @@ fn operation(method: &str, path: &str) -> Op {
             body: None,
         },
     }
+}
+
+/// The body of `POST /api/subscriptions` (the handler checks the rest: which fields each mode
+/// and delivery take, known counties and regions, valid polygons, public webhook addresses).
+fn subscription_body() -> Value {
+    use crate::alerts::area;
+    let place = |max: usize| {
+        json!({ "type": "array", "maxItems": max,
+        "items": { "type": "string", "maxLength": 100 } })
+    };
+    json!({ "type": "object", "required": ["name", "mode", "delivery"],
+        "additionalProperties": false, "properties": {
+        "name": { "type": "string", "minLength": 1,
+                  "maxLength": super::subscriptions::MAX_NAME_CHARS },
+        "mode": { "type": "string", "enum": ["polygon", "buffer", "jurisdiction"] },
+        "polygon": { "type": "object", "description": format!(
+            "GeoJSON Polygon or MultiPolygon ([longitude, latitude]), valid, at most {} positions, {} polygons and {} bytes.",
+            area::MAX_POLYGON_POSITIONS, area::MAX_POLYGON_PARTS, area::MAX_POLYGON_BYTES) },
+        "center": { "type": "object", "required": ["lat", "lon"], "additionalProperties": false,
+                    "properties": { "lat": t("number"), "lon": t("number") } },
+        "radiusM": { "type": "number", "exclusiveMinimum": 0, "maximum": area::MAX_RADIUS_M },
+        "counties": place(area::COUNTIES.len()),
+        "regions": { "type": "array", "maxItems": area::REGIONS.len(),
+                     "items": { "type": "string", "maxLength": 100 },
+                     "description": format!("Regional board codes: {}.", area::REGIONS.join(", ")) },
+        "minRatio": { "type": "number", "exclusiveMinimum": 0 },
+        "repeatThreshold": { "type": "integer", "minimum": 1 },
+        "minSeverity": { "type": "string", "enum": ["low", "moderate", "high", "critical"] },
+        "level": { "type": "string", "enum": ["level_1", "level_2"] },
+        "delivery": { "type": "string", "enum": ["email", "webhook"] },
+        "email": { "type": "string", "maxLength": super::subscriptions::MAX_EMAIL_BYTES },
+        "webhookUrl": { "type": "string", "maxLength": crate::outbound::MAX_URL_LEN,
+                        "description": "https URL of a public host (no internal, private or metadata addresses); redirects are not followed." },
+        "webhookSecret": { "type": "string",
+                           "minLength": *super::subscriptions::SECRET_CHARS.start(),
+                           "maxLength": *super::subscriptions::SECRET_CHARS.end() } } })
 }
 
 fn violation_filters() -> Vec<Value> {

@@ -1,22 +1,38 @@
 //! Alert subscriptions (credentials required for every method):
-//! * `POST /api/subscriptions` creates one (201);
-//! * `GET /api/subscriptions` lists the caller's;
+//! * `POST /api/subscriptions` creates one (201); an owner has at most
+//!   `MAX_ACTIVE_SUBSCRIPTIONS` (default 100) active ones, a 409 beyond;
+//! * `GET /api/subscriptions` lists the caller's active ones, newest first, in pages (`limit`
+//!   ≤ 100, `cursor`); `includeInactive=true` lists deactivated ones too;
 //! * `DELETE /api/subscriptions/{id}` deactivates one of the caller's (its alerts stay).
 //!
-//! Body of POST (camelCase): `name`, `mode` (`polygon` | `buffer` | `jurisdiction`), `polygon`
-//! (GeoJSON Polygon / MultiPolygon), `center` `{lat, lon}` + `radiusM`, `counties`, `regions`,
-//! `minRatio`, `repeatThreshold`, `minSeverity`, `level` (`level_1` | `level_2`), `delivery`
-//! (`email` | `webhook`), `email`, `webhookUrl`, `webhookSecret`. The secret is never returned.
+//! Body of POST (camelCase, at most 64 KiB): `name`, `mode` (`polygon` | `buffer` |
+//! `jurisdiction`), `polygon` (GeoJSON Polygon / MultiPolygon, valid, at most 2,000 positions
+//! and 32 KiB), `center` `{lat, lon}` + `radiusM`, `counties` (California counties), `regions`
+//! (regional board codes), `minRatio`, `repeatThreshold`, `minSeverity`, `level` (`level_1` |
+//! `level_2`), `delivery` (`email` | `webhook`), `email`, `webhookUrl` (https, public
+//! addresses only: [`crate::outbound`]), `webhookSecret`. Area fields of another mode and
+//! delivery fields of another delivery are a 400. The secret is never returned.
 
 use super::ApiState;
+use super::list::{self, Arg, Conditions};
 use crate::alerts::{area, deliver};
-use crate::http::{ApiError, json_body, json_response, path_id};
+use crate::http::{ApiError, Query, json_body, json_response, path_id};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 const PREFIX: &str = "/api/subscriptions/";
 const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
+/// Longest `name`, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest `email` (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+/// `webhookSecret` length, in characters.
+pub const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
+/// Longest county or region entry.
+const MAX_PLACE_BYTES: usize = 100;
+/// Page size of the list: default and most.
+const LIST_LIMIT: (i64, i64) = (50, 100);
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -54,9 +70,9 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
             Method::POST if path == "/api/subscriptions" => create(state, &req, &actor.0)
                 .await
                 .map(|v| (StatusCode::CREATED, v)),
-            Method::GET if path == "/api/subscriptions" => {
-                list(state, &actor.0).await.map(|v| (StatusCode::OK, v))
-            }
+            Method::GET if path == "/api/subscriptions" => owned(state, &req, &actor.0)
+                .await
+                .map(|v| (StatusCode::OK, v)),
             Method::DELETE if path.starts_with(PREFIX) => {
                 let id = path_id(path, PREFIX)?;
                 deactivate(state, id, &actor.0)
@@ -81,10 +97,20 @@ const COLUMNS: &str = "jsonb_build_object('id', id, 'name', name, 'owner', owner
     'delivery', delivery, 'email', email, 'webhookUrl', webhook_url,
     'hasWebhookSecret', webhook_secret is not null, 'active', active, 'createdAt', created_at)";
 
-fn validate(s: &NewSubscription) -> Result<(), ApiError> {
-    if s.name.trim().is_empty() || s.name.len() > 200 {
-        return Err(ApiError::bad("name", "1 to 200 characters"));
+/// Checks a new subscription and puts it in stored form: trimmed name, counties and regions
+/// spelled as the data spells them (duplicates dropped), the webhook URL as parsed.
+async fn validate(state: &ApiState, s: &mut NewSubscription) -> Result<(), ApiError> {
+    let name = s.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad(
+            "name",
+            format!("1 to {MAX_NAME_CHARS} characters"),
+        ));
     }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad("name", "must not contain control characters"));
+    }
+    s.name = name.to_owned();
     match s.mode.as_str() {
         "polygon" => {
             let p = s
@@ -104,6 +130,24 @@ fn validate(s: &NewSubscription) -> Result<(), ApiError> {
             area::buffer(c.lat, c.lon, r).map_err(|e| ApiError::bad("center", e.to_string()))?;
         }
         "jurisdiction" => {
+            if let Some(counties) = &s.counties {
+                s.counties = Some(places(
+                    "counties",
+                    counties,
+                    area::COUNTIES.len(),
+                    area::canonical_county,
+                    "a California county such as \"Los Angeles\"",
+                )?);
+            }
+            if let Some(regions) = &s.regions {
+                s.regions = Some(places(
+                    "regions",
+                    regions,
+                    area::REGIONS.len(),
+                    area::canonical_region,
+                    &format!("a regional board code: {}", area::REGIONS.join(", ")),
+                )?);
+            }
             let n =
                 s.counties.as_ref().map_or(0, Vec::len) + s.regions.as_ref().map_or(0, Vec::len);
             if n == 0 {
@@ -119,6 +163,32 @@ fn validate(s: &NewSubscription) -> Result<(), ApiError> {
                 "must be one of: polygon, buffer, jurisdiction",
             ));
         }
+    }
+    let unused = [
+        (
+            "polygon",
+            s.polygon.is_some() && s.mode != "polygon",
+            "polygon",
+        ),
+        ("center", s.center.is_some() && s.mode != "buffer", "buffer"),
+        (
+            "radiusM",
+            s.radius_m.is_some() && s.mode != "buffer",
+            "buffer",
+        ),
+        (
+            "counties",
+            s.counties.is_some() && s.mode != "jurisdiction",
+            "jurisdiction",
+        ),
+        (
+            "regions",
+            s.regions.is_some() && s.mode != "jurisdiction",
+            "jurisdiction",
+        ),
+    ];
+    if let Some((field, _, mode)) = unused.iter().find(|(_, given, _)| *given) {
+        return Err(ApiError::bad(field, format!("only used with mode {mode}")));
     }
     if s.min_ratio.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         return Err(ApiError::bad("minRatio", "must be a number greater than 0"));
@@ -145,17 +215,49 @@ fn validate(s: &NewSubscription) -> Result<(), ApiError> {
                 .email
                 .as_deref()
                 .ok_or_else(|| ApiError::bad("email", "required for delivery email"))?;
+            if to.len() > MAX_EMAIL_BYTES {
+                return Err(ApiError::bad(
+                    "email",
+                    format!("at most {MAX_EMAIL_BYTES} characters"),
+                ));
+            }
             deliver::check_email(to).map_err(|e| ApiError::bad("email", e.to_string()))?;
+            for (field, given) in [
+                ("webhookUrl", s.webhook_url.is_some()),
+                ("webhookSecret", s.webhook_secret.is_some()),
+            ] {
+                if given {
+                    return Err(ApiError::bad(field, "only used with delivery webhook"));
+                }
+            }
         }
         "webhook" => {
             let url = s
                 .webhook_url
                 .as_deref()
                 .ok_or_else(|| ApiError::bad("webhookUrl", "required for delivery webhook"))?;
-            deliver::check_webhook_url(url)
+            let checked = state
+                .writes
+                .outbound
+                .check_url_resolving(url)
+                .await
                 .map_err(|e| ApiError::bad("webhookUrl", e.to_string()))?;
-            if s.webhook_secret.as_ref().is_some_and(|k| k.len() < 16) {
-                return Err(ApiError::bad("webhookSecret", "at least 16 characters"));
+            s.webhook_url = Some(checked.to_string());
+            if s.webhook_secret
+                .as_ref()
+                .is_some_and(|k| !SECRET_CHARS.contains(&k.chars().count()))
+            {
+                return Err(ApiError::bad(
+                    "webhookSecret",
+                    format!(
+                        "{} to {} characters",
+                        SECRET_CHARS.start(),
+                        SECRET_CHARS.end()
+                    ),
+                ));
+            }
+            if s.email.is_some() {
+                return Err(ApiError::bad("email", "only used with delivery email"));
             }
         }
         _ => return Err(ApiError::bad("delivery", "must be one of: email, webhook")),
@@ -163,10 +265,60 @@ fn validate(s: &NewSubscription) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `given` in the data's spelling, without duplicates; a 400 naming `field` for an entry that
+/// is too long or names nothing known, or for more than `max` entries.
+fn places(
+    field: &str,
+    given: &[String],
+    max: usize,
+    canonical: fn(&str) -> Option<&'static str>,
+    expected: &str,
+) -> Result<Vec<String>, ApiError> {
+    if given.len() > max {
+        return Err(ApiError::bad(field, format!("at most {max} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(given.len());
+    for (i, g) in given.iter().enumerate() {
+        if g.len() > MAX_PLACE_BYTES {
+            return Err(ApiError::bad(
+                field,
+                format!("entry {i} is longer than {MAX_PLACE_BYTES} characters"),
+            ));
+        }
+        let Some(known) = canonical(g) else {
+            return Err(ApiError::bad(
+                field,
+                format!("entry {i} ({g:?}) is not {expected}"),
+            ));
+        };
+        if !out.iter().any(|o| o == known) {
+            out.push(known.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, ApiError> {
-    let s: NewSubscription = json_body(req)?;
-    validate(&s)?;
+    let mut s: NewSubscription = json_body(req)?;
+    validate(state, &mut s).await?;
     let mut tx = state.pool.begin().await?;
+    // One create at a time per owner, so concurrent requests cannot pass the cap together.
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('subscription.owner:' || $1, 0))")
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 =
+        sqlx::query_scalar("select count(*) from subscription where owner = $1 and active")
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await?;
+    let max = state.writes.max_active_subscriptions;
+    if active >= i64::from(max) {
+        return Err(ApiError::Conflict(format!(
+            "you already have {active} active subscriptions, the most allowed is {max}; \
+             deactivate one (DELETE /api/subscriptions/{{id}}) before creating another"
+        )));
+    }
     let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "insert into subscription (name, owner, mode, polygon, center_lat, center_lon, radius_m,
                                    counties, regions, min_ratio, repeat_threshold, min_severity,
@@ -175,7 +327,7 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
                  $15, $16, $17)
          returning {COLUMNS}"
     )))
-    .bind(s.name.trim())
+    .bind(&s.name)
     .bind(actor)
     .bind(&s.mode)
     .bind(&s.polygon)
@@ -211,14 +363,29 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
     Ok(json!({ "data": row }))
 }
 
-async fn list(state: &ApiState, actor: &str) -> Result<Value, ApiError> {
-    let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from subscription where owner = $1 order by id"
-    )))
-    .bind(actor)
-    .fetch_all(&state.pool)
+/// The caller's subscriptions, newest first: active ones unless `includeInactive=true`.
+async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, ApiError> {
+    let q = Query::of(req);
+    let limit = q.limit(LIST_LIMIT.0, LIST_LIMIT.1)?;
+    let cursor = q.cursor()?;
+    let include_inactive = list::flag(&q, "includeInactive")?.unwrap_or(false);
+    let mut conditions = Conditions::default();
+    conditions.when("owner = ", Some(Arg::Text(actor.to_owned())), "");
+    if !include_inactive {
+        conditions.always("active");
+    }
+    let (rows, page) = list::page(
+        state,
+        &format!("id, {COLUMNS}"),
+        "subscription",
+        "id",
+        &conditions,
+        cursor,
+        limit,
+        None,
+    )
     .await?;
-    Ok(json!({ "data": rows }))
+    Ok(json!({ "data": rows, "page": page }))
 }
 
 async fn deactivate(state: &ApiState, id: i64, actor: &str) -> Result<Value, ApiError> {

@@ -183,7 +183,11 @@ async fn change(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         .map(|s| s.parse::<Status>())
         .transpose()
         .map_err(|m| ApiError::bad("expectedStatus", m))?;
-    if body.notes.as_ref().is_some_and(|n| n.len() > 4000) {
+    if body
+        .notes
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 4000)
+    {
         return Err(ApiError::bad("notes", "at most 4000 characters"));
     }
     let changed = review::change_status(

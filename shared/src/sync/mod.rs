@@ -50,7 +50,10 @@ pub struct Context {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub cache: Cache,
+    /// Downloads of the sources the operator configured (data.ca.gov, CKAN).
     pub http: reqwest::Client,
+    /// Webhook deliveries: public addresses only, unless `OUTBOUND_ALLOW_HOSTS` says otherwise.
+    pub webhooks: crate::outbound::Client,
 }
 
 impl Context {
@@ -69,12 +72,18 @@ impl Context {
                 name: "HTTP client",
                 reason: e.to_string(),
             })?;
+        let webhooks = crate::outbound::Client::new(cfg.outbound.clone(), cfg.webhook_timeout)
+            .map_err(|e| ConfigError::Invalid {
+                name: "webhook HTTP client",
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             s3: crate::aws::s3(&sdk, &cfg),
             sqs: crate::aws::sqs(&sdk),
             cache: Cache::new(cfg.redis_url.as_deref()),
             pool,
             http,
+            webhooks,
             cfg,
         })
     }

@@ -199,6 +199,18 @@ impl Harness {
         &self.ctx.pool
     }
 
+    /// Opts this test in to webhooks reaching `hosts` (the `OUTBOUND_ALLOW_HOSTS` syntax, e.g.
+    /// `127.0.0.1` for a local receiver) when subscriptions are created and when alerts are
+    /// delivered; `""` goes back to production's public-addresses-only.
+    pub fn allow_outbound(&mut self, hosts: &str) {
+        let policy: stormwater::outbound::Policy = hosts.parse().expect("an allow-list");
+        self.ctx.webhooks =
+            stormwater::outbound::Client::new(policy.clone(), self.ctx.cfg.webhook_timeout)
+                .expect("webhook client");
+        self.ctx.cfg.outbound = policy.clone();
+        self.api.writes.outbound = policy;
+    }
+
     /// The URL of this test's database (for processes the test starts).
     pub async fn database_url(&self) -> String {
         let db: String = sqlx::query_scalar("select current_database()")
