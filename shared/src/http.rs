@@ -33,6 +33,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `Retry-After` of a 503 (seconds): about the time a restarting database needs.
+    pub const RETRY_AFTER_SECS: u32 = 2;
+
     /// A 400 naming the parameter.
     pub fn bad(parameter: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -49,20 +52,32 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Moved { .. } => StatusCode::PERMANENT_REDIRECT,
+            // The database is down, restarting or out of connections: worth retrying.
+            Self::Db(e) if crate::db::is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The JSON error response: `{"error": {"status", "code", "message", "parameter"?}}`.
+    /// The JSON error response: `{"error": {"status", "code", "message", "parameter"?}}`; a 503
+    /// carries `Retry-After` ([`Self::RETRY_AFTER_SECS`]).
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        if status.is_server_error() {
+        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE;
+        if unavailable {
+            // An outage, not a bug: logged once per request, without the noise of an error.
+            tracing::warn!(error.cause_chain = ?self, "database unavailable; answered 503");
+        } else if status.is_server_error() {
             tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
         }
+        let message = if unavailable {
+            "the database is unavailable; retry shortly".to_owned()
+        } else {
+            self.to_string()
+        };
         let mut error = json!({
             "status": status.as_u16(),
             "code": status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
-            "message": self.to_string(),
+            "message": message,
         });
         if let Self::BadRequest { parameter, .. } = &self {
             error["parameter"] = json!(parameter);
@@ -72,6 +87,12 @@ impl ApiError {
             && let Ok(v) = header::HeaderValue::from_str(location)
         {
             response.headers_mut().insert(header::LOCATION, v);
+        }
+        if unavailable {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(Self::RETRY_AFTER_SECS),
+            );
         }
         response
     }
@@ -357,5 +378,27 @@ mod tests {
             panic!("text body")
         };
         assert!(!t.contains("secret detail"));
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after_and_a_query_bug_a_500() {
+        let resp = ApiError::Db(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "2");
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["code"], "service_unavailable");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            ApiError::Db(sqlx::Error::Io(refused))
+                .into_response()
+                .status(),
+            503
+        );
+        let resp = ApiError::Db(sqlx::Error::ColumnNotFound("x".into())).into_response();
+        assert_eq!(resp.status(), 500);
+        assert!(resp.headers().get("retry-after").is_none());
     }
 }
