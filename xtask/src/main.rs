@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
                 "reference benchmarks loaded ({} pollutants, {} benchmarks)",
                 loaded.pollutants, loaded.benchmarks
             );
+            let refreshed = stormwater::facility::refresh(&pool).await?;
+            println!("facility fields derived from their records ({refreshed} changed)");
             println!(
                 "migrations applied ({} known)",
                 stormwater::MIGRATOR.iter().count()

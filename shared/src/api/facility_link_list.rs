@@ -39,8 +39,8 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         "select l.id, jsonb_build_object(
                     'id', l.id, 'source', l.source, 'sourceKey', l.source_key,
                     'record', case when o.id is null then null else jsonb_build_object(
-                        'facilityId', o.id, 'name', o.name, 'address', o.address,
-                        'city', o.city, 'county', o.county, 'region', o.region) end,
+                        'facilityId', o.id, 'name', o.own_name, 'address', o.own_address,
+                        'city', o.own_city, 'county', o.own_county, 'region', o.own_region) end,
                     'facility', jsonb_build_object('id', f.id, 'name', f.name,
                         'address', f.address, 'city', f.city, 'county', f.county,
                         'region', f.region),
