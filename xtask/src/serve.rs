@@ -109,15 +109,15 @@ impl App {
 /// Serves until Ctrl-C / SIGTERM.
 pub async fn run(mut cfg: Config, opts: Options) -> anyhow::Result<()> {
     cfg.db_max_connections = opts.db_connections;
-    let state = ApiState {
-        pool: stormwater::db::pool(&cfg)?,
-        cache: if opts.no_cache {
+    let state = ApiState::new(
+        stormwater::db::pool(&cfg)?,
+        if opts.no_cache {
             Cache::disabled()
         } else {
             Cache::with_namespace(cfg.redis_url.as_deref(), &opts.cache_namespace)
         },
-        writes: stormwater::api::WriteSettings::from_config(&cfg),
-    };
+        stormwater::api::WriteSettings::from_config(&cfg),
+    );
     let state: &'static ApiState = Box::leak(Box::new(state));
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
@@ -730,11 +730,11 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy(cfg_url)
             .unwrap();
-        let state: &'static ApiState = Box::leak(Box::new(ApiState {
+        let state: &'static ApiState = Box::leak(Box::new(ApiState::new(
             pool,
-            cache: Cache::disabled(),
-            writes: Default::default(),
-        }));
+            Cache::disabled(),
+            Default::default(),
+        )));
         let app = App::new(state, addr("127.0.0.1:9100"));
         for (method, uri, status) in [
             ("GET", "/api/nope", 404),
