@@ -6,7 +6,13 @@
 //! the `FATAL 57P01` a restarting server sends, then is closed; new connections work) and
 //! `vanish` (live connections stop answering without being closed, as when a server host fails
 //! over or a NAT drops its state; new connections work). The API state under test reaches the
-//! database only through the proxy, with the pool `db::pool` builds from the typed config.
+//! database only through the proxy, with the pool `db::pool` builds from the typed config. The
+//! local server (`xtask serve`) is loaded with 16 concurrent clients.
+//!
+//! Facts: list cursors are tried on every other list, altered and forged; the canonical
+//! facilities of the sample `./dev up` syncs (the real 2019 portal file) are checked field by
+//! field against the file and against this file's own derivation from the links, after a full
+//! run, an incremental one and `migrate`; the numbers of that run are docs/LINKING.md's.
 
 mod support;
 
