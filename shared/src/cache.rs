@@ -12,6 +12,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -50,7 +51,18 @@ impl Breaker {
 #[derive(Clone)]
 struct Local {
     values: moka::future::Cache<String, Arc<str>>,
-    flights: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    flights: Arc<Mutex<HashMap<String, Arc<Flight>>>>,
+}
+
+/// One key's computation in this process: callers take turns, so the first computes and the
+/// others find its answer.
+#[derive(Default)]
+struct Flight {
+    turn: tokio::sync::Mutex<()>,
+    /// Set when a computation failed (the database is down, say): the callers still waiting
+    /// stop queueing behind one another and compute at once, so an outage costs each of them
+    /// one failed attempt instead of one per caller ahead of it.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Local {
@@ -67,16 +79,19 @@ impl Local {
         }
     }
 
-    /// The lock of `key`'s computation (created by the first caller).
-    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The flight of `key`'s computation (created by the first caller).
+    fn flight(&self, key: &str) -> Arc<Flight> {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         flights.entry(key.to_owned()).or_default().clone()
     }
 
-    /// The computation of `key` is over (its answer, if any, is in `values`).
-    fn land(&self, key: &str) {
+    /// The computation of `key` in `flight` is over (its answer, if any, is in `values`); a
+    /// newer flight of the key is left alone.
+    fn land(&self, key: &str, flight: &Arc<Flight>) {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        flights.remove(key);
+        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(key);
+        }
     }
 }
 
@@ -256,9 +271,11 @@ impl Cache {
     /// Cache-aside with stampede protection: a hit (in-process tier, then Redis) is returned as
     /// is (`true`); on a miss one caller per key and process computes while the others wait for
     /// it, and across processes one holds a short Redis lock while the others wait for its
-    /// result, up to [`STAMPEDE_WAIT`], then compute themselves. With Redis down the process
-    /// still computes each key once; with no cache configured every caller computes. The cache
-    /// never makes a request fail.
+    /// result, up to [`STAMPEDE_WAIT`], then compute themselves. A failed computation is not
+    /// cached and is not waited out: when it fails, the callers waiting for it (in the process
+    /// or on the Redis lock) compute at once, each on its own. With Redis down the process still
+    /// computes each key once; with no cache configured every caller computes. The cache never
+    /// makes a request fail.
     pub async fn get_or_compute<T, E, F, Fut>(
         &self,
         key: &str,
@@ -275,20 +292,36 @@ impl Cache {
         }
         // One computation per key in this process: later callers wait here, then find it.
         let flight = self.local.as_ref().map(|l| l.flight(key));
-        let _turn = match &flight {
-            Some(f) => Some(f.lock().await),
+        let mut turn = match &flight {
+            Some(f) => Some(f.turn.lock().await),
             None => None,
         };
         if let Some(hit) = self.local_get::<T>(key).await {
             return Ok((hit, true));
         }
-        let result = self.redis_or_compute(key, ttl_secs, compute).await;
-        if let Ok((value, _)) = &result {
-            self.local_put(key, value).await;
+        // A computation ahead of this caller failed: let the next waiter go too, now, and do
+        // not queue on the Redis lock behind them either.
+        let after_failure = flight
+            .as_ref()
+            .is_some_and(|f| f.failed.load(Ordering::Relaxed));
+        if after_failure {
+            turn = None;
         }
-        if let Some(l) = &self.local {
-            l.land(key);
+        let result = self
+            .redis_or_compute(key, ttl_secs, !after_failure, compute)
+            .await;
+        match &result {
+            Ok((value, _)) => self.local_put(key, value).await,
+            Err(_) => {
+                if let Some(f) = &flight {
+                    f.failed.store(true, Ordering::Relaxed);
+                }
+            }
         }
+        if let (Some(l), Some(f)) = (&self.local, &flight) {
+            l.land(key, f);
+        }
+        drop(turn);
         result
     }
 
@@ -304,11 +337,12 @@ impl Cache {
     }
 
     /// The Redis part of [`Self::get_or_compute`]: a hit, or one computation per key across
-    /// processes (Redis lock) with the others waiting for its answer.
+    /// processes (Redis lock, when `take_turns`) with the others waiting for its answer.
     async fn redis_or_compute<T, E, F, Fut>(
         &self,
         key: &str,
         ttl_secs: u64,
+        take_turns: bool,
         compute: F,
     ) -> Result<(T, bool), E>
     where
@@ -318,6 +352,11 @@ impl Cache {
     {
         if let Some(hit) = self.get_json::<T>(key).await {
             return Ok((hit, true));
+        }
+        if !take_turns {
+            let value = compute().await?;
+            self.put_json(key, &value, ttl_secs).await;
+            return Ok((value, false));
         }
         let lock = format!("{key}:lock");
         let token = format!(
@@ -338,12 +377,15 @@ impl Cache {
             })
             .await;
         if let Some(None) = locked {
-            // Someone else is computing this key: wait for their answer.
+            // Someone else is computing this key: wait for their answer, or until they let go
+            // of the lock without one (their computation failed) or Redis stops answering.
             let deadline = std::time::Instant::now() + STAMPEDE_WAIT;
             while std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Some(hit) = self.get_json::<T>(key).await {
-                    return Ok((hit, true));
+                match self.answer_or_lock::<T>(key, &lock).await {
+                    Some((Some(hit), _)) => return Ok((hit, true)),
+                    Some((None, true)) => {}
+                    Some((None, false)) | None => break,
                 }
             }
         }
@@ -369,6 +411,32 @@ impl Cache {
         }
         // An error is not cached, and the lock is released either way.
         Ok((result?, false))
+    }
+
+    /// The cached answer of `key` (if any, and readable) and whether `lock` is still held, in
+    /// one round trip; `None` when Redis does not answer.
+    async fn answer_or_lock<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        lock: &str,
+    ) -> Option<(Option<T>, bool)> {
+        let (k, l) = (key.to_owned(), lock.to_owned());
+        let values = self
+            .run("mget", |mut c| async move {
+                redis::cmd("MGET")
+                    .arg(&k)
+                    .arg(&l)
+                    .query_async::<Vec<Option<String>>>(&mut c)
+                    .await
+            })
+            .await?;
+        let answer = values
+            .first()
+            .cloned()
+            .flatten()
+            .and_then(|raw| serde_json::from_str(&raw).ok());
+        let held = values.get(1).is_some_and(Option::is_some);
+        Some((answer, held))
     }
 
     /// `true` when Redis answers a PING now.

@@ -21,6 +21,10 @@ pub struct Config {
     pub database_url: SecretString,
     /// `DB_MAX_CONNECTIONS`, default 2: one execution environment serves one request at a time.
     pub db_max_connections: u32,
+    /// `DB_ACQUIRE_TIMEOUT_MS`, default 1500: how long a request waits for a database
+    /// connection (an idle one, or a new one while the server refuses or does not answer)
+    /// before it is answered 503 with `Retry-After` (see `db::pool`).
+    pub db_acquire_timeout: std::time::Duration,
     /// `REDIS_URL`; without it the read API serves from Postgres only.
     pub redis_url: Option<String>,
     /// `AWS_ENDPOINT_URL`: set locally to the S3/SQS emulator.
@@ -151,9 +155,19 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let db_acquire_timeout = match parsed("DB_ACQUIRE_TIMEOUT_MS", 1500u64)? {
+            0 => {
+                return Err(ConfigError::Invalid {
+                    name: "DB_ACQUIRE_TIMEOUT_MS",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            ms => std::time::Duration::from_millis(ms),
+        };
         Ok(Self {
             database_url: database_url.into(),
             db_max_connections: parsed("DB_MAX_CONNECTIONS", 2u32)?,
+            db_acquire_timeout,
             redis_url: var("REDIS_URL"),
             aws_endpoint_url: var("AWS_ENDPOINT_URL"),
             s3_force_path_style: matches!(

@@ -1,15 +1,27 @@
 //! The Postgres pool, built once per execution environment, and the embedded migrations.
+//!
+//! The pool is built for a database that can go away: a request waits at most
+//! `DB_ACQUIRE_TIMEOUT_MS` for a connection, every pooled connection is checked with a bounded
+//! ping before it is handed out (so one left over from a restarted, failed-over or unreachable
+//! server is replaced instead of failing the request), and [`is_unavailable`] tells such
+//! outages (answered 503 with `Retry-After`) from errors of the query itself (500).
 
 use crate::config::Config;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// The migrations in `migrations/`, embedded at compile time. They are applied by the
 /// `migrate` function or `xtask migrate`, never at a function's cold start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// How long the health check of a pooled connection may take. A live server answers a ping in
+/// about a millisecond; a connection whose server went away without closing it (a host that
+/// failed over, a proxy or NAT that dropped its state, an environment frozen across a restart)
+/// never answers, and sqlx's own check would wait for it as long as the acquire timeout allows.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A small lazy pool: connecting happens on first use, so a cold start never fails because
 /// the database blinked, and the first query reports the problem as a normal error.
@@ -22,11 +34,66 @@ pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
         .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
     Ok(PgPoolOptions::new()
         .max_connections(cfg.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        // Also bounds connecting: while the server refuses connections sqlx retries until
+        // this deadline, then the request is answered 503.
+        .acquire_timeout(cfg.db_acquire_timeout)
+        // sqlx's built-in check pings without a time limit; this one gives up after
+        // PING_TIMEOUT, and a connection that fails it is closed and replaced within the
+        // same acquire.
+        .test_before_acquire(false)
+        .before_acquire(|conn, _meta| {
+            Box::pin(async move {
+                match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
+                    Ok(result) => result.map(|()| true),
+                    Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "pooled connection did not answer a ping",
+                    ))),
+                }
+            })
+        })
         .connect_lazy_with(options))
 }
 
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+/// `true` when `e` says the database cannot serve right now (no connection within the acquire
+/// timeout, a connection refused, reset or cut, the server shutting down or starting up, too
+/// many connections), not that the statement was wrong: the request may succeed when retried.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // 08: connection exception; 57P01..57P03: admin / crash shutdown, cannot connect
+            // now (starting up, in recovery); 53300: too many connections.
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_told_from_query_errors() {
+        let io = |kind| sqlx::Error::Io(std::io::Error::new(kind, "x"));
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::PoolClosed));
+        assert!(is_unavailable(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(is_unavailable(&io(std::io::ErrorKind::UnexpectedEof)));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!is_unavailable(&sqlx::Error::Protocol(
+            "unexpected message".into()
+        )));
+    }
 }

@@ -36,6 +36,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// `Retry-After` of a 503 (seconds): about the time a restarting database needs.
+    pub const RETRY_AFTER_SECS: u32 = 2;
+
     /// A 400 naming the parameter.
     pub fn bad(parameter: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {
@@ -53,20 +56,32 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Moved { .. } => StatusCode::PERMANENT_REDIRECT,
+            // The database is down, restarting or out of connections: worth retrying.
+            Self::Db(e) if crate::db::is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The JSON error response: `{"error": {"status", "code", "message", "parameter"?}}`.
+    /// The JSON error response: `{"error": {"status", "code", "message", "parameter"?}}`; a 503
+    /// carries `Retry-After` ([`Self::RETRY_AFTER_SECS`]).
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        if status.is_server_error() {
+        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE;
+        if unavailable {
+            // An outage, not a bug: logged once per request, without the noise of an error.
+            tracing::warn!(error.cause_chain = ?self, "database unavailable; answered 503");
+        } else if status.is_server_error() {
             tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
         }
+        let message = if unavailable {
+            "the database is unavailable; retry shortly".to_owned()
+        } else {
+            self.to_string()
+        };
         let mut error = json!({
             "status": status.as_u16(),
             "code": status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
-            "message": self.to_string(),
+            "message": message,
         });
         if let Self::BadRequest { parameter, .. } = &self {
             error["parameter"] = json!(parameter);
@@ -76,6 +91,12 @@ impl ApiError {
             && let Ok(v) = header::HeaderValue::from_str(location)
         {
             response.headers_mut().insert(header::LOCATION, v);
+        }
+        if unavailable {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(Self::RETRY_AFTER_SECS),
+            );
         }
         response
     }
@@ -293,16 +314,6 @@ impl Query {
             .transpose()
     }
 
-    /// A cursor produced by [`encode_cursor`].
-    pub fn cursor(&self) -> Result<Option<i64>, ApiError> {
-        self.text("cursor")?
-            .map(|c| {
-                decode_cursor(&c)
-                    .ok_or_else(|| ApiError::bad("cursor", "not a cursor from a previous page"))
-            })
-            .transpose()
-    }
-
     /// The parameters as a stable string (cache keys).
     pub fn canonical(&self) -> String {
         let mut pairs: Vec<(String, String)> = self
@@ -319,34 +330,112 @@ impl Query {
     }
 }
 
-/// Opaque keyset cursor over an id.
-pub fn encode_cursor(after_id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("a:{after_id}"))
+/// The key that signs this deployment's list cursors (HMAC-SHA256). It is generated inside the
+/// deployment's own database (table `signing_key`, by a migration) and read from there once per
+/// execution environment (`ApiState::cursor_key`), so it is per deployment, never in the
+/// environment, the template or a log (`Debug` prints `[REDACTED]`).
+#[derive(Debug, Clone)]
+pub struct CursorKey(secrecy::SecretSlice<u8>);
+
+impl CursorKey {
+    /// A key from its bytes (at least 16).
+    pub fn new(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() >= 16).then(|| Self(bytes.into()))
+    }
+
+    /// The cursors of one list: `list` names the route and the order it pages in
+    /// (`"GET /api/facilities by id ascending"`); a cursor made for one list is refused by
+    /// every other.
+    pub fn list(&self, list: impl Into<String>) -> ListCursors<'_> {
+        ListCursors {
+            key: self,
+            list: list.into(),
+        }
+    }
+
+    fn mac(&self, list: &str, payload: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        use secrecy::ExposeSecret;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.expose_secret())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"stormwater cursor v1\0");
+        mac.update(list.as_bytes());
+        mac.update(b"\0");
+        mac.update(payload);
+        mac
+    }
 }
 
-/// Opaque cursor over a composite key written as text (`2024-01-31|violation|42`).
-pub fn encode_cursor_text(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("t:{key}"))
+/// Bytes of the HMAC kept in a cursor (128 bits).
+const CURSOR_TAG: usize = 16;
+
+/// The opaque, signed cursors of one list ([`CursorKey::list`]): base64url of the position and
+/// an HMAC over the list's name and the position, so a cursor cannot be altered, invented, or
+/// taken from another list (another route, order, or facility's timeline).
+pub struct ListCursors<'a> {
+    key: &'a CursorKey,
+    list: String,
 }
 
-/// The key of a cursor made by [`encode_cursor_text`].
-pub fn decode_cursor_text(cursor: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    Some(
-        std::str::from_utf8(&bytes)
-            .ok()?
-            .strip_prefix("t:")?
-            .to_owned(),
-    )
-}
+impl ListCursors<'_> {
+    fn seal(&self, payload: String) -> String {
+        use hmac::Mac;
+        let tag = self
+            .key
+            .mac(&self.list, payload.as_bytes())
+            .finalize()
+            .into_bytes();
+        let mut bytes = payload.into_bytes();
+        bytes.extend_from_slice(&tag[..CURSOR_TAG]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
 
-fn decode_cursor(cursor: &str) -> Option<i64> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    std::str::from_utf8(&bytes)
-        .ok()?
-        .strip_prefix("a:")?
-        .parse()
-        .ok()
+    fn open(&self, cursor: &str) -> Option<String> {
+        use hmac::Mac;
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let split = bytes.len().checked_sub(CURSOR_TAG)?;
+        let (payload, tag) = bytes.split_at(split);
+        self.key
+            .mac(&self.list, payload)
+            .verify_truncated_left(tag)
+            .ok()?;
+        String::from_utf8(payload.to_vec()).ok()
+    }
+
+    /// The cursor of the page after the row keyed `after_id`.
+    pub fn encode(&self, after_id: i64) -> String {
+        self.seal(format!("a:{after_id}"))
+    }
+
+    /// The cursor after a composite key written as text (`2024-01-31|violation|42`).
+    pub fn encode_text(&self, key: &str) -> String {
+        self.seal(format!("t:{key}"))
+    }
+
+    /// The id position of the request's `cursor` (none without one); a 400 naming `cursor`
+    /// when it was not made by [`Self::encode`] for this list.
+    pub fn after(&self, q: &Query) -> Result<Option<i64>, ApiError> {
+        self.read(q, |p| p.strip_prefix("a:")?.parse().ok())
+    }
+
+    /// The text position of the request's `cursor`, made by [`Self::encode_text`] for this
+    /// list; a 400 naming `cursor` otherwise.
+    pub fn after_text(&self, q: &Query) -> Result<Option<String>, ApiError> {
+        self.read(q, |p| p.strip_prefix("t:").map(str::to_owned))
+    }
+
+    fn read<T>(&self, q: &Query, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
+        q.text("cursor")?
+            .map(|c| {
+                self.open(&c).as_deref().and_then(parse).ok_or_else(|| {
+                    ApiError::bad(
+                        "cursor",
+                        "not a cursor of this list: pass page.nextCursor of the previous page unchanged",
+                    )
+                })
+            })
+            .transpose()
+    }
 }
 
 #[cfg(test)]
@@ -362,12 +451,81 @@ mod tests {
         Query { params: map.into() }
     }
 
+    fn key(byte: u8) -> CursorKey {
+        CursorKey::new(vec![byte; 32]).unwrap()
+    }
+
     #[test]
     fn cursors_round_trip_and_junk_is_a_bad_request() {
-        let c = encode_cursor(42);
-        assert_eq!(query(&[("cursor", &c)]).cursor().unwrap(), Some(42));
-        let err = query(&[("cursor", "nope")]).cursor().unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest { ref parameter, .. } if parameter == "cursor"));
+        let (k, list) = (key(1), "GET /api/violations by e.id descending");
+        let c = k.list(list).encode(42);
+        assert_eq!(
+            k.list(list).after(&query(&[("cursor", &c)])).unwrap(),
+            Some(42)
+        );
+        assert_eq!(k.list(list).after(&query(&[])).unwrap(), None);
+        let t = k.list(list).encode_text("2024-01-31|violation|42");
+        assert_eq!(
+            k.list(list)
+                .after_text(&query(&[("cursor", &t)]))
+                .unwrap()
+                .as_deref(),
+            Some("2024-01-31|violation|42")
+        );
+        // `YTotMQ` is `a:-1` as the unsigned cursors wrote it.
+        for junk in ["nope", "", "YTotMQ"] {
+            let q = query(&[("cursor", junk)]);
+            if junk.is_empty() {
+                assert_eq!(k.list(list).after(&q).unwrap(), None, "blank is absent");
+                continue;
+            }
+            let err = k.list(list).after(&q).unwrap_err();
+            assert!(
+                matches!(err, ApiError::BadRequest { ref parameter, .. } if parameter == "cursor"),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cursor_from_another_list_another_key_or_altered_is_refused() {
+        let k = key(1);
+        let c = k.list("GET /api/violations by e.id descending").encode(42);
+        let bad = |cursors: ListCursors, c: &str| cursors.after(&query(&[("cursor", c)])).is_err();
+        // Another route, another order, another deployment's key.
+        assert!(bad(
+            k.list("GET /api/smarts/violations by t.id descending"),
+            &c
+        ));
+        assert!(bad(k.list("GET /api/violations by e.id ascending"), &c));
+        assert!(bad(
+            key(2).list("GET /api/violations by e.id descending"),
+            &c
+        ));
+        // Any changed byte, a truncated tag, or the id swapped for another.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&c).unwrap();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 1;
+            assert!(
+                bad(
+                    k.list("GET /api/violations by e.id descending"),
+                    &URL_SAFE_NO_PAD.encode(&bytes)
+                ),
+                "byte {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        assert!(bad(
+            k.list("GET /api/violations by e.id descending"),
+            &c[..c.len() - 2]
+        ));
+        // An id cursor is not a text cursor of the same list, nor the reverse.
+        let list = k.list("GET /api/facilities/4/timeline by date descending");
+        let t = list.encode_text("2024-01-31|violation|42");
+        assert!(list.after(&query(&[("cursor", &t)])).is_err());
+        // A key too short to sign anything is refused.
+        assert!(CursorKey::new(vec![0; 8]).is_none());
+        assert!(!format!("{k:?}").contains("[1, 1"), "the key never prints");
     }
 
     #[test]
@@ -482,5 +640,27 @@ mod tests {
             panic!("text body")
         };
         assert!(!t.contains("secret detail"));
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after_and_a_query_bug_a_500() {
+        let resp = ApiError::Db(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "2");
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["code"], "service_unavailable");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            ApiError::Db(sqlx::Error::Io(refused))
+                .into_response()
+                .status(),
+            503
+        );
+        let resp = ApiError::Db(sqlx::Error::ColumnNotFound("x".into())).into_response();
+        assert_eq!(resp.status(), 500);
+        assert!(resp.headers().get("retry-after").is_none());
     }
 }

@@ -9,7 +9,7 @@
 //! - `xtask violations [--full]`: run the violation engine (incremental unless `--full`);
 //! - `xtask alerts`: match events to subscriptions and deliver alerts;
 //! - `xtask api-key <name>`: create an API key for the write endpoints (printed once);
-//! - `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--db-connections N]`: every HTTP
+//! - `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--cache-namespace NAME] [--db-connections N]`: every HTTP
 //!   function of `api::routes` behind one concurrent local server, requests presented as
 //!   API Gateway would (see `serve.rs`);
 //! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`).
@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
                 "reference benchmarks loaded ({} pollutants, {} benchmarks)",
                 loaded.pollutants, loaded.benchmarks
             );
+            let refreshed = stormwater::facility::refresh(&pool).await?;
+            println!("facility fields derived from their records ({refreshed} changed)");
             println!(
                 "migrations applied ({} known)",
                 stormwater::MIGRATOR.iter().count()
@@ -184,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
         _ => bail!(
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
              | violations [--full] | link [--full] | alerts | api-key <name> \
-             | serve [--addr host:port] [--no-cache] [--db-connections N] \
+             | serve [--addr host:port] [--no-cache] [--cache-namespace NAME] [--db-connections N] \
              | bench <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
         ),
     }

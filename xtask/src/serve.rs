@@ -1,4 +1,5 @@
-//! `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--db-connections N]`: every HTTP function
+//! `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--cache-namespace NAME] [--db-connections N]`:
+//! every HTTP function
 //! of `api::routes::FUNCTIONS` behind one concurrent local HTTP server (the target of API
 //! fuzzing and of `xtask bench-api`).
 //!
@@ -40,6 +41,9 @@ pub struct Options {
     pub addr: SocketAddr,
     /// Build the state with the cache disabled even when `REDIS_URL` is set.
     pub no_cache: bool,
+    /// Cache key namespace (default `sw`, the deployment's); a test serving its own database
+    /// uses its own so that it never reads another database's answers.
+    pub cache_namespace: String,
     /// Pool size shared by all concurrent requests (a Lambda environment has its own pool of
     /// `DB_MAX_CONNECTIONS` and serves one request at a time; this server serves many).
     pub db_connections: u32,
@@ -50,6 +54,7 @@ impl Options {
         let mut opts = Options {
             addr: "127.0.0.1:9100".parse()?,
             no_cache: false,
+            cache_namespace: "sw".to_owned(),
             db_connections: 16,
         };
         let mut it = args.iter();
@@ -60,6 +65,13 @@ impl Options {
                     opts.addr = v.parse().with_context(|| format!("--addr {v}"))?;
                 }
                 "--no-cache" => opts.no_cache = true,
+                "--cache-namespace" => {
+                    opts.cache_namespace = it
+                        .next()
+                        .filter(|v| !v.is_empty())
+                        .context("--cache-namespace needs a name")?
+                        .clone();
+                }
                 "--db-connections" => {
                     let v = it.next().context("--db-connections needs a number")?;
                     opts.db_connections = v
@@ -69,7 +81,7 @@ impl Options {
                         .with_context(|| format!("--db-connections {v}"))?;
                 }
                 other => bail!(
-                    "unknown option {other}; usage: xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--db-connections N]"
+                    "unknown option {other}; usage: xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--cache-namespace NAME] [--db-connections N]"
                 ),
             }
         }
@@ -97,15 +109,15 @@ impl App {
 /// Serves until Ctrl-C / SIGTERM.
 pub async fn run(mut cfg: Config, opts: Options) -> anyhow::Result<()> {
     cfg.db_max_connections = opts.db_connections;
-    let state = ApiState {
-        pool: stormwater::db::pool(&cfg)?,
-        cache: if opts.no_cache {
+    let state = ApiState::new(
+        stormwater::db::pool(&cfg)?,
+        if opts.no_cache {
             Cache::disabled()
         } else {
-            Cache::new(cfg.redis_url.as_deref())
+            Cache::with_namespace(cfg.redis_url.as_deref(), &opts.cache_namespace)
         },
-        writes: stormwater::api::WriteSettings::from_config(&cfg),
-    };
+        stormwater::api::WriteSettings::from_config(&cfg),
+    );
     let state: &'static ApiState = Box::leak(Box::new(state));
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
@@ -706,6 +718,9 @@ mod tests {
         assert!(o.no_cache);
         assert_eq!(o.addr, addr("0.0.0.0:1"));
         assert!(Options::parse(&["--nope".into()]).is_err());
+        let o = Options::parse(&["--cache-namespace".into(), "t1".into()]).unwrap();
+        assert_eq!(o.cache_namespace, "t1");
+        assert!(Options::parse(&["--cache-namespace".into()]).is_err());
         assert!(Options::parse(&["--db-connections".into(), "0".into()]).is_err());
     }
 
@@ -715,11 +730,11 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy(cfg_url)
             .unwrap();
-        let state: &'static ApiState = Box::leak(Box::new(ApiState {
+        let state: &'static ApiState = Box::leak(Box::new(ApiState::new(
             pool,
-            cache: Cache::disabled(),
-            writes: Default::default(),
-        }));
+            Cache::disabled(),
+            Default::default(),
+        )));
         let app = App::new(state, addr("127.0.0.1:9100"));
         for (method, uri, status) in [
             ("GET", "/api/nope", 404),

@@ -1,5 +1,6 @@
-//! `migrate`: applies pending migrations and loads the reference benchmarks; invoked explicitly
-//! after a deploy, never at cold start.
+//! `migrate`: applies pending migrations, loads the reference benchmarks and derives the
+//! canonical facilities' fields from their records (all idempotent); invoked explicitly after a
+//! deploy, never at cold start.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use stormwater::config::Config;
@@ -13,10 +14,12 @@ async fn main() -> Result<(), Error> {
         move |_event: LambdaEvent<serde_json::Value>| async move {
             stormwater::db::migrate(pool).await?;
             let loaded = stormwater::repo::benchmarks::load(pool).await?;
+            let facilities = stormwater::facility::refresh(pool).await?;
             Ok::<_, Error>(serde_json::json!({
                 "migrated": stormwater::MIGRATOR.iter().count(),
                 "pollutants": loaded.pollutants,
                 "benchmarks": loaded.benchmarks,
+                "facilitiesRefreshed": facilities,
             }))
         },
     ))

@@ -5,7 +5,7 @@
 
 use super::list;
 use super::{ApiState, freshness};
-use crate::http::{ApiError, Query, encode_cursor};
+use crate::http::{ApiError, Query};
 use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -83,11 +83,14 @@ fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
 async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let filter = filter(q)?;
     let limit = q.limit(50, 1000)?;
-    let after = q.cursor()?;
+    let cursors = state
+        .cursors("GET /api/facilities by f.id ascending")
+        .await?;
+    let after = cursors.after(q)?;
     let rows = facilities::list(&state.pool, &filter, after, limit).await?;
     let total = facilities::count(&state.pool, &filter).await?;
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| encode_cursor(r.id)))
+        .then(|| rows.last().map(|r| cursors.encode(r.id)))
         .flatten();
     Ok(json!({
         "data": rows.iter().map(item).collect::<Vec<_>>(),

@@ -7,7 +7,7 @@
 
 use super::list::{self, WARM};
 use super::{ApiState, freshness};
-use crate::http::{ApiError, Query, decode_cursor_text, encode_cursor_text, path_id};
+use crate::http::{ApiError, Query, path_id};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -289,18 +289,23 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
     let kind = q.one_of("kind", KINDS)?;
     let (from, to) = list::date_range(q)?;
     let limit = q.limit(100, 1000)?;
-    let after = match q.text("cursor")? {
+    // One facility's feed: a cursor of another facility's timeline is refused too.
+    let cursors = state
+        .cursors(format!(
+            "GET /api/facilities/{id}/timeline by date, kind, id descending"
+        ))
+        .await?;
+    let after = match cursors.after_text(q)? {
         None => None,
-        Some(c) => Some(
-            decode_cursor_text(&c)
-                .and_then(|t| {
-                    let mut parts = t.splitn(3, '|');
-                    let date = chrono::NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
-                    let kind = parts.next()?.to_owned();
-                    let id = parts.next()?.parse::<i64>().ok()?;
-                    Some((date, kind, id))
-                })
-                .ok_or_else(|| ApiError::bad("cursor", "not a cursor from a previous page"))?,
+        Some(t) => Some(
+            (|| {
+                let mut parts = t.splitn(3, '|');
+                let date = chrono::NaiveDate::parse_from_str(parts.next()?, "%Y-%m-%d").ok()?;
+                let kind = parts.next()?.to_owned();
+                let id = parts.next()?.parse::<i64>().ok()?;
+                Some((date, kind, id))
+            })()
+            .ok_or_else(|| ApiError::bad("cursor", "not a cursor from a previous page"))?,
         ),
     };
     let exists: bool = sqlx::query_scalar("select exists (select 1 from facility where id = $1)")
@@ -370,7 +375,7 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
         .filter(|a| a.len() as i64 == limit)
         .and_then(|a| a.last())
         .map(|last| {
-            encode_cursor_text(&format!(
+            cursors.encode_text(&format!(
                 "{}|{}|{}",
                 last["date"].as_str().unwrap_or_default(),
                 last["kind"].as_str().unwrap_or_default(),

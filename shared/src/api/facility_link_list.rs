@@ -19,7 +19,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let limit = q.limit(100, 1000)?;
-    let after = q.cursor()?;
+    let cursors = state
+        .cursors("GET /api/facility-links by l.id ascending")
+        .await?;
+    let after = cursors.after(&q)?;
     let status = q.one_of("status", STATUSES)?.unwrap_or("proposed");
     let method = q.one_of("method", METHODS)?;
     let source = q.one_of("source", super::facility_links::SOURCES)?;
@@ -39,8 +42,8 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         "select l.id, jsonb_build_object(
                     'id', l.id, 'source', l.source, 'sourceKey', l.source_key,
                     'record', case when o.id is null then null else jsonb_build_object(
-                        'facilityId', o.id, 'name', o.name, 'address', o.address,
-                        'city', o.city, 'county', o.county, 'region', o.region) end,
+                        'facilityId', o.id, 'name', o.own_name, 'address', o.own_address,
+                        'city', o.own_city, 'county', o.own_county, 'region', o.own_region) end,
                     'facility', jsonb_build_object('id', f.id, 'name', f.name,
                         'address', f.address, 'city', f.city, 'county', f.county,
                         'region', f.region),
@@ -71,7 +74,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let (data, page) = super::list::keyed_page(rows, limit);
+    let (data, page) = super::list::keyed_page(&cursors, rows, limit);
     Ok(json!({
         "data": data,
         "page": page,

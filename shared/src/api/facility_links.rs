@@ -92,7 +92,10 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         Some(&affected),
     )
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    .map_err(|e| match e {
+        LinkError::Db(db) => ApiError::Db(db),
+        other => ApiError::Internal(other.to_string()),
+    })?;
     let links: Value = sqlx::query_scalar(
         "select coalesce(jsonb_agg(jsonb_build_object('facilityId', l.facility_id,
                     'method', l.method, 'confidence', l.confidence, 'status', l.status,

@@ -145,11 +145,12 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                   where l.facility_id = f.id), 'baseline')))";
     let (features, page) = list::page(
         state,
+        "GET /api/facilities.geojson",
         select,
         "facility f",
         "f.id",
         &c,
-        q.cursor()?,
+        &q,
         limit,
         None,
     )

@@ -3,7 +3,7 @@
 //! path (method check, `format=json|csv`, cache-aside per sync generation, `Cache-Control`).
 
 use super::ApiState;
-use crate::http::{ApiError, Query, csv_response, encode_cursor, json_response};
+use crate::http::{ApiError, ListCursors, Query, csv_response, json_response};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -103,18 +103,24 @@ pub fn date_range(
 
 /// One page of `select id, <json> from <from> where true <conditions> and id < cursor order by
 /// id desc`, plus the total (counted, unless `known_total` gives it). `select` must produce
-/// `(id bigint, item jsonb)`.
+/// `(id bigint, item jsonb)`. The request's cursor must be one this list made: `route` (`GET
+/// /api/violations`) and the order by `id_column` are signed into every cursor.
 #[allow(clippy::too_many_arguments)]
 pub async fn page(
     state: &ApiState,
+    route: &str,
     select: &str,
     from: &str,
     id_column: &str,
     conditions: &Conditions,
-    before: Option<i64>,
+    q: &Query,
     limit: i64,
     known_total: Option<i64>,
 ) -> Result<(Vec<Value>, Value), ApiError> {
+    let cursors = state
+        .cursors(format!("{route} by {id_column} descending"))
+        .await?;
+    let before = cursors.after(q)?;
     let mut qb = QueryBuilder::<Postgres>::new(format!("select {select} from {from} where true"));
     conditions.push_to(&mut qb);
     if let Some(b) = before {
@@ -133,7 +139,7 @@ pub async fn page(
         }
     };
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|(id, _)| encode_cursor(*id)))
+        .then(|| rows.last().map(|(id, _)| cursors.encode(*id)))
         .flatten();
     Ok((
         rows.into_iter().map(|(_, v)| v).collect(),
@@ -186,8 +192,12 @@ where
 }
 
 /// Splits rows fetched with `limit + 1` and keyed by their paging key into the page's items and
-/// its `page` object (`nextCursor` when there are more).
-pub fn keyed_page(rows: Vec<(i64, Value)>, limit: i64) -> (Vec<Value>, Value) {
+/// its `page` object (`nextCursor`, made by `cursors`, when there are more).
+pub fn keyed_page(
+    cursors: &ListCursors<'_>,
+    rows: Vec<(i64, Value)>,
+    limit: i64,
+) -> (Vec<Value>, Value) {
     let more = rows.len() as i64 > limit;
     let mut items = Vec::with_capacity(rows.len());
     let mut last = None;
@@ -195,7 +205,7 @@ pub fn keyed_page(rows: Vec<(i64, Value)>, limit: i64) -> (Vec<Value>, Value) {
         last = Some(k);
         items.push(v);
     }
-    let next = more.then(|| last.map(encode_cursor)).flatten();
+    let next = more.then(|| last.map(|k| cursors.encode(k))).flatten();
     (items, json!({ "limit": limit, "nextCursor": next }))
 }
 
@@ -271,15 +281,17 @@ mod tests {
 
     #[test]
     fn a_keyed_page_has_a_cursor_only_when_more_rows_follow() {
+        let key = crate::http::CursorKey::new(vec![7; 32]).unwrap();
+        let cursors = key.list("GET /api/nal-levels by key ascending");
         let rows = |n: i64| (1..=n).map(|k| (k * 10, json!(k))).collect::<Vec<_>>();
-        let (items, page) = keyed_page(rows(3), 2);
+        let (items, page) = keyed_page(&cursors, rows(3), 2);
         assert_eq!(items, vec![json!(1), json!(2)]);
-        assert_eq!(page["nextCursor"], json!(encode_cursor(20)));
+        assert_eq!(page["nextCursor"], json!(cursors.encode(20)));
         assert_eq!(page["limit"], 2);
-        let (items, page) = keyed_page(rows(2), 2);
+        let (items, page) = keyed_page(&cursors, rows(2), 2);
         assert_eq!(items.len(), 2);
         assert!(page["nextCursor"].is_null());
-        assert!(keyed_page(vec![], 5).0.is_empty());
+        assert!(keyed_page(&cursors, vec![], 5).0.is_empty());
     }
 
     #[test]

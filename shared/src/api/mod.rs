@@ -30,6 +30,8 @@ pub struct ApiState {
     pub cache: Cache,
     /// What write endpoints need to recompute after a change.
     pub writes: WriteSettings,
+    /// The deployment's cursor signing key, read on first use ([`Self::cursor_key`]).
+    pub cursor_key: tokio::sync::OnceCell<crate::http::CursorKey>,
 }
 
 /// Settings of the write endpoints: the computations they trigger (a manual facility link
@@ -69,11 +71,47 @@ impl WriteSettings {
 impl ApiState {
     /// Builds the lazy pool and the cache handle.
     pub fn init(cfg: &Config) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            pool: crate::db::pool(cfg)?,
-            cache: Cache::new(cfg.redis_url.as_deref()),
-            writes: WriteSettings::from_config(cfg),
-        })
+        Ok(Self::new(
+            crate::db::pool(cfg)?,
+            Cache::new(cfg.redis_url.as_deref()),
+            WriteSettings::from_config(cfg),
+        ))
+    }
+
+    /// The state over an existing pool and cache (the cursor key is read on first use).
+    pub fn new(pool: sqlx::PgPool, cache: Cache, writes: WriteSettings) -> Self {
+        Self {
+            pool,
+            cache,
+            writes,
+            cursor_key: Default::default(),
+        }
+    }
+
+    /// The key that signs list cursors: the deployment's own, generated in its database by the
+    /// migrations (`signing_key`) and read once per execution environment.
+    pub async fn cursor_key(&self) -> Result<&crate::http::CursorKey, crate::http::ApiError> {
+        self.cursor_key
+            .get_or_try_init(|| async {
+                let key: Option<Vec<u8>> =
+                    sqlx::query_scalar("select key from signing_key where purpose = 'cursor'")
+                        .fetch_optional(&self.pool)
+                        .await?;
+                key.and_then(crate::http::CursorKey::new).ok_or_else(|| {
+                    crate::http::ApiError::Internal(
+                        "no cursor signing key in signing_key: apply the migrations".into(),
+                    )
+                })
+            })
+            .await
+    }
+
+    /// The cursors of the list `list` (route and order, see [`crate::http::CursorKey::list`]).
+    pub async fn cursors(
+        &self,
+        list: impl Into<String>,
+    ) -> Result<crate::http::ListCursors<'_>, crate::http::ApiError> {
+        Ok(self.cursor_key().await?.list(list))
     }
 }
 

@@ -20,7 +20,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let limit = q.limit(100, 1000)?;
-    let after = q.cursor()?;
+    let cursors = state
+        .cursors("GET /api/nal-levels by facility and pollutant ascending")
+        .await?;
+    let after = cursors.after(&q)?;
     let pollutant = q.text("pollutant")?.map(|p| p.to_lowercase());
     if let Some(p) = &pollutant
         && !crate::domain::pollutant::KEYS.contains(&p.as_str())
@@ -78,7 +81,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let (data, page) = super::list::keyed_page(rows, limit);
+    let (data, page) = super::list::keyed_page(&cursors, rows, limit);
     Ok(json!({
         "data": data,
         "page": page,

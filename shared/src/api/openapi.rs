@@ -230,7 +230,7 @@ fn operation(method: &str, path: &str) -> Op {
                 ("cache", "string"),
                 ("version", "string"),
             ]),
-            errors: &[503],
+            errors: &[],
             body: None,
         },
         ("GET", "/api/openapi.json") => Op {
@@ -802,7 +802,7 @@ fn document() -> Value {
         } else {
             "application/json"
         };
-        content.insert(media.to_owned(), json!({ "schema": op.ok }));
+        content.insert(media.to_owned(), json!({ "schema": op.ok.clone() }));
         if params.iter().any(|p| p["name"] == "format") {
             content.insert(
                 "text/csv".to_owned(),
@@ -818,6 +818,25 @@ fn document() -> Value {
             responses.insert(
                 status.to_string(),
                 json!({ "description": "Error", "content": { "application/json": { "schema": r("Error") } } }),
+            );
+        }
+        // Every operation that reads the database answers 503 while it is unavailable (health
+        // with its own body, the others with the error shape).
+        if path != "/api/openapi.json" {
+            let schema = if path == "/api/health" {
+                op.ok.clone()
+            } else {
+                r("Error")
+            };
+            responses.insert(
+                "503".to_owned(),
+                json!({
+                    "description": "The database is unavailable (down, restarting or out of connections); retry after `Retry-After` seconds.",
+                    "headers": { "Retry-After": {
+                        "description": "Seconds to wait before retrying.",
+                        "schema": { "type": "integer", "minimum": 1 } } },
+                    "content": { "application/json": { "schema": schema } },
+                }),
             );
         }
         let mut operation = json!({
@@ -898,6 +917,21 @@ mod tests {
         ] {
             let p = params(path);
             assert!(p.contains(&"limit".to_owned()) && p.contains(&"cursor".to_owned()));
+        }
+        // 503 (database unavailable) is documented wherever it can occur, with Retry-After.
+        for (method, path, _) in routes::all() {
+            let r503 = &doc["paths"][path][method.to_lowercase()]["responses"]["503"];
+            assert_eq!(
+                r503.is_object(),
+                path != "/api/openapi.json",
+                "{method} {path}"
+            );
+            if r503.is_object() {
+                assert!(
+                    r503["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+            }
         }
         let limit = doc["paths"]["/api/violations"]["get"]["parameters"]
             .as_array()

@@ -50,11 +50,12 @@ fn common(q: &Query) -> Result<Conditions, ApiError> {
     Ok(c)
 }
 
-/// A page of `select` over `from` (keyset on `key`), `stats` over the whole filtered set and
-/// `meta.freshness`: the body of every SMARTS list.
+/// A page of `select` over `from` (keyset on `key`, cursors signed for `route`), `stats` over
+/// the whole filtered set and `meta.freshness`: the body of every SMARTS list.
 #[allow(clippy::too_many_arguments)]
 async fn with_stats(
     state: &ApiState,
+    route: &str,
     select: &str,
     from: &str,
     key: &str,
@@ -63,7 +64,7 @@ async fn with_stats(
     limit: i64,
     (columns, stats): (&str, &str),
 ) -> Result<Value, ApiError> {
-    let (data, page) = list::page(state, select, from, key, c, q.cursor()?, limit, None).await?;
+    let (data, page) = list::page(state, route, select, from, key, c, q, limit, None).await?;
     let stats = list::aggregate(&state.pool, columns, stats, from, c).await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
@@ -172,6 +173,7 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     );
     with_stats(
         state,
+        "GET /api/smarts/violations",
         &select,
         from_sql,
         "t.id",
@@ -269,6 +271,7 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     );
     with_stats(
         state,
+        "GET /api/smarts/enforcement",
         &select,
         from_sql,
         "t.id",
@@ -357,6 +360,7 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         );
     with_stats(
         state,
+        "GET /api/smarts/inspections",
         &select,
         from_sql,
         "t.id",
@@ -454,6 +458,7 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     );
     with_stats(
         state,
+        "GET /api/smarts/facilities",
         &select,
         "smarts_facility t",
         key,

@@ -367,7 +367,6 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
 async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, ApiError> {
     let q = Query::of(req);
     let limit = q.limit(LIST_LIMIT.0, LIST_LIMIT.1)?;
-    let cursor = q.cursor()?;
     let include_inactive = list::flag(&q, "includeInactive")?.unwrap_or(false);
     let mut conditions = Conditions::default();
     conditions.when("owner = ", Some(Arg::Text(actor.to_owned())), "");
@@ -376,11 +375,12 @@ async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, Ap
     }
     let (rows, page) = list::page(
         state,
+        "/api/subscriptions",
         &format!("id, {COLUMNS}"),
         "subscription",
         "id",
         &conditions,
-        cursor,
+        &q,
         limit,
         None,
     )

@@ -159,18 +159,13 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
         |q| async move {
             let f = filter(&q)?;
             let limit = q.limit(50, 1000)?;
-            page(state, &f, q.cursor()?, limit).await
+            page(state, &f, &q, limit).await
         },
     )
     .await
 }
 
-async fn page(
-    state: &ApiState,
-    f: &Filter,
-    before: Option<i64>,
-    limit: i64,
-) -> Result<Value, ApiError> {
+async fn page(state: &ApiState, f: &Filter, q: &Query, limit: i64) -> Result<Value, ApiError> {
     let select = "e.id, jsonb_build_object(
              'id', e.id, 'facilityId', e.facility_id, 'facilityName', f.name,
              'county', f.county, 'region', f.region, 'source', e.source,
@@ -194,11 +189,12 @@ async fn page(
     };
     let (data, page) = list::page(
         state,
+        "GET /api/violations",
         select,
         FROM,
         "e.id",
         &f.conditions(),
-        before,
+        q,
         limit,
         known,
     )

@@ -35,7 +35,7 @@ use std::time::Instant;
 const NAME_CANDIDATES: i64 = 10;
 
 /// Shared with the violation engine: seeding and linking never interleave with it.
-const LOCK: i64 = 7243001;
+pub(crate) const LOCK: i64 = 7243001;
 
 /// Why a linker run or a decision failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,9 @@ pub struct Report {
     pub run_id: i64,
     pub mode: &'static str,
     pub facilities_created: u64,
+    /// Facilities whose served fields (name, address, coordinates, SIC, …) changed: records
+    /// that changed, and facilities that gained or lost records (`facility::derive`).
+    pub facilities_refreshed: u64,
     /// Source records whose facility attributes changed since the last run (all when full).
     pub changed_records: i64,
     /// Candidate pairs scored this run, and all stored pairs at or above the floor.
@@ -225,11 +228,11 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     )
     .fetch_one(&mut *tx)
     .await?;
+    let mut lap = Instant::now();
     let seeded =
         crate::facility::seed(&mut tx, state.as_ref().and_then(|s| s.2).filter(|_| !full)).await?;
     let watermark = if full { None } else { state.map(|s| s.0) };
     let mut timings = BTreeMap::new();
-    let mut lap = Instant::now();
     let mut mark = |name: &str| {
         timings.insert(name.to_owned(), lap.elapsed().as_millis() as u64);
         lap = Instant::now();
@@ -245,6 +248,8 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     let plan = plan(&mut tx, &opts.settings).await?;
     mark("cluster");
     let written = write(&mut tx, &plan.rows).await?;
+    // The served fields follow the links as they now are.
+    let derived = crate::facility::derive(&mut tx).await?;
     mark("write");
     let relinked_facilities: i64 = sqlx::query_scalar("select count(*) from lk_relinked")
         .fetch_one(&mut *tx)
@@ -266,6 +271,7 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
         run_id,
         mode,
         facilities_created: seeded.created,
+        facilities_refreshed: seeded.derived + derived,
         changed_records,
         pairs_scored,
         pairs_stored,
@@ -331,17 +337,19 @@ async fn load_records(
     watermark: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<i64, sqlx::Error> {
     let statements = [
-        // Placeholder names ('WDID …' for a site known only from monitoring rows) carry no
-        // name to match.
+        // Each record by its own values (`own_*`, not the facility's served fields, which
+        // follow the records linked to it). Placeholder names ('WDID …' for a site known only
+        // from monitoring rows) carry no name to match.
         "create temp table lk_rec on commit drop as
          select f.id as fid, f.origin_source as source, f.origin_key as key,
                 case when f.origin_source <> 'esmr'
                      then nullif(upper(btrim(split_part(f.origin_key, '|', 2))), '') end as wdid,
                 case when f.origin_source <> 'esmr'
                      then nullif(btrim(split_part(f.origin_key, '|', 1)), '') end as app_id,
-                case when f.name !~ '^(WDID|APP_ID|CIWQS place) ' then nullif(f.match_name, '') end
-                    as match_name,
-                f.street_key, f.city, f.county, f.region, f.latitude, f.longitude,
+                case when f.own_name !~ '^(WDID|APP_ID|CIWQS place) '
+                     then nullif(f.match_name, '') end as match_name,
+                f.street_key, f.own_city as city, f.own_county as county, f.own_region as region,
+                f.own_latitude as latitude, f.own_longitude as longitude,
                 ($1::timestamptz is null or f.updated_at > $1) as changed
          from facility f
          where f.origin_source is not null",

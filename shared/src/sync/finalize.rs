@@ -144,11 +144,11 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     }
     let generation = ctx.cache.bump_generation().await;
     let preloaded = if generation.is_some() {
-        let api = crate::api::ApiState {
-            pool: ctx.pool.clone(),
-            cache: ctx.cache.clone(),
-            writes: crate::api::WriteSettings::from_config(&ctx.cfg),
-        };
+        let api = crate::api::ApiState::new(
+            ctx.pool.clone(),
+            ctx.cache.clone(),
+            crate::api::WriteSettings::from_config(&ctx.cfg),
+        );
         crate::api::preload::hot_keys(&api).await
     } else {
         0

@@ -181,11 +181,11 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
         .with_alert_queue(Some(res.alert_queue_url.clone()));
     ctx.cache = Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix);
-    let api = ApiState {
-        pool: ctx.pool.clone(),
-        cache: Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix),
-        writes: stormwater::api::WriteSettings::from_config(&ctx.cfg),
-    };
+    let api = ApiState::new(
+        ctx.pool.clone(),
+        Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix),
+        stormwater::api::WriteSettings::from_config(&ctx.cfg),
+    );
     Harness {
         ctx,
         res,
@@ -412,4 +412,51 @@ pub async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>)
         }
     });
     (port, sessions)
+}
+
+/// Keeps a generated block of a document in step with the numbers a test computed: the text
+/// between `<!-- {name} -->` and `<!-- /{name} -->` in `doc` (relative to the workspace root)
+/// must be `text`, or the test fails naming the block; with `STORMWATER_WRITE_DOCS=1` the block is
+/// rewritten instead (then review and commit the diff).
+pub fn doc_block(doc: &str, name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(doc);
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let (open, close) = (format!("<!-- {name} -->\n"), format!("<!-- /{name} -->"));
+    let start = current
+        .find(&open)
+        .unwrap_or_else(|| panic!("{doc} has no block {open:?}"))
+        + open.len();
+    let end = start
+        + current[start..]
+            .find(&close)
+            .unwrap_or_else(|| panic!("{doc}: block {name} is not closed"));
+    let want = format!("{}\n", text.trim_end());
+    if current[start..end] == want {
+        return;
+    }
+    if std::env::var("STORMWATER_WRITE_DOCS").as_deref() == Ok("1") {
+        let updated = format!("{}{want}{}", &current[..start], &current[end..]);
+        std::fs::write(&path, updated).unwrap_or_else(|e| panic!("writing {doc}: {e}"));
+        return;
+    }
+    panic!(
+        "{doc}, block {name}, no longer says what the code computes \
+         (rerun with STORMWATER_WRITE_DOCS=1 to rewrite it):\n--- {doc}\n{}\n--- computed\n{want}",
+        &current[start..end]
+    );
+}
+
+/// `12,345`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
