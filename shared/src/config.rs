@@ -44,6 +44,9 @@ pub struct Config {
     /// `ND_POLICY`: how non-detects enter NAL annual averages (`zero`, `half_mdl`, `dropped`).
     pub nd_policy: crate::violations::NdPolicy,
     alert_queue_url: Option<String>,
+    /// `STORMWATER_TEMPLATE_JSON`: the SAM-transformed template.yaml (local stack and tests
+    /// only: the runner builds queues and event source mappings from it).
+    template_json: Option<std::path::PathBuf>,
     /// `SMTP_HOST`, `SMTP_PORT` (default 587), `SMTP_TLS` (`starttls` default, `tls`, `none`),
     /// `SMTP_USERNAME`, `SMTP_PASSWORD` (secret), `SMTP_FROM`: email alert delivery. Without
     /// `SMTP_HOST`, email alerts fail with a clear error and stay pending for a later retry.
@@ -183,6 +186,7 @@ impl Config {
                 .unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
             nd_policy: parsed("ND_POLICY", crate::violations::NdPolicy::default())?,
             alert_queue_url: var("ALERT_QUEUE_URL"),
+            template_json: var("STORMWATER_TEMPLATE_JSON").map(std::path::PathBuf::from),
             smtp: smtp()?,
             webhook_timeout: std::time::Duration::from_secs(parsed("WEBHOOK_TIMEOUT_SECS", 10u64)?),
             outbound: parsed("OUTBOUND_ALLOW_HOSTS", crate::outbound::Policy::default())?,
@@ -200,6 +204,16 @@ impl Config {
     pub fn with_alert_queue(mut self, url: Option<String>) -> Self {
         self.alert_queue_url = url;
         self
+    }
+
+    /// The template's wiring (`STORMWATER_TEMPLATE_JSON`), for the local stack.
+    pub fn wiring(&self) -> Result<crate::sync::wiring::Wiring, crate::sync::SyncError> {
+        let path = self
+            .template_json
+            .as_deref()
+            .ok_or(ConfigError::Missing("STORMWATER_TEMPLATE_JSON"))?;
+        crate::sync::wiring::Wiring::from_file(path)
+            .map_err(|e| crate::sync::SyncError::Message(e.to_string()))
     }
 
     /// `STAGING_BUCKET`: where staged chunks go.

@@ -61,7 +61,7 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
 
     // SQS (and the emulator) moves the message to the DLQ on the receive after the last failed
     // delivery; keep receiving until that has happened.
-    let mappings = runner::mappings(&h.res, 0);
+    let mappings = runner::mappings(&h.res, 0).unwrap();
     let mut in_dlq = 0;
     for _ in 0..50 {
         in_dlq = runner::backlog(&h.ctx.sqs, &h.res.import_dlq_url)

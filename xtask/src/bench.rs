@@ -111,7 +111,7 @@ pub(crate) async fn sync(
 ) -> anyhow::Result<(f64, i64)> {
     let started = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mappings = runner::mappings(res, 1);
+    let mappings = runner::mappings(res, 1)?;
     let mut pollers = Vec::new();
     for i in 0..=WORKERS {
         let mapping = if i == WORKERS {
@@ -193,7 +193,14 @@ pub(crate) async fn synced_database(
     let mut ctx = Context::init(cfg).await?;
     stormwater::db::migrate(&ctx.pool).await?;
     stormwater::repo::benchmarks::load(&ctx.pool).await?;
-    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, prefix, 900).await?;
+    let res = runner::ensure_resources(
+        &ctx.s3,
+        &ctx.sqs,
+        prefix,
+        std::sync::Arc::new(ctx.cfg.wiring()?),
+        Some(900),
+    )
+    .await?;
     // Messages left by an interrupted earlier run would name chunks of a database that no
     // longer exists.
     for q in [&res.import_queue_url, &res.finalize_queue_url] {
@@ -240,8 +247,14 @@ async fn chunk_sizes(
         cfg.chunk_rows = size;
         let ctx = Context::init(cfg).await?;
         stormwater::db::migrate(&ctx.pool).await?;
-        let res =
-            runner::ensure_resources(&ctx.s3, &ctx.sqs, &format!("benchchunk{size}"), 600).await?;
+        let res = runner::ensure_resources(
+            &ctx.s3,
+            &ctx.sqs,
+            &format!("benchchunk{size}"),
+            std::sync::Arc::new(ctx.cfg.wiring()?),
+            Some(600),
+        )
+        .await?;
         let mut ctx = ctx;
         ctx.cfg = ctx.cfg.clone().with_aws_resources(
             &res.bucket,
@@ -386,7 +399,14 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     let cfg = base.clone().with_database_url(url.clone());
     let mut ctx = Context::init(cfg).await?;
     stormwater::db::migrate(&ctx.pool).await?;
-    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, "bench", 900).await?;
+    let res = runner::ensure_resources(
+        &ctx.s3,
+        &ctx.sqs,
+        "bench",
+        std::sync::Arc::new(ctx.cfg.wiring()?),
+        Some(900),
+    )
+    .await?;
     ctx.cfg = ctx.cfg.clone().with_aws_resources(
         &res.bucket,
         &res.import_queue_url,

@@ -51,7 +51,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("setup") => {
             let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
+            let r = runner::ensure_resources(
+                &ctx.s3,
+                &ctx.sqs,
+                PREFIX,
+                std::sync::Arc::new(ctx.cfg.wiring()?),
+                None,
+            )
+            .await?;
             println!(
                 "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}",
                 r.bucket,
@@ -63,8 +70,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("sqs-runner") => {
             let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
-            let mappings = runner::mappings(&r, 5);
+            let r = runner::ensure_resources(
+                &ctx.s3,
+                &ctx.sqs,
+                PREFIX,
+                std::sync::Arc::new(ctx.cfg.wiring()?),
+                None,
+            )
+            .await?;
+            let mappings = runner::mappings(&r, 5)?;
             tracing::info!(
                 queues = mappings.len(),
                 "event source mapping emulation started"
@@ -85,10 +99,17 @@ async fn main() -> anyhow::Result<()> {
             let event: stage::StageRequest = serde_json::from_str(&std::fs::read_to_string(path)?)
                 .with_context(|| format!("reading {path}"))?;
             let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, 120).await?;
+            let r = runner::ensure_resources(
+                &ctx.s3,
+                &ctx.sqs,
+                PREFIX,
+                std::sync::Arc::new(ctx.cfg.wiring()?),
+                None,
+            )
+            .await?;
             let summary = stage::run(&ctx, event).await?;
             let handled =
-                runner::drain(&ctx, &runner::mappings(&r, 1), Duration::from_secs(1800)).await?;
+                runner::drain(&ctx, &runner::mappings(&r, 1)?, Duration::from_secs(1800)).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
             println!("{handled} messages handled");
         }

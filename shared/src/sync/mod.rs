@@ -9,6 +9,7 @@ pub mod links;
 pub mod manifest;
 pub mod runner;
 pub mod stage;
+pub mod wiring;
 
 use crate::cache::Cache;
 use crate::config::{Config, ConfigError};

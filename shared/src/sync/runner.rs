@@ -6,14 +6,16 @@
 //! reappear; the queue's redrive policy moves a message to its DLQ after `maxReceiveCount`
 //! receives. It also creates the bucket and queues with the same settings as template.yaml.
 
+use super::wiring::{self, Wiring};
 use super::{Context, SyncError};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Names of the local resources.
+/// Names of the local resources, by the template's logical ids.
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub bucket: String,
@@ -23,16 +25,38 @@ pub struct Resources {
     pub finalize_dlq_url: String,
     pub alert_queue_url: String,
     pub alert_dlq_url: String,
+    /// Every queue of the template: logical id → URL.
+    pub queue_urls: BTreeMap<String, String>,
+    /// The template's wiring these resources were built from.
+    pub wiring: Arc<Wiring>,
 }
 
-/// How many times a message may be received before it goes to the DLQ (template.yaml).
+impl Resources {
+    /// The local ARN of a template resource (a queue or the staging bucket), by logical id.
+    pub fn arn_of(&self, logical_id: &str) -> Option<String> {
+        if self.wiring.buckets.iter().any(|b| b == logical_id) {
+            return Some(format!("arn:aws:s3:::{}", self.bucket));
+        }
+        self.queue_urls.get(logical_id).map(|url| queue_arn(url))
+    }
+}
+
+/// The ARN of a queue from its URL (`…/123456789012/name`).
+pub fn queue_arn(url: &str) -> String {
+    let mut parts = url.rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or("123456789012");
+    format!("arn:aws:sqs:us-east-1:{account}:{name}")
+}
+
+/// How many times an import message may be received before it goes to the DLQ: the
+/// ImportQueue's `maxReceiveCount` in template.yaml (a test checks they agree).
 pub const IMPORT_MAX_RECEIVES: u32 = 5;
-const FINALIZE_MAX_RECEIVES: u32 = 3;
 
 async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
-    fifo: bool,
+    queue: &wiring::Queue,
     visibility: u32,
     dlq: Option<(&str, u32)>,
 ) -> Result<String, SyncError> {
@@ -40,21 +64,22 @@ async fn create_queue(
         QueueAttributeName::VisibilityTimeout,
         visibility.to_string(),
     );
-    if fifo {
+    if queue.fifo {
         req = req.attributes(QueueAttributeName::FifoQueue, "true");
+        req = req.attributes(
+            QueueAttributeName::ContentBasedDeduplication,
+            queue.content_based_deduplication.to_string(),
+        );
+    }
+    if let Some(retention) = queue.message_retention {
+        req = req.attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            retention.to_string(),
+        );
     }
     if let Some((dlq_url, max)) = dlq {
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| SyncError::sqs("get dlq arn", aws_sdk_sqs::error::DisplayErrorContext(e)))?
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .ok_or_else(|| SyncError::sqs("get dlq arn", "no QueueArn attribute"))?;
-        let policy = json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string();
+        let policy =
+            json!({"deadLetterTargetArn": queue_arn(dlq_url), "maxReceiveCount": max}).to_string();
         req = req.attributes(QueueAttributeName::RedrivePolicy, policy);
     }
     let out = req
@@ -66,13 +91,16 @@ async fn create_queue(
         .ok_or_else(|| SyncError::sqs("create queue", "no queue URL"))
 }
 
-/// Creates (or finds) the staging bucket and the queues, named with `prefix`.
-/// `visibility_secs` is the import queue's visibility timeout (short in tests).
+/// Creates (or finds) the staging bucket and every queue template.yaml declares, named with
+/// `prefix` as the stack name and with the template's attributes (FIFO, deduplication,
+/// retention, redrive policy and `maxReceiveCount`, visibility timeout). `visibility_override`
+/// shortens every visibility timeout, for tests that wait for redeliveries.
 pub async fn ensure_resources(
     s3: &aws_sdk_s3::Client,
     sqs: &aws_sdk_sqs::Client,
     prefix: &str,
-    visibility_secs: u32,
+    wiring: Arc<Wiring>,
+    visibility_override: Option<u32>,
 ) -> Result<Resources, SyncError> {
     let bucket = format!("{prefix}-staging");
     if let Err(e) = s3.create_bucket().bucket(&bucket).send().await {
@@ -86,43 +114,59 @@ pub async fn ensure_resources(
             ));
         }
     }
-    let import_dlq_url =
-        create_queue(sqs, &format!("{prefix}-import-dlq"), false, 30, None).await?;
-    let import_queue_url = create_queue(
-        sqs,
-        &format!("{prefix}-import"),
-        false,
-        visibility_secs,
-        Some((&import_dlq_url, IMPORT_MAX_RECEIVES)),
-    )
-    .await?;
-    let finalize_dlq_url =
-        create_queue(sqs, &format!("{prefix}-finalize-dlq.fifo"), true, 30, None).await?;
-    let finalize_queue_url = create_queue(
-        sqs,
-        &format!("{prefix}-finalize.fifo"),
-        true,
-        visibility_secs,
-        Some((&finalize_dlq_url, FINALIZE_MAX_RECEIVES)),
-    )
-    .await?;
-    let alert_dlq_url = create_queue(sqs, &format!("{prefix}-alerts-dlq"), false, 30, None).await?;
-    let alert_queue_url = create_queue(
-        sqs,
-        &format!("{prefix}-alerts"),
-        false,
-        visibility_secs,
-        Some((&alert_dlq_url, FINALIZE_MAX_RECEIVES)),
-    )
-    .await?;
+    // Dead-letter queues first: a redrive policy names its DLQ's ARN.
+    let mut queue_urls: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending: Vec<(&String, &wiring::Queue)> = wiring.queues.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut next = Vec::new();
+        for (id, q) in pending {
+            let dlq = match &q.redrive {
+                None => None,
+                Some((dlq, max)) => match queue_urls.get(dlq) {
+                    Some(url) => Some((url.clone(), *max)),
+                    None => {
+                        next.push((id, q));
+                        continue;
+                    }
+                },
+            };
+            let name = q.name.replace("{stack}", prefix);
+            let visibility = visibility_override.unwrap_or(q.visibility_timeout);
+            let url = create_queue(
+                sqs,
+                &name,
+                q,
+                visibility,
+                dlq.as_ref().map(|(u, m)| (u.as_str(), *m)),
+            )
+            .await?;
+            queue_urls.insert(id.clone(), url);
+        }
+        if next.len() == before {
+            return Err(SyncError::Message(
+                "template.yaml: a redrive policy names a queue the template does not declare"
+                    .into(),
+            ));
+        }
+        pending = next;
+    }
+    let url = |id: &str| {
+        queue_urls
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SyncError::Message(format!("template.yaml declares no queue {id}")))
+    };
     Ok(Resources {
         bucket,
-        import_queue_url,
-        import_dlq_url,
-        finalize_queue_url,
-        finalize_dlq_url,
-        alert_queue_url,
-        alert_dlq_url,
+        import_queue_url: url("ImportQueue")?,
+        import_dlq_url: url("ImportDLQ")?,
+        finalize_queue_url: url("FinalizeQueue")?,
+        finalize_dlq_url: url("FinalizeDLQ")?,
+        alert_queue_url: url("AlertQueue")?,
+        alert_dlq_url: url("AlertDLQ")?,
+        queue_urls,
+        wiring,
     })
 }
 
@@ -134,12 +178,18 @@ pub enum Target {
     Alerts,
 }
 
-/// One event source mapping: a queue, its handler and Lambda's batch settings.
+/// One event source mapping as the template declares it: a queue, its function (logical id
+/// and handler) and Lambda's batch settings.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub queue_url: String,
+    /// The function's logical id in template.yaml.
+    pub function: String,
     pub target: Target,
     pub batch_size: i32,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`. Without it Lambda does not read the
+    /// batch response: a handler that returns counts as success and the whole batch is deleted.
+    pub report_batch_item_failures: bool,
     pub wait_seconds: i32,
 }
 
@@ -159,10 +209,7 @@ pub async fn poll_once(ctx: &Context, mapping: &Mapping) -> Result<usize, SyncEr
     if messages.is_empty() {
         return Ok(0);
     }
-    let arn = format!(
-        "arn:aws:sqs:us-east-1:123456789012:{}",
-        mapping.queue_url.rsplit('/').next().unwrap_or_default()
-    );
+    let arn = queue_arn(&mapping.queue_url);
     let records: Vec<serde_json::Value> = messages
         .iter()
         .map(|m| {
@@ -194,11 +241,22 @@ pub async fn poll_once(ctx: &Context, mapping: &Mapping) -> Result<usize, SyncEr
         Target::Finalize => super::finalize::handle(ctx, event).await,
         Target::Alerts => crate::alerts::dispatch::handle(ctx, event).await,
     };
-    let failed: HashSet<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed: HashSet<&str> = if mapping.report_batch_item_failures {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    } else {
+        if !response.batch_item_failures.is_empty() {
+            tracing::warn!(
+                function = %mapping.function,
+                failures = response.batch_item_failures.len(),
+                "the mapping does not declare ReportBatchItemFailures: as on AWS, the reported failures are ignored and the batch is deleted"
+            );
+        }
+        HashSet::new()
+    };
     for m in messages {
         if failed.contains(m.message_id().unwrap_or_default()) {
             continue;
@@ -276,26 +334,34 @@ pub async fn drain(
     }
 }
 
-/// The three mappings of template.yaml, for `resources`.
-pub fn mappings(resources: &Resources, wait_seconds: i32) -> Vec<Mapping> {
-    vec![
-        Mapping {
-            queue_url: resources.import_queue_url.clone(),
-            target: Target::Import,
-            batch_size: 5,
-            wait_seconds,
-        },
-        Mapping {
-            queue_url: resources.finalize_queue_url.clone(),
-            target: Target::Finalize,
-            batch_size: 1,
-            wait_seconds,
-        },
-        Mapping {
-            queue_url: resources.alert_queue_url.clone(),
-            target: Target::Alerts,
-            batch_size: 10,
-            wait_seconds,
-        },
-    ]
+/// The SQS event source mappings of template.yaml, for `resources`.
+pub fn mappings(resources: &Resources, wait_seconds: i32) -> Result<Vec<Mapping>, SyncError> {
+    let w = &resources.wiring;
+    w.mappings
+        .iter()
+        .map(|m| {
+            let binary = w.functions.get(&m.function).map(|f| f.binary.as_str());
+            let target = match binary {
+                Some("sync-import") => Target::Import,
+                Some("sync-finalize") => Target::Finalize,
+                Some("alert-dispatch") => Target::Alerts,
+                other => {
+                    return Err(SyncError::Message(format!(
+                        "{}: no local handler for function {} ({other:?})",
+                        m.id, m.function
+                    )));
+                }
+            };
+            Ok(Mapping {
+                queue_url: resources.queue_urls.get(&m.queue).cloned().ok_or_else(|| {
+                    SyncError::Message(format!("{}: queue {} not created", m.id, m.queue))
+                })?,
+                function: m.function.clone(),
+                target,
+                batch_size: i32::try_from(m.batch_size.min(10)).unwrap_or(10),
+                report_batch_item_failures: m.report_batch_item_failures,
+                wait_seconds,
+            })
+        })
+        .collect()
 }

@@ -172,7 +172,12 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
         .await
         .expect("reference benchmarks load");
     let mut ctx = Context::init(cfg).await.expect("context");
-    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &prefix, 2)
+    let wiring = std::sync::Arc::new(
+        ctx.cfg
+            .wiring()
+            .expect("template wiring (./dev test writes it)"),
+    );
+    let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &prefix, wiring, Some(2))
         .await
         .expect("bucket and queues");
     ctx.cfg = ctx
@@ -247,7 +252,7 @@ impl Harness {
     pub async fn drain(&self) -> usize {
         runner::drain(
             &self.ctx,
-            &runner::mappings(&self.res, 0),
+            &runner::mappings(&self.res, 0).expect("mappings"),
             Duration::from_secs(300),
         )
         .await

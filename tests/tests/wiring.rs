@@ -1,0 +1,230 @@
+//! The local stack runs template.yaml's own wiring: its queues (FIFO, redrive policy,
+//! `maxReceiveCount`) and SQS event source mappings (batch size, `FunctionResponseTypes`) come
+//! from the SAM-transformed template, and the runner then behaves as Lambda does for exactly
+//! what is declared: a mapping without `ReportBatchItemFailures` ignores the batch response.
+
+mod support;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use stormwater::sync::runner::{self, Resources, Target};
+use stormwater::sync::wiring::Wiring;
+use support::{Harness, harness};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `template` (YAML text) through the SAM transform, as `./dev` does for template.yaml.
+fn transformed(template: &str) -> Wiring {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/sam_transform.py"))
+        .arg(&path)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("the SAM transform runs (.venv, installed by ./dev)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Wiring::from_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(root().join("template.yaml")).unwrap()
+}
+
+/// Messages waiting on a queue (visible + in flight).
+async fn depth(h: &Harness, url: &str) -> u64 {
+    runner::backlog(&h.ctx.sqs, url).await.unwrap()
+}
+
+/// Plays the mappings until the queues are empty (redeliveries included).
+async fn drain(h: &Harness, res: &Resources) {
+    runner::drain(
+        &h.ctx,
+        &runner::mappings(res, 0).unwrap(),
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_queues_and_mappings_are_the_templates() {
+    let h = harness("wiring", None).await;
+    let w = transformed(&template_text());
+    // Every queue the template declares exists with its attributes (the tests shorten the
+    // visibility timeout to 2 s, nothing else).
+    assert_eq!(h.res.queue_urls.len(), w.queues.len());
+    for (id, q) in &w.queues {
+        let url = &h.res.queue_urls[id];
+        let attrs = h
+            .ctx
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let attrs = attrs.attributes().unwrap();
+        let get = |k: QueueAttributeName| attrs.get(&k).cloned();
+        assert_eq!(
+            get(QueueAttributeName::FifoQueue).as_deref() == Some("true"),
+            q.fifo,
+            "{id}"
+        );
+        assert_eq!(
+            get(QueueAttributeName::VisibilityTimeout).as_deref(),
+            Some("2"),
+            "{id}"
+        );
+        match &q.redrive {
+            None => assert!(get(QueueAttributeName::RedrivePolicy).is_none(), "{id}"),
+            Some((dlq, max)) => {
+                let policy: serde_json::Value =
+                    serde_json::from_str(&get(QueueAttributeName::RedrivePolicy).unwrap()).unwrap();
+                assert_eq!(
+                    policy["maxReceiveCount"].to_string(),
+                    max.to_string(),
+                    "{id}"
+                );
+                assert_eq!(
+                    policy["deadLetterTargetArn"],
+                    runner::queue_arn(&h.res.queue_urls[dlq]),
+                    "{id}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        w.queues["ImportQueue"].redrive.as_ref().unwrap().1,
+        runner::IMPORT_MAX_RECEIVES,
+        "the importer records a chunk failed at the delivery SQS dead-letters it"
+    );
+    // Every SQS mapping is played, with its batch size and response types.
+    let played = runner::mappings(&h.res, 0).unwrap();
+    assert_eq!(played.len(), w.mappings.len());
+    for m in &w.mappings {
+        let p = played.iter().find(|p| p.function == m.function).unwrap();
+        assert_eq!(p.queue_url, h.res.queue_urls[&m.queue]);
+        assert_eq!(p.batch_size as u32, m.batch_size.min(10));
+        assert_eq!(p.report_batch_item_failures, m.report_batch_item_failures);
+        // AWS refuses a mapping whose function may outlive the visibility timeout, and advises
+        // six times the function timeout.
+        let timeout = w.functions[&m.function].timeout;
+        assert!(
+            w.queues[&m.queue].visibility_timeout >= 6 * timeout,
+            "{}: visibility {} < 6 x {timeout}",
+            m.id,
+            w.queues[&m.queue].visibility_timeout
+        );
+    }
+}
+
+/// A finalize that fails must be retried and end in the finalize DLQ; so must a failed alert
+/// dispatch. Without `ReportBatchItemFailures` on their mappings (the template before this
+/// change) Lambda deletes the batch the handler reported failed: the run is never finalized
+/// and the DLQ stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_finalize_or_alert_batch_is_retried_and_dead_lettered() {
+    let h = harness("wiring-dlq", None).await;
+    h.ctx
+        .sqs
+        .send_message()
+        .queue_url(&h.res.finalize_queue_url)
+        .message_body(r#"{"run_id": 424242}"#)
+        .message_group_id("finalize")
+        .message_deduplication_id("finalize-424242")
+        .send()
+        .await
+        .unwrap();
+    // Alert dispatch fails while the subscription table cannot be read.
+    sqlx::query("alter table subscription rename to subscription_away")
+        .execute(h.pool())
+        .await
+        .unwrap();
+    h.ctx
+        .sqs
+        .send_message()
+        .queue_url(&h.res.alert_queue_url)
+        .message_body(r#"{"runId": 424242}"#)
+        .send()
+        .await
+        .unwrap();
+    drain(&h, &h.res).await;
+    assert_eq!(depth(&h, &h.res.finalize_dlq_url).await, 1, "finalize DLQ");
+    assert_eq!(depth(&h, &h.res.alert_dlq_url).await, 1, "alert DLQ");
+}
+
+/// The runner honours what the template declares, not what the handler returns: in a copy of
+/// the template whose import mapping lacks `ReportBatchItemFailures`, a chunk the handler
+/// reports failed is deleted after one delivery (as Lambda would), while the real template
+/// retries it until the DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_without_report_batch_item_failures_ignores_the_batch_response() {
+    let h = harness("wiring-broken", None).await;
+    let text = template_text();
+    let declaration =
+        "            FunctionResponseTypes:\n              - ReportBatchItemFailures\n";
+    let import = text.find("  SyncImportFunction:").unwrap();
+    let at = import + text[import..].find(declaration).unwrap();
+    let broken = format!("{}{}", &text[..at], &text[at + declaration.len()..]);
+    let wiring = transformed(&broken);
+    let m = wiring
+        .mappings
+        .iter()
+        .find(|m| m.queue == "ImportQueue")
+        .unwrap();
+    assert!(!m.report_batch_item_failures);
+
+    for (prefix, wiring, expect_dlq) in [
+        (format!("{}-broken", h.prefix), Arc::new(wiring), 0),
+        (format!("{}-real", h.prefix), h.res.wiring.clone(), 1),
+    ] {
+        let res = runner::ensure_resources(&h.ctx.s3, &h.ctx.sqs, &prefix, wiring, Some(1))
+            .await
+            .unwrap();
+        // A poison message: its body is not a chunk message, so the handler reports it failed.
+        h.ctx
+            .sqs
+            .send_message()
+            .queue_url(&res.import_queue_url)
+            .message_body("not a chunk message")
+            .send()
+            .await
+            .unwrap();
+        let import = runner::mappings(&res, 0)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.target == Target::Import)
+            .collect::<Vec<_>>();
+        let mut deliveries = 0;
+        while depth(&h, &res.import_queue_url).await > 0 {
+            deliveries += runner::poll_once(&h.ctx, &import[0]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(deliveries <= 10, "{prefix}: redelivered forever");
+        }
+        assert_eq!(
+            depth(&h, &res.import_dlq_url).await,
+            expect_dlq,
+            "{prefix}: {deliveries} deliveries"
+        );
+        assert_eq!(
+            deliveries,
+            if expect_dlq == 0 {
+                1
+            } else {
+                runner::IMPORT_MAX_RECEIVES as usize
+            },
+            "{prefix}"
+        );
+    }
+}
