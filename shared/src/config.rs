@@ -17,8 +17,14 @@ pub enum ConfigError {
 /// absent; the accessor for them fails with the variable's name.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL` (a secret: it carries the password).
+    /// `DATABASE_URL` (a secret: it carries the password). On AWS prefer
+    /// `DATABASE_SECRET_ARN`: [`Config::load`] then reads the URL from Secrets Manager.
     pub database_url: SecretString,
+    /// `DATABASE_SECRET_ARN`, `DATABASE_HOST` (the RDS Proxy endpoint), `DATABASE_NAME`: where
+    /// [`Config::load`] finds the database URL (see [`crate::secrets`]).
+    pub database_secret_arn: Option<String>,
+    pub database_host: Option<String>,
+    pub database_name: Option<String>,
     /// `DB_MAX_CONNECTIONS`, default 2: one execution environment serves one request at a time.
     pub db_max_connections: u32,
     /// `DB_ACQUIRE_TIMEOUT_MS`, default 1500: how long a request waits for a database
@@ -142,7 +148,13 @@ fn guards() -> Result<crate::sync::Guards, ConfigError> {
 impl Config {
     /// Reads the environment. Call once, in `main`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url = var("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?;
+        let database_secret_arn = var("DATABASE_SECRET_ARN");
+        // With a secret, the URL is read from it in `load` (an empty placeholder until then).
+        let database_url = match (var("DATABASE_URL"), &database_secret_arn) {
+            (Some(url), _) => url,
+            (None, Some(_)) => String::new(),
+            (None, None) => return Err(ConfigError::Missing("DATABASE_URL")),
+        };
         // 50,000: near the best rows/s with a flat ~22 MiB peak RSS (docs/BENCHMARKS.md).
         let chunk_rows = parsed("CHUNK_ROWS", 50_000usize)?;
         if chunk_rows == 0 {
@@ -169,6 +181,9 @@ impl Config {
         };
         Ok(Self {
             database_url: database_url.into(),
+            database_secret_arn,
+            database_host: var("DATABASE_HOST"),
+            database_name: var("DATABASE_NAME"),
             db_max_connections: parsed("DB_MAX_CONNECTIONS", 2u32)?,
             db_acquire_timeout,
             redis_url: var("REDIS_URL"),
@@ -193,6 +208,44 @@ impl Config {
             max_active_subscriptions,
             link: link_settings()?,
         })
+    }
+
+    /// Reads the environment and the secrets it names: what a function's `main` calls once
+    /// per execution environment.
+    pub async fn load() -> Result<Self, ConfigError> {
+        Self::from_env()?.with_secrets().await
+    }
+
+    /// Reads the database URL from Secrets Manager when `DATABASE_SECRET_ARN` is set.
+    pub async fn with_secrets(mut self) -> Result<Self, ConfigError> {
+        let Some(arn) = self.database_secret_arn.clone() else {
+            return Ok(self);
+        };
+        let sdk = crate::aws::sdk_config(&self).await;
+        let target = crate::secrets::DatabaseTarget {
+            host: self.database_host.as_deref(),
+            name: self.database_name.as_deref(),
+        };
+        self.database_url = crate::secrets::database_url(&sdk, &arn, &target)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: "DATABASE_SECRET_ARN",
+                reason: e.to_string(),
+            })?;
+        Ok(self)
+    }
+
+    /// Names the secret [`Config::with_secrets`] reads the database URL from.
+    pub fn with_database_secret(
+        mut self,
+        arn: &str,
+        host: Option<&str>,
+        name: Option<&str>,
+    ) -> Self {
+        self.database_secret_arn = Some(arn.to_owned());
+        self.database_host = host.map(str::to_owned);
+        self.database_name = name.map(str::to_owned);
+        self
     }
 
     /// `ALERT_QUEUE_URL`: finalize asks the alert-dispatch function to run through it.

@@ -15,6 +15,7 @@ pub mod import;
 pub mod linking;
 pub mod outbound;
 pub mod repo;
+pub mod secrets;
 pub mod sync;
 pub mod telemetry;
 pub mod violations;

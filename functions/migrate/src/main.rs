@@ -8,7 +8,7 @@ use stormwater::config::Config;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     stormwater::telemetry::init();
-    let pool = stormwater::db::pool(&Config::from_env()?)?;
+    let pool = stormwater::db::pool(&Config::load().await?)?;
     let pool = &pool;
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {

@@ -7,7 +7,7 @@ use stormwater::sync::{Context, stage};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     stormwater::telemetry::init();
-    let ctx = Context::init(Config::from_env()?).await?;
+    let ctx = Context::init(Config::load().await?).await?;
     let ctx = &ctx;
     run(service_fn(
         move |event: LambdaEvent<stage::StageRequest>| async move {

@@ -148,7 +148,7 @@ pub async fn serve(name: &str) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let function = routes::function(name)
         .ok_or_else(|| format!("{name} is not an HTTP function of api::routes"))?;
-    let cfg = Config::from_env()?;
+    let cfg = Config::load().await?;
     // The state lives as long as the execution environment.
     let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
     let handler = function.handler;

@@ -121,7 +121,7 @@ pub async fn apply(
 /// environment, one linker run (and its follow-up, see [`apply`]) per invocation.
 pub async fn serve_function() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
-    let cfg = crate::config::Config::from_env()?;
+    let cfg = crate::config::Config::load().await?;
     let pool: &'static PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
     let cache: &'static crate::cache::Cache =
         Box::leak(Box::new(crate::cache::Cache::new(cfg.redis_url.as_deref())));

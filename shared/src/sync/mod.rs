@@ -179,7 +179,7 @@ where
 {
     crate::telemetry::init();
     // The context lives as long as the execution environment.
-    let ctx: &'static Context = Box::leak(Box::new(Context::init(Config::from_env()?).await?));
+    let ctx: &'static Context = Box::leak(Box::new(Context::init(Config::load().await?).await?));
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {

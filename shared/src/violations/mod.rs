@@ -97,7 +97,7 @@ pub struct ComputeRequest {
 /// environment, one engine run per invocation.
 pub async fn serve_compute() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
-    let cfg = crate::config::Config::from_env()?;
+    let cfg = crate::config::Config::load().await?;
     let pool: &'static sqlx::PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
     let cache: &'static crate::cache::Cache =
         Box::leak(Box::new(crate::cache::Cache::new(cfg.redis_url.as_deref())));
