@@ -12,15 +12,7 @@ async fn main() -> Result<(), Error> {
     let pool = &pool;
     run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {
-            stormwater::db::migrate(pool).await?;
-            let loaded = stormwater::repo::benchmarks::load(pool).await?;
-            let facilities = stormwater::facility::refresh(pool).await?;
-            Ok::<_, Error>(serde_json::json!({
-                "migrated": stormwater::MIGRATOR.iter().count(),
-                "pollutants": loaded.pollutants,
-                "benchmarks": loaded.benchmarks,
-                "facilitiesRefreshed": facilities,
-            }))
+            stormwater::db::migrate_all(pool).await
         },
     ))
     .await

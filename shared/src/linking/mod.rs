@@ -117,8 +117,23 @@ pub async fn apply(
     Ok(Applied { links, violations })
 }
 
+/// One `facility-link` invocation: the linker (incremental, or everything with
+/// `{"full": true}`) and the engine for the facilities whose records moved ([`apply`]).
+/// [`serve_function`] calls this for every event.
+pub async fn handle(
+    pool: &PgPool,
+    cache: &crate::cache::Cache,
+    settings: Settings,
+    policy: crate::violations::NdPolicy,
+    req: LinkRequest,
+) -> Result<Applied, LinkError> {
+    let mut opts = Options::new("function", settings);
+    opts.force_full = req.full;
+    apply(pool, cache, &opts, policy, None).await
+}
+
 /// The whole `main` of `facility-link`: config read once, pool built once per execution
-/// environment, one linker run (and its follow-up, see [`apply`]) per invocation.
+/// environment, [`handle`] per invocation.
 pub async fn serve_function() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let cfg = crate::config::Config::load().await?;
@@ -128,9 +143,7 @@ pub async fn serve_function() -> Result<(), lambda_runtime::Error> {
     let (settings, policy) = (cfg.link, cfg.nd_policy);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<LinkRequest>| async move {
-            let mut opts = Options::new("function", settings);
-            opts.force_full = event.payload.full;
-            apply(pool, cache, &opts, policy, None)
+            handle(pool, cache, settings, policy, event.payload)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

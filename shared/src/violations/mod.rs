@@ -93,8 +93,34 @@ pub struct ComputeRequest {
     pub full: bool,
 }
 
+/// One `violations-compute` invocation: the engine (incremental, or everything with
+/// `{"full": true}`), then what the API serves from its results (stored dashboards, a new cache
+/// generation); a failed run is recorded. [`serve_compute`] calls this for every event.
+pub async fn handle_compute(
+    pool: &sqlx::PgPool,
+    cache: &crate::cache::Cache,
+    policy: NdPolicy,
+    req: ComputeRequest,
+) -> Result<engine::Report, lambda_runtime::Error> {
+    let mut opts = engine::Options::new("function", policy);
+    opts.force_full = req.full;
+    match engine::compute(pool, &opts).await {
+        Ok(report) => {
+            crate::api::dashboard::refresh_snapshots(pool, None).await?;
+            cache.bump_generation().await;
+            Ok(report)
+        }
+        Err(e) => {
+            if let Err(db) = engine::record_failure(pool, &opts, &e).await {
+                tracing::error!(error = %db, "could not record the engine failure");
+            }
+            Err(e.into())
+        }
+    }
+}
+
 /// The whole `main` of `violations-compute`: config read once, pool built once per execution
-/// environment, one engine run per invocation.
+/// environment, [`handle_compute`] per invocation.
 pub async fn serve_compute() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let cfg = crate::config::Config::load().await?;
@@ -104,22 +130,7 @@ pub async fn serve_compute() -> Result<(), lambda_runtime::Error> {
     let policy = cfg.nd_policy;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ComputeRequest>| async move {
-            let mut opts = engine::Options::new("function", policy);
-            opts.force_full = event.payload.full;
-            match engine::compute(pool, &opts).await {
-                Ok(report) => {
-                    // What the API serves from the results: stored dashboards, then the cache.
-                    crate::api::dashboard::refresh_snapshots(pool, None).await?;
-                    cache.bump_generation().await;
-                    Ok::<_, lambda_runtime::Error>(report)
-                }
-                Err(e) => {
-                    if let Err(db) = engine::record_failure(pool, &opts, &e).await {
-                        tracing::error!(error = %db, "could not record the engine failure");
-                    }
-                    Err(e.into())
-                }
-            }
+            handle_compute(pool, cache, policy, event.payload).await
         },
     ))
     .await
