@@ -294,7 +294,16 @@ async fn finalize_file(
     .fetch_one(&mut **tx)
     .await?;
     let min_share = ctx.cfg.guards.withdraw_min_share;
-    let note = if let Some(failed) = failed {
+    let scope: Option<String> = sqlx::query_scalar("select scope from sync_file where id = $1")
+        .bind(file_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let note = if let (Some(scope), None) = (&scope, dataset.merge.scope_filter) {
+        // A dataset published whole has no rule for which rows a part covers.
+        Some(format!(
+            "withdrawal skipped: the file is declared as part {scope:?} of a dataset published whole; a partial extract adds and updates rows, it never withdraws"
+        ))
+    } else if let Some(failed) = failed {
         Some(format!("withdrawal skipped: {failed}"))
     } else if seen != stored {
         Some(format!(
