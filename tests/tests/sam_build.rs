@@ -3,7 +3,8 @@
 //! beside the build dir naming each function's architecture), with `echo` for cargo and
 //! stand-in binaries: every function gets its own binary, from one cargo build of all function
 //! packages, for the architecture the template resolved; a disagreeing LAMBDA_ARCH, a missing
-//! architecture or a binary of the wrong instruction set fails the target.
+//! architecture (also: a build.toml left from an earlier run) or a binary of the wrong
+//! instruction set fails the target.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -196,6 +197,24 @@ fn a_disagreeing_or_missing_architecture_or_a_binary_of_the_wrong_instruction_se
     // Without build.toml (a single-resource `sam build`, or make by hand) LAMBDA_ARCH decides.
     let out = make(dir.path(), id, Some("arm64"));
     assert!(out.status.success(), "{}", text(&out));
+
+    // A build.toml older than its directory is a previous run's (sam build recreates the build
+    // dir first; a single-resource build writes no build.toml): ignored, not trusted.
+    let dir = checkout(Some("x86_64"), machine_of);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join(".aws-sam/build.toml"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    let out = make(dir.path(), id, None);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("set LAMBDA_ARCH"), "{}", text(&out));
+    let out = make(dir.path(), id, Some("arm64"));
+    assert!(out.status.success(), "{}", text(&out));
+    let built =
+        std::fs::read(dir.path().join(".aws-sam/build").join(id).join("bootstrap")).unwrap();
+    assert_eq!(built, fake_elf(machine_of("arm64"), "api-health"));
 
     // cargo-lambda's output claims x86_64 whatever was asked for.
     let dir = checkout(Some("arm64"), |_| 62);
