@@ -6,8 +6,12 @@ use crate::out::BOM;
 use crate::schema::{ALL, FileSpec, Kind};
 use crate::{Cli, run};
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+/// The real files and dictionaries beside the checkout (`../shared/data`), or
+/// `$STORMWATER_SHARED_DATA`.
+fn shared_data() -> PathBuf {
+    std::env::var("STORMWATER_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -22,7 +26,7 @@ fn gen_into(dir: &Path, seed: u64, hostile: bool) {
         seed,
         scale: 0.001,
         hostile,
-        real_dir: shared().join("data/real"),
+        real_dir: shared_data().join("real"),
     };
     run(&cli).expect("generation failed");
 }
@@ -104,8 +108,8 @@ fn deterministic_for_a_seed() {
 
 /// (column, type) in published order from an official dictionary CSV.
 fn dictionary(spec: &FileSpec) -> Vec<(String, String)> {
-    let path = shared()
-        .join("data/ca-waterboards-data-dictionaries")
+    let path = shared_data()
+        .join("ca-waterboards-data-dictionaries")
         .join(spec.dictionary);
     let mut rd =
         csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -155,7 +159,7 @@ fn headers_match_official_dictionaries() {
     }
     // the eSMR header is byte-identical to the real 2025 header
     let real =
-        fs::read(shared().join("data/real/stormwater-watch/esmr_columns_header.txt")).unwrap();
+        fs::read(shared_data().join("real/stormwater-watch/esmr_columns_header.txt")).unwrap();
     let ours = fs::read(dir.join(crate::schema::ESMR.file)).unwrap();
     let real_line = real.split(|b| *b == b'\n').next().unwrap();
     let our_line = ours.split(|b| *b == b'\n').next().unwrap();

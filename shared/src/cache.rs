@@ -448,3 +448,21 @@ impl Cache {
         .is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ElastiCache with in-transit encryption is only reachable as `rediss://`: the client
+    /// must accept TLS URLs (it refused them before the TLS features were enabled).
+    #[test]
+    fn tls_redis_urls_are_usable() {
+        assert!(
+            Cache::new(Some("rediss://cache.example.internal:6379/"))
+                .client
+                .is_some()
+        );
+        assert!(Cache::new(Some("redis://127.0.0.1:6379/")).client.is_some());
+        assert!(Cache::new(Some("not a url")).client.is_none());
+    }
+}

@@ -25,6 +25,8 @@ pub struct Config {
     pub database_secret_arn: Option<String>,
     pub database_host: Option<String>,
     pub database_name: Option<String>,
+    /// `SMTP_PASSWORD_SECRET_ARN`: the secret [`Config::load`] reads the SMTP password from.
+    pub smtp_password_secret_arn: Option<String>,
     /// `DB_MAX_CONNECTIONS`, default 2: one execution environment serves one request at a time.
     pub db_max_connections: u32,
     /// `DB_ACQUIRE_TIMEOUT_MS`, default 1500: how long a request waits for a database
@@ -184,6 +186,7 @@ impl Config {
             database_secret_arn,
             database_host: var("DATABASE_HOST"),
             database_name: var("DATABASE_NAME"),
+            smtp_password_secret_arn: var("SMTP_PASSWORD_SECRET_ARN"),
             db_max_connections: parsed("DB_MAX_CONNECTIONS", 2u32)?,
             db_acquire_timeout,
             redis_url: var("REDIS_URL"),
@@ -216,12 +219,27 @@ impl Config {
         Self::from_env()?.with_secrets().await
     }
 
-    /// Reads the database URL from Secrets Manager when `DATABASE_SECRET_ARN` is set.
+    /// Reads the database URL from Secrets Manager when `DATABASE_SECRET_ARN` is set, and the
+    /// SMTP password when `SMTP_PASSWORD_SECRET_ARN` is.
     pub async fn with_secrets(mut self) -> Result<Self, ConfigError> {
+        if self.database_secret_arn.is_none() && self.smtp_password_secret_arn.is_none() {
+            return Ok(self);
+        }
+        let sdk = crate::aws::sdk_config(&self).await;
+        if let (Some(arn), Some(smtp)) = (self.smtp_password_secret_arn.clone(), self.smtp.as_mut())
+        {
+            let password =
+                crate::secrets::read(&sdk, &arn)
+                    .await
+                    .map_err(|e| ConfigError::Invalid {
+                        name: "SMTP_PASSWORD_SECRET_ARN",
+                        reason: e.to_string(),
+                    })?;
+            smtp.password = Some(SecretString::from(password));
+        }
         let Some(arn) = self.database_secret_arn.clone() else {
             return Ok(self);
         };
-        let sdk = crate::aws::sdk_config(&self).await;
         let target = crate::secrets::DatabaseTarget {
             host: self.database_host.as_deref(),
             name: self.database_name.as_deref(),

@@ -1,6 +1,6 @@
 //! Secrets read from AWS Secrets Manager once per execution environment, so that none sits in
-//! a function's environment variables. Only the database URL is a secret today: with
-//! `DATABASE_SECRET_ARN` set, [`crate::config::Config::load`] reads it here at cold start.
+//! a function's environment variables: with `DATABASE_SECRET_ARN` (the database URL) or
+//! `SMTP_PASSWORD_SECRET_ARN` set, [`crate::config::Config::load`] reads them here at cold start.
 //!
 //! The secret's `SecretString` may be a `postgres://` URL, a JSON object with a `url`, or the
 //! JSON that RDS writes for a managed master user (`username`, `password`, and possibly `host`,
@@ -35,6 +35,15 @@ pub async fn database_url(
     arn: &str,
     target: &DatabaseTarget<'_>,
 ) -> Result<SecretString, SecretError> {
+    let text = read(sdk, arn).await?;
+    url_from_secret(&text, target).map_err(|message| SecretError::Shape {
+        arn: arn.to_owned(),
+        message,
+    })
+}
+
+/// The `SecretString` of the secret `arn` (e.g. the SMTP password).
+pub async fn read(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, SecretError> {
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let out = client
         .get_secret_value()
@@ -45,14 +54,12 @@ pub async fn database_url(
             arn: arn.to_owned(),
             message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
         })?;
-    let text = out.secret_string().ok_or_else(|| SecretError::Shape {
-        arn: arn.to_owned(),
-        message: "no SecretString".into(),
-    })?;
-    url_from_secret(text, target).map_err(|message| SecretError::Shape {
-        arn: arn.to_owned(),
-        message,
-    })
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| SecretError::Shape {
+            arn: arn.to_owned(),
+            message: "no SecretString".into(),
+        })
 }
 
 /// The database URL a secret's text describes (see the module docs).

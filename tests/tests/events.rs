@@ -303,7 +303,11 @@ fn from_checkout(mut req: StageRequest) -> StageRequest {
         if let Some(rel) = s.url.strip_prefix("file://")
             && !rel.starts_with('/')
         {
-            let path = root().join(rel);
+            // The real files beside the checkout, or wherever STORMWATER_SHARED_DATA says.
+            let path = match rel.strip_prefix("../shared/data/") {
+                Some(data) => support::shared_data(data),
+                None => root().join(rel),
+            };
             assert!(path.exists(), "{} does not exist", path.display());
             s.url = format!("file://{}", path.display());
         }

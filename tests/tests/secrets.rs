@@ -1,6 +1,6 @@
 //! The database URL from Secrets Manager (the emulator's), as a deployed function reads it at
 //! cold start: an RDS-managed master-user secret (user and password only) plus the proxy host,
-//! and a secret holding a URL. Nothing of it is in the environment.
+//! a secret holding a URL, and the SMTP password. Nothing of it is in the environment.
 
 mod support;
 
@@ -99,5 +99,26 @@ async fn functions_read_the_database_url_from_secrets_manager() {
     assert!(
         !format!("{cfg:?}").contains("p@ss"),
         "Config's Debug shows no secret"
+    );
+
+    // The SMTP password, likewise.
+    let smtp_secret = put_secret(&sdk, &format!("{}-smtp", h.prefix), "smtp-s3cret").await;
+    let mut cfg = h.ctx.cfg.clone();
+    cfg.smtp = Some(stormwater::alerts::deliver::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: 2525,
+        tls: stormwater::alerts::deliver::SmtpTls::None,
+        username: Some("alerts".into()),
+        password: None,
+        from: "alerts@example.org".into(),
+    });
+    cfg.smtp_password_secret_arn = Some(smtp_secret);
+    let cfg = cfg.with_secrets().await.expect("the SMTP secret is read");
+    assert_eq!(
+        cfg.smtp
+            .as_ref()
+            .and_then(|s| s.password.as_ref())
+            .map(|p| p.expose_secret().to_owned()),
+        Some("smtp-s3cret".to_owned())
     );
 }
