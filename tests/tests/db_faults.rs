@@ -17,20 +17,16 @@
 mod support;
 
 use serde_json::Value;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stormwater::api::ApiState;
 use stormwater::cache::Cache;
 use stormwater::config::Config;
 use stormwater::sync::manifest::Source;
-use support::{Harness, file_url, harness, shared_data};
+use support::{Harness, PORTAL_2019, facilities, file_url, first_records, harness, shared_data};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-const PORTAL_2019: &str =
-    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
 
 // ---------------------------------------------------------------------------------------------
 // A controllable TCP proxy in front of Postgres.
@@ -278,25 +274,6 @@ fn state_for(url: String, connections: u32, cache_namespace: Option<&str>) -> Ap
         },
         stormwater::api::WriteSettings::from_config(&cfg),
     )
-}
-
-/// The first `n` records of the 2019 portal file, as a file of their own.
-fn first_records(n: usize) -> tempfile::NamedTempFile {
-    let text = std::fs::read_to_string(shared_data(PORTAL_2019)).unwrap();
-    let mut out = tempfile::NamedTempFile::new().unwrap();
-    for line in text.lines().take(n + 1) {
-        writeln!(out, "{line}").unwrap();
-    }
-    out.flush().unwrap();
-    out
-}
-
-fn facilities(url: String) -> Vec<Source> {
-    vec![Source {
-        dataset: "smarts_industrial_facilities".into(),
-        url,
-        scope: None,
-    }]
 }
 
 /// A harness with the first 400 records of the 2019 file synced (facilities, links, events).

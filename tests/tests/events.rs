@@ -119,6 +119,26 @@ fn expected_status(name: &str) -> u16 {
 }
 
 /// The messages of a `bad-*` SQS event that its batch response must report as failed.
+/// The batch response names exactly the messages a `bad-*` event is expected to fail, and none
+/// for any other event.
+fn assert_failures(
+    resp: &aws_lambda_events::event::sqs::SqsBatchResponse,
+    function: &str,
+    name: &str,
+    what: &str,
+) {
+    let failed: Vec<_> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    if name.starts_with("bad-") {
+        assert_eq!(failed, expected_failures(function, name), "{what}");
+    } else {
+        assert!(failed.is_empty(), "{what}: {failed:?}");
+    }
+}
+
 fn expected_failures(function: &str, name: &str) -> Vec<&'static str> {
     match (function, name) {
         // Chunk 0 is a redelivery (acknowledged, nothing changes); the file has no chunk 1.
@@ -603,16 +623,7 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                     let before = h.json(rows).await;
                     let event: SqsEvent = serde_json::from_value(event).unwrap();
                     let resp = import::handle(&h.ctx, event).await;
-                    let failed: Vec<_> = resp
-                        .batch_item_failures
-                        .iter()
-                        .map(|f| f.item_identifier.as_str())
-                        .collect();
-                    if name.starts_with("bad-") {
-                        assert_eq!(failed, expected_failures(function, name), "{what}");
-                    } else {
-                        assert!(failed.is_empty(), "{what}: {failed:?}");
-                    }
+                    assert_failures(&resp, function, name, &what);
                     // Chunk 0 was imported by the sync: a redelivery changes nothing.
                     assert_eq!(h.json(rows).await, before, "{what}");
                 }
@@ -621,16 +632,7 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                     let before = h.json(&format!("select to_jsonb(({finished}))")).await;
                     let event: SqsEvent = serde_json::from_str(text).unwrap();
                     let resp = finalize::handle(&h.ctx, event).await;
-                    let failed: Vec<_> = resp
-                        .batch_item_failures
-                        .iter()
-                        .map(|f| f.item_identifier.as_str())
-                        .collect();
-                    if name.starts_with("bad-") {
-                        assert_eq!(failed, expected_failures(function, name), "{what}");
-                    } else {
-                        assert!(failed.is_empty(), "{what}: {failed:?}");
-                    }
+                    assert_failures(&resp, function, name, &what);
                     // Run 1 was finalized by the sync: once only.
                     assert_eq!(
                         h.json(&format!("select to_jsonb(({finished}))")).await,

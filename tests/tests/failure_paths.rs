@@ -10,18 +10,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
 use stormwater::sync::manifest::Source;
-use support::{Harness, file_url, fixture, harness, shared_data};
-
-const PORTAL_2019: &str =
-    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
-
-fn facilities(url: String) -> Vec<Source> {
-    vec![Source {
-        dataset: "smarts_industrial_facilities".into(),
-        url,
-        scope: None,
-    }]
-}
+use support::{Harness, PORTAL_2019, facilities, file_url, fixture, harness, shared_data};
 
 /// The real 2019 file as lines (it has no multi-line records: 36,339 lines, 36,338 records).
 fn real_lines() -> Vec<String> {

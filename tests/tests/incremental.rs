@@ -7,10 +7,7 @@ use serde_json::json;
 use std::io::Write;
 use stormwater::sync::manifest::Source;
 use stormwater::sync::{ChunkMessage, finalize, import, runner};
-use support::{file_url, harness, shared_data};
-
-const PORTAL_2019: &str =
-    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
+use support::{PORTAL_2019, file_url, harness, shared_data};
 
 /// The header and the first `n` records of the real 2019 file, optionally edited.
 fn slice_of_portal(

@@ -21,7 +21,7 @@ use stormwater::sync::manifest::Source;
 use stormwater::sync::runner::{self, Resources};
 use stormwater::sync::stage::{self, StageRequest};
 use stormwater::sync::wiring::Wiring;
-use support::{Harness, file_url, harness, shared_data};
+use support::{Harness, file_url, harness, shared_data, transformed};
 
 /// One AWS call: who made it, the IAM action it needs and the resource it touches.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,25 +154,6 @@ fn refused(wiring: &Wiring, res: &Resources, calls: &[Call]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-fn transformed(template: &str) -> Wiring {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("template.yaml");
-    std::fs::write(&path, template).unwrap();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("scripts/sam_transform.py"))
-        .arg(&path)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .expect("the SAM transform runs (.venv, installed by ./dev)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Wiring::from_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,20 +5,10 @@ mod support;
 
 use serde_json::json;
 use stormwater::sync::manifest::Source;
-use support::{file_url, fixture, harness, shared_data};
+use support::{PORTAL_2019, facilities, file_url, fixture, harness, shared_data};
 
-const PORTAL_2019: &str =
-    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
 const RAW_2025_R1: &str =
     "real/tientalkenvi/Region_1_-_North_Coast_-_Industrial_Application_Specific_Data.txt";
-
-fn facilities(path: &std::path::Path) -> Vec<Source> {
-    vec![Source {
-        dataset: "smarts_industrial_facilities".into(),
-        url: file_url(path),
-        scope: None,
-    }]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_2019_portal_file_lands_every_row_and_the_api_serves_it() {
@@ -26,7 +16,9 @@ async fn real_2019_portal_file_lands_every_row_and_the_api_serves_it() {
     let h = harness("portal2019", Some(8_000)).await;
 
     // Act
-    let summary = h.sync(facilities(&shared_data(PORTAL_2019))).await;
+    let summary = h
+        .sync(facilities(file_url(&shared_data(PORTAL_2019))))
+        .await;
 
     // Assert: the file, the run and the chunks.
     assert_eq!(summary.files.len(), 1);
@@ -177,7 +169,9 @@ async fn real_2019_portal_file_lands_every_row_and_the_api_serves_it() {
     assert_eq!(seen.len(), 9_827);
 
     // Re-syncing the same file changes nothing: it is recognised and skipped.
-    let second = h.sync(facilities(&shared_data(PORTAL_2019))).await;
+    let second = h
+        .sync(facilities(file_url(&shared_data(PORTAL_2019))))
+        .await;
     assert_eq!(second.files[0].status, "skipped");
     assert_eq!(
         h.scalar_i64("select count(*) from smarts_industrial_facility")
@@ -212,7 +206,9 @@ async fn real_2019_portal_file_lands_every_row_and_the_api_serves_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_2025_tsv_layout_is_matched_by_header_name() {
     let h = harness("raw2025", None).await;
-    let summary = h.sync(facilities(&shared_data(RAW_2025_R1))).await;
+    let summary = h
+        .sync(facilities(file_url(&shared_data(RAW_2025_R1))))
+        .await;
     assert_eq!(summary.files[0].rows, 102);
     assert_eq!(
         h.scalar_i64("select count(*) from smarts_industrial_facility")
@@ -245,7 +241,7 @@ async fn raw_2025_tsv_layout_is_matched_by_header_name() {
 async fn bad_rows_are_quarantined_with_line_and_reason_and_good_rows_land() {
     let h = harness("badrows", None).await;
     let summary = h
-        .sync(facilities(&fixture("industrial_bad_rows.csv")))
+        .sync(facilities(file_url(&fixture("industrial_bad_rows.csv"))))
         .await;
     assert_eq!(summary.files[0].rows, 9);
     assert_eq!(
@@ -317,7 +313,9 @@ async fn bad_rows_are_quarantined_with_line_and_reason_and_good_rows_land() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_layout_is_rejected_naming_missing_columns_and_nothing_is_written() {
     let h = harness("layout", None).await;
-    let summary = h.sync(facilities(&fixture("wrong_layout.csv"))).await;
+    let summary = h
+        .sync(facilities(file_url(&fixture("wrong_layout.csv"))))
+        .await;
     let f = &summary.files[0];
     assert_eq!(f.status, "rejected");
     let reason = f.reason.as_deref().unwrap();
@@ -356,15 +354,17 @@ async fn a_wrong_layout_is_rejected_naming_missing_columns_and_nothing_is_writte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_and_header_only_files_neither_crash_nor_erase_data() {
     let h = harness("empty", None).await;
-    h.sync(facilities(&fixture("industrial_bad_rows.csv")))
+    h.sync(facilities(file_url(&fixture("industrial_bad_rows.csv"))))
         .await;
-    let empty = h.sync(facilities(&fixture("empty.csv"))).await;
+    let empty = h.sync(facilities(file_url(&fixture("empty.csv")))).await;
     assert_eq!(empty.files[0].status, "rejected");
     assert_eq!(
         empty.files[0].reason.as_deref(),
         Some("empty file: no header line")
     );
-    let header_only = h.sync(facilities(&fixture("header_only.csv"))).await;
+    let header_only = h
+        .sync(facilities(file_url(&fixture("header_only.csv"))))
+        .await;
     assert_eq!(header_only.files[0].rows, 0);
     // A file with no rows cannot withdraw the 7 rows we have: it would store far fewer than
     // the last good one, so it fails whole and changes nothing.

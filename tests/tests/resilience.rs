@@ -9,33 +9,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::get;
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stormwater::sync::manifest::Source;
 use stormwater::sync::{ChunkMessage, runner};
-use support::{file_url, harness, shared_data};
-
-const PORTAL_2019: &str =
-    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
-
-fn first_records(n: usize) -> tempfile::NamedTempFile {
-    let text = std::fs::read_to_string(shared_data(PORTAL_2019)).unwrap();
-    let mut out = tempfile::NamedTempFile::new().unwrap();
-    for line in text.lines().take(n + 1) {
-        writeln!(out, "{line}").unwrap();
-    }
-    out.flush().unwrap();
-    out
-}
-
-fn facilities(url: String) -> Vec<Source> {
-    vec![Source {
-        dataset: "smarts_industrial_facilities".into(),
-        url,
-        scope: None,
-    }]
-}
+use support::{facilities, file_url, first_records, harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_reason() {

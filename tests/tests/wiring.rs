@@ -6,35 +6,10 @@
 mod support;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use stormwater::sync::runner::{self, Resources, Target};
-use stormwater::sync::wiring::Wiring;
-use support::{Harness, harness};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `template` (YAML text) through the SAM transform, as `./dev` does for template.yaml.
-fn transformed(template: &str) -> Wiring {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("template.yaml");
-    std::fs::write(&path, template).unwrap();
-    let out = std::process::Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("scripts/sam_transform.py"))
-        .arg(&path)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .expect("the SAM transform runs (.venv, installed by ./dev)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Wiring::from_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
-}
+use support::{Harness, harness, root, transformed};
 
 fn template_text() -> String {
     std::fs::read_to_string(root().join("template.yaml")).unwrap()

@@ -26,6 +26,14 @@ use stormwater::sync::{Context, runner, stage};
 
 const PREFIX: &str = "stormwater";
 
+/// The execution context, with the bucket and queues of the template made sure of on the emulator.
+async fn local_stack(cfg: Config) -> anyhow::Result<(Context, runner::Resources)> {
+    let ctx = Context::init(cfg).await?;
+    let wiring = std::sync::Arc::new(ctx.cfg.wiring()?);
+    let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, wiring, None).await?;
+    Ok((ctx, r))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     stormwater::telemetry::init();
@@ -50,15 +58,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Some("setup") => {
-            let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(
-                &ctx.s3,
-                &ctx.sqs,
-                PREFIX,
-                std::sync::Arc::new(ctx.cfg.wiring()?),
-                None,
-            )
-            .await?;
+            let (_, r) = local_stack(cfg).await?;
             println!(
                 "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}",
                 r.bucket,
@@ -69,15 +69,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Some("sqs-runner") => {
-            let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(
-                &ctx.s3,
-                &ctx.sqs,
-                PREFIX,
-                std::sync::Arc::new(ctx.cfg.wiring()?),
-                None,
-            )
-            .await?;
+            let (ctx, r) = local_stack(cfg).await?;
             let mappings = runner::mappings(&r, 5)?;
             tracing::info!(
                 queues = mappings.len(),
@@ -98,15 +90,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let event: stage::StageRequest = serde_json::from_str(&std::fs::read_to_string(path)?)
                 .with_context(|| format!("reading {path}"))?;
-            let ctx = Context::init(cfg).await?;
-            let r = runner::ensure_resources(
-                &ctx.s3,
-                &ctx.sqs,
-                PREFIX,
-                std::sync::Arc::new(ctx.cfg.wiring()?),
-                None,
-            )
-            .await?;
+            let (ctx, r) = local_stack(cfg).await?;
             let summary = stage::run(&ctx, event).await?;
             let handled =
                 runner::drain(&ctx, &runner::mappings(&r, 1)?, Duration::from_secs(1800)).await?;

@@ -16,6 +16,7 @@ use stormwater::sync::Context;
 use stormwater::sync::manifest::Source;
 use stormwater::sync::runner::{self, Resources};
 use stormwater::sync::stage::{self, StageRequest, StageSummary};
+use stormwater::sync::wiring::Wiring;
 
 pub struct Harness {
     pub ctx: Context,
@@ -48,6 +49,55 @@ pub fn shared_data(rel: &str) -> PathBuf {
     let p = base.join(rel);
     assert!(p.exists(), "missing shared data file {}", p.display());
     p
+}
+
+/// The 2019 portal export of the industrial facilities (36,338 records, one line each).
+pub const PORTAL_2019: &str =
+    "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv";
+
+/// A sync of the industrial facilities dataset from `url` alone.
+pub fn facilities(url: String) -> Vec<Source> {
+    vec![Source {
+        dataset: "smarts_industrial_facilities".into(),
+        url,
+        scope: None,
+    }]
+}
+
+/// The header and the first `n` records of the 2019 portal file, as a file of their own.
+pub fn first_records(n: usize) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let text = std::fs::read_to_string(shared_data(PORTAL_2019)).unwrap();
+    let mut out = tempfile::NamedTempFile::new().unwrap();
+    for line in text.lines().take(n + 1) {
+        writeln!(out, "{line}").unwrap();
+    }
+    out.flush().unwrap();
+    out
+}
+
+/// The checkout (the workspace root).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `template` (YAML text) through the SAM transform, as `./dev` does for template.yaml.
+pub fn transformed(template: &str) -> Wiring {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    let out = std::process::Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("scripts/sam_transform.py"))
+        .arg(&path)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("the SAM transform runs (.venv, installed by ./dev)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Wiring::from_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
 }
 
 /// A fixture of this crate.
