@@ -2,6 +2,7 @@
 //! No other module reads environment variables.
 
 use secrecy::SecretString;
+use std::fmt;
 use std::str::FromStr;
 
 /// A variable is missing or unreadable; the message names it.
@@ -18,14 +19,14 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL` (a secret: it carries the password). On AWS prefer
-    /// `DATABASE_SECRET_ARN`: [`Config::load`] then reads the URL from Secrets Manager.
+    /// `DATABASE_SECRET_ARN`: [`crate::lambda::load_config`] then reads the URL from Secrets Manager.
     pub database_url: SecretString,
     /// `DATABASE_SECRET_ARN`, `DATABASE_HOST` (the RDS Proxy endpoint), `DATABASE_NAME`: where
-    /// [`Config::load`] finds the database URL (see [`crate::secrets`]).
+    /// [`crate::lambda::load_config`] finds the database URL (see [`crate::lambda::secrets`]).
     pub database_secret_arn: Option<String>,
     pub database_host: Option<String>,
     pub database_name: Option<String>,
-    /// `SMTP_PASSWORD_SECRET_ARN`: the secret [`Config::load`] reads the SMTP password from.
+    /// `SMTP_PASSWORD_SECRET_ARN`: the secret [`crate::lambda::load_config`] reads the SMTP password from.
     pub smtp_password_secret_arn: Option<String>,
     /// `DB_MAX_CONNECTIONS`, default 2: one execution environment serves one request at a time.
     pub db_max_connections: u32,
@@ -47,10 +48,10 @@ pub struct Config {
     /// `CKAN_API_URL`: the CKAN `resource_show` endpoint that resolves `ckan:` sources.
     pub ckan_api_url: String,
     /// `QUARANTINE_MAX_SHARE`, `COLLAPSE_MIN_SHARE`, `WITHDRAW_MIN_SHARE`,
-    /// `RUN_DEADLINE_MINUTES`: what a bad file or a stuck run may do (see [`crate::sync::Guards`]).
-    pub guards: crate::sync::Guards,
+    /// `RUN_DEADLINE_MINUTES`: what a bad file or a stuck run may do (see [`Guards`]).
+    pub guards: Guards,
     /// `ND_POLICY`: how non-detects enter NAL annual averages (`zero`, `half_mdl`, `dropped`).
-    pub nd_policy: crate::violations::NdPolicy,
+    pub nd_policy: NdPolicy,
     alert_queue_url: Option<String>,
     /// `STORMWATER_TEMPLATE_JSON`: the SAM-transformed template.yaml (local stack and tests
     /// only: the runner builds queues and event source mappings from it).
@@ -58,7 +59,7 @@ pub struct Config {
     /// `SMTP_HOST`, `SMTP_PORT` (default 587), `SMTP_TLS` (`starttls` default, `tls`, `none`),
     /// `SMTP_USERNAME`, `SMTP_PASSWORD` (secret), `SMTP_FROM`: email alert delivery. Without
     /// `SMTP_HOST`, email alerts fail with a clear error and stay pending for a later retry.
-    pub smtp: Option<crate::alerts::deliver::SmtpSettings>,
+    pub smtp: Option<SmtpSettings>,
     /// `WEBHOOK_TIMEOUT_SECS` (default 10): total time of one webhook delivery.
     pub webhook_timeout: std::time::Duration,
     /// `OUTBOUND_ALLOW_HOSTS`: comma-separated host names, IP addresses or CIDR ranges that
@@ -70,7 +71,7 @@ pub struct Config {
     pub max_active_subscriptions: u32,
     /// `LINK_RADIUS_M` (default 100), `LINK_THRESHOLD` (0.85), `LINK_FLOOR` (0.5): facility
     /// linking (docs/LINKING.md).
-    pub link: crate::linking::Settings,
+    pub link: LinkSettings,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -90,24 +91,24 @@ where
     }
 }
 
-fn smtp() -> Result<Option<crate::alerts::deliver::SmtpSettings>, ConfigError> {
+fn smtp() -> Result<Option<SmtpSettings>, ConfigError> {
     let Some(host) = var("SMTP_HOST") else {
         return Ok(None);
     };
     let from = var("SMTP_FROM").ok_or(ConfigError::Missing("SMTP_FROM"))?;
-    Ok(Some(crate::alerts::deliver::SmtpSettings {
+    Ok(Some(SmtpSettings {
         host,
         port: parsed("SMTP_PORT", 587u16)?,
-        tls: parsed("SMTP_TLS", crate::alerts::deliver::SmtpTls::StartTls)?,
+        tls: parsed("SMTP_TLS", SmtpTls::StartTls)?,
         username: var("SMTP_USERNAME"),
         password: var("SMTP_PASSWORD").map(SecretString::from),
         from,
     }))
 }
 
-fn link_settings() -> Result<crate::linking::Settings, ConfigError> {
-    let d = crate::linking::Settings::default();
-    crate::linking::Settings {
+fn link_settings() -> Result<LinkSettings, ConfigError> {
+    let d = LinkSettings::default();
+    LinkSettings {
         radius_m: parsed("LINK_RADIUS_M", d.radius_m)?,
         threshold: parsed("LINK_THRESHOLD", d.threshold)?,
         floor: parsed("LINK_FLOOR", d.floor)?,
@@ -119,8 +120,8 @@ fn link_settings() -> Result<crate::linking::Settings, ConfigError> {
     })
 }
 
-fn guards() -> Result<crate::sync::Guards, ConfigError> {
-    let d = crate::sync::Guards::default();
+fn guards() -> Result<Guards, ConfigError> {
+    let d = Guards::default();
     let share = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
         let v = parsed(name, default)?;
         if (0.0..=1.0).contains(&v) {
@@ -139,7 +140,7 @@ fn guards() -> Result<crate::sync::Guards, ConfigError> {
             reason: "must be at least 1".into(),
         });
     }
-    Ok(crate::sync::Guards {
+    Ok(Guards {
         quarantine_max_share: share("QUARANTINE_MAX_SHARE", d.quarantine_max_share)?,
         collapse_min_share: share("COLLAPSE_MIN_SHARE", d.collapse_min_share)?,
         withdraw_min_share: share("WITHDRAW_MIN_SHARE", d.withdraw_min_share)?,
@@ -200,9 +201,8 @@ impl Config {
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
             chunk_rows,
             guards: guards()?,
-            ckan_api_url: var("CKAN_API_URL")
-                .unwrap_or_else(|| crate::sync::manifest::CKAN_API.to_owned()),
-            nd_policy: parsed("ND_POLICY", crate::violations::NdPolicy::default())?,
+            ckan_api_url: var("CKAN_API_URL").unwrap_or_else(|| CKAN_API.to_owned()),
+            nd_policy: parsed("ND_POLICY", NdPolicy::default())?,
             alert_queue_url: var("ALERT_QUEUE_URL"),
             template_json: var("STORMWATER_TEMPLATE_JSON").map(std::path::PathBuf::from),
             smtp: smtp()?,
@@ -213,47 +213,7 @@ impl Config {
         })
     }
 
-    /// Reads the environment and the secrets it names: what a function's `main` calls once
-    /// per execution environment.
-    pub async fn load() -> Result<Self, ConfigError> {
-        Self::from_env()?.with_secrets().await
-    }
-
-    /// Reads the database URL from Secrets Manager when `DATABASE_SECRET_ARN` is set, and the
-    /// SMTP password when `SMTP_PASSWORD_SECRET_ARN` is.
-    pub async fn with_secrets(mut self) -> Result<Self, ConfigError> {
-        if self.database_secret_arn.is_none() && self.smtp_password_secret_arn.is_none() {
-            return Ok(self);
-        }
-        let sdk = crate::aws::sdk_config(&self).await;
-        if let (Some(arn), Some(smtp)) = (self.smtp_password_secret_arn.clone(), self.smtp.as_mut())
-        {
-            let password =
-                crate::secrets::read(&sdk, &arn)
-                    .await
-                    .map_err(|e| ConfigError::Invalid {
-                        name: "SMTP_PASSWORD_SECRET_ARN",
-                        reason: e.to_string(),
-                    })?;
-            smtp.password = Some(SecretString::from(password));
-        }
-        let Some(arn) = self.database_secret_arn.clone() else {
-            return Ok(self);
-        };
-        let target = crate::secrets::DatabaseTarget {
-            host: self.database_host.as_deref(),
-            name: self.database_name.as_deref(),
-        };
-        self.database_url = crate::secrets::database_url(&sdk, &arn, &target)
-            .await
-            .map_err(|e| ConfigError::Invalid {
-                name: "DATABASE_SECRET_ARN",
-                reason: e.to_string(),
-            })?;
-        Ok(self)
-    }
-
-    /// Names the secret [`Config::with_secrets`] reads the database URL from.
+    /// Names the secret [`crate::lambda::with_secrets`] reads the database URL from.
     pub fn with_database_secret(
         mut self,
         arn: &str,
@@ -277,14 +237,12 @@ impl Config {
         self
     }
 
-    /// The template's wiring (`STORMWATER_TEMPLATE_JSON`), for the local stack.
-    pub fn wiring(&self) -> Result<crate::sync::wiring::Wiring, crate::sync::SyncError> {
-        let path = self
-            .template_json
+    /// `STORMWATER_TEMPLATE_JSON`: the SAM-transformed template the local stack is built from
+    /// (see [`crate::sync::wiring::Wiring::from_config`]).
+    pub fn template_json(&self) -> Result<&std::path::Path, ConfigError> {
+        self.template_json
             .as_deref()
-            .ok_or(ConfigError::Missing("STORMWATER_TEMPLATE_JSON"))?;
-        crate::sync::wiring::Wiring::from_file(path)
-            .map_err(|e| crate::sync::SyncError::Message(e.to_string()))
+            .ok_or(ConfigError::Missing("STORMWATER_TEMPLATE_JSON"))
     }
 
     /// `STAGING_BUCKET`: where staged chunks go.
@@ -325,5 +283,163 @@ impl Config {
     pub fn with_database_url(mut self, url: String) -> Self {
         self.database_url = url.into();
         self
+    }
+}
+
+// The sections of the config, each with its defaults and checks.
+
+/// How many times an import message may be received before it goes to the DLQ: the
+/// ImportQueue's `maxReceiveCount` in template.yaml (a test checks they agree). The importer
+/// records a chunk failed at its last delivery.
+pub const IMPORT_MAX_RECEIVES: u32 = 5;
+
+/// CKAN `resource_show` endpoint (`CKAN_API_URL` overrides it, e.g. for a local test server).
+pub const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show";
+
+/// What a bad file or a stuck run may do. A row that could not be read is never evidence that
+/// its record disappeared, and a file that is mostly unreadable changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guards {
+    /// A file in which more than this share of the rows cannot be stored (wrong field count,
+    /// no identifier) fails whole before anything is queued: nothing of it is imported.
+    pub quarantine_max_share: f64,
+    /// A file that would store fewer rows than this share of the last good file of its dataset
+    /// (and scope) fails whole the same way: a truncated download is not the new truth.
+    pub collapse_min_share: f64,
+    /// A file that stores fewer rows than this share of the last good file is imported, but
+    /// withdraws nothing (the run says why).
+    pub withdraw_min_share: f64,
+    /// A run not finished this many minutes after it started is closed (`failed`, with the
+    /// reason) by the next run.
+    pub run_deadline_minutes: u32,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            quarantine_max_share: 0.5,
+            collapse_min_share: 0.5,
+            withdraw_min_share: 0.9,
+            run_deadline_minutes: 720,
+        }
+    }
+}
+
+/// How non-detects enter an annual average (shared/data/benchmarks/README.md section 3).
+///
+/// A non-detect is never an exceedance on its own, whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NdPolicy {
+    /// ND counts as 0 and stays in the denominator (the project's default convention).
+    #[default]
+    Zero,
+    /// ND counts as half its MDL (RL when no MDL is given; 0 when neither is).
+    HalfMdl,
+    /// NDs are left out of the average.
+    Dropped,
+}
+
+impl NdPolicy {
+    pub const ALL: [NdPolicy; 3] = [NdPolicy::Zero, NdPolicy::HalfMdl, NdPolicy::Dropped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NdPolicy::Zero => "zero",
+            NdPolicy::HalfMdl => "half_mdl",
+            NdPolicy::Dropped => "dropped",
+        }
+    }
+}
+
+impl fmt::Display for NdPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for NdPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NdPolicy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s.trim())
+            .ok_or_else(|| format!("expected one of zero, half_mdl, dropped; got {s:?}"))
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text; only for local relays and tests.
+    None,
+    /// Plain connection upgraded with STARTTLS (usually port 587); fails if not offered.
+    StartTls,
+    /// TLS from the first byte (implicit TLS, usually port 465).
+    Tls,
+}
+
+/// An SMTP TLS mode other than `none`, `starttls` or `tls`.
+#[derive(Debug, thiserror::Error)]
+#[error("SMTP TLS mode must be none, starttls or tls, got {0:?}")]
+pub struct InvalidSmtpTls(pub String);
+
+impl FromStr for SmtpTls {
+    type Err = InvalidSmtpTls;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "starttls" => Ok(Self::StartTls),
+            "tls" => Ok(Self::Tls),
+            _ => Err(InvalidSmtpTls(s.to_owned())),
+        }
+    }
+}
+
+/// Where and as whom alert emails are sent.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// Sender, either `alerts@example.org` or `Stormwater Watch <alerts@example.org>`.
+    pub from: String,
+}
+
+/// Linker settings (`LINK_RADIUS_M`, `LINK_THRESHOLD`, `LINK_FLOOR`; docs/LINKING.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkSettings {
+    /// Coordinates closer than this agree on the place (default 100 m).
+    pub radius_m: f64,
+    /// Confidence at or above which a link is made without review (default 0.85).
+    pub threshold: f32,
+    /// Confidence below which a candidate is not even proposed (default 0.5).
+    pub floor: f32,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            radius_m: 100.0,
+            threshold: 0.85,
+            floor: 0.5,
+        }
+    }
+}
+
+impl LinkSettings {
+    /// Checks the ranges (radius > 0, 0 < floor ≤ threshold ≤ 1).
+    pub fn validate(self) -> Result<Self, String> {
+        if !(self.radius_m > 0.0 && self.radius_m.is_finite()) {
+            return Err("the radius must be a positive number of metres".into());
+        }
+        if !(self.floor > 0.0 && self.floor <= self.threshold && self.threshold <= 1.0) {
+            return Err("need 0 < floor <= threshold <= 1".into());
+        }
+        Ok(self)
     }
 }

@@ -60,32 +60,9 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
 
-/// What one `migrate` invocation did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrateReport {
-    /// Migrations known (all applied).
-    pub migrated: usize,
-    pub pollutants: u64,
-    pub benchmarks: u64,
-    /// Canonical facilities whose served fields changed.
-    pub facilities_refreshed: u64,
-}
-
-/// One `migrate` invocation (its event is not read): applies pending migrations, loads the
-/// reference benchmarks and derives the canonical facilities' fields from their records, all
-/// idempotent. The `migrate` function calls this for every event.
-pub async fn migrate_all(pool: &PgPool) -> Result<MigrateReport, lambda_runtime::Error> {
-    migrate(pool).await?;
-    let loaded = crate::repo::benchmarks::load(pool).await?;
-    let facilities_refreshed = crate::facility::refresh(pool).await?;
-    Ok(MigrateReport {
-        migrated: MIGRATOR.iter().count(),
-        pollutants: loaded.pollutants,
-        benchmarks: loaded.benchmarks,
-        facilities_refreshed,
-    })
-}
+/// The advisory lock that facility seeding, linking and the violation engine share, so they
+/// never interleave.
+pub const LINKING_LOCK: i64 = 7243001;
 
 /// `true` when `e` says the database cannot serve right now (no connection within the acquire
 /// timeout, a connection refused, reset or cut, the server shutting down or starting up, too

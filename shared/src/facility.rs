@@ -245,7 +245,7 @@ pub async fn derive(db: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
 pub async fn refresh(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(crate::linking::LOCK)
+        .bind(crate::db::LINKING_LOCK)
         .execute(&mut *tx)
         .await?;
     let n = derive(&mut tx).await?;

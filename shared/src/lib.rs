@@ -4,7 +4,6 @@
 pub mod alerts;
 pub mod api;
 pub mod auth;
-pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod db;
@@ -12,12 +11,11 @@ pub mod domain;
 pub mod facility;
 pub mod http;
 pub mod import;
+pub mod lambda;
 pub mod linking;
 pub mod outbound;
 pub mod repo;
-pub mod secrets;
 pub mod sync;
-pub mod telemetry;
 pub mod violations;
 
 pub use aws_lambda_events;

@@ -646,17 +646,12 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                     assert!(resp.batch_item_failures.is_empty(), "{what}");
                 }
                 "violations-compute" => {
-                    let req: stormwater::violations::ComputeRequest =
+                    let req: stormwater::sync::finish::ComputeRequest =
                         serde_json::from_str(text).unwrap();
                     let full = req.full;
-                    let report = stormwater::violations::handle_compute(
-                        h.pool(),
-                        &h.ctx.cache,
-                        h.ctx.cfg.nd_policy,
-                        req,
-                    )
-                    .await
-                    .expect("engine");
+                    let report = stormwater::sync::finish::violations_compute(&h.ctx, req)
+                        .await
+                        .expect("engine");
                     assert_eq!(report.mode, if full { "full" } else { "incremental" });
                     assert_eq!(
                         report.events_new + report.events_updated + report.events_retracted,
@@ -667,15 +662,9 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                 "facility-link" => {
                     let req: stormwater::linking::LinkRequest = serde_json::from_str(text).unwrap();
                     let full = req.full;
-                    let done = stormwater::linking::handle(
-                        h.pool(),
-                        &h.ctx.cache,
-                        h.ctx.cfg.link,
-                        h.ctx.cfg.nd_policy,
-                        req,
-                    )
-                    .await
-                    .expect("linker");
+                    let done = stormwater::sync::finish::facility_link(&h.ctx, req)
+                        .await
+                        .expect("linker");
                     assert_eq!(done.links.mode, if full { "full" } else { "incremental" });
                     assert_eq!(
                         done.links.written,
@@ -684,7 +673,7 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                     );
                 }
                 "migrate" => {
-                    let report = stormwater::db::migrate_all(h.pool())
+                    let report = stormwater::lambda::migrate_pool(h.pool())
                         .await
                         .expect("migrate is idempotent");
                     assert_eq!(report.migrated, stormwater::MIGRATOR.iter().count());

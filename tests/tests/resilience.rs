@@ -59,7 +59,7 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
         .json("select to_jsonb(c) from import_chunk c where chunk_index = 1")
         .await;
     assert_eq!(chunk["status"], "failed");
-    assert_eq!(chunk["attempts"], runner::IMPORT_MAX_RECEIVES);
+    assert_eq!(chunk["attempts"], stormwater::config::IMPORT_MAX_RECEIVES);
     let file = h.json("select to_jsonb(f) from sync_file f").await;
     assert_eq!(file["status"], "partial");
     let error = file["error"].as_str().unwrap();

@@ -23,7 +23,7 @@ async fn put_secret(sdk: &aws_config::SdkConfig, name: &str, text: &str) -> Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_read_the_database_url_from_secrets_manager() {
     let h = harness("secrets", None).await;
-    let sdk = stormwater::aws::sdk_config(&h.ctx.cfg).await;
+    let sdk = stormwater::lambda::aws::sdk_config(&h.ctx.cfg).await;
     let url = h.database_url().await;
     let db = url.rsplit('/').next().unwrap().to_owned();
     let port = url
@@ -49,7 +49,9 @@ async fn functions_read_the_database_url_from_secrets_manager() {
         .clone()
         .with_database_url(String::new())
         .with_database_secret(&managed, Some(host), Some(&db));
-    let cfg = cfg.with_secrets().await.expect("the secret is read");
+    let cfg = stormwater::lambda::with_secrets(cfg)
+        .await
+        .expect("the secret is read");
     // The port is the secret's default (5432) unless the secret names one: this secret names
     // none, so the URL says 5432; a secret with the local port is checked next.
     assert_eq!(
@@ -67,8 +69,8 @@ async fn functions_read_the_database_url_from_secrets_manager() {
         .cfg
         .clone()
         .with_database_url(String::new())
-        .with_database_secret(&full, Some(host), None)
-        .with_secrets()
+        .with_database_secret(&full, Some(host), None);
+    let cfg = stormwater::lambda::with_secrets(cfg)
         .await
         .expect("the secret is read");
     let pool = stormwater::db::pool(&cfg).unwrap();
@@ -78,16 +80,12 @@ async fn functions_read_the_database_url_from_secrets_manager() {
         .expect("connects through the URL made from the secret");
     assert_eq!(current, db);
     // What cannot be read is a configuration error naming the variable, not the secret.
-    let missing = h
-        .ctx
-        .cfg
-        .clone()
-        .with_database_secret(
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:none",
-            None,
-            None,
-        )
-        .with_secrets()
+    let missing = h.ctx.cfg.clone().with_database_secret(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:none",
+        None,
+        None,
+    );
+    let missing = stormwater::lambda::with_secrets(missing)
         .await
         .unwrap_err()
         .to_string();
@@ -113,7 +111,9 @@ async fn functions_read_the_database_url_from_secrets_manager() {
         from: "alerts@example.org".into(),
     });
     cfg.smtp_password_secret_arn = Some(smtp_secret);
-    let cfg = cfg.with_secrets().await.expect("the SMTP secret is read");
+    let cfg = stormwater::lambda::with_secrets(cfg)
+        .await
+        .expect("the SMTP secret is read");
     assert_eq!(
         cfg.smtp
             .as_ref()

@@ -81,7 +81,7 @@ async fn the_local_queues_and_mappings_are_the_templates() {
     }
     assert_eq!(
         w.queues["ImportQueue"].redrive.as_ref().unwrap().1,
-        runner::IMPORT_MAX_RECEIVES,
+        stormwater::config::IMPORT_MAX_RECEIVES,
         "the importer records a chunk failed at the delivery SQS dead-letters it"
     );
     // Every SQS mapping is played, with its batch size and response types.
@@ -197,7 +197,7 @@ async fn a_mapping_without_report_batch_item_failures_ignores_the_batch_response
             if expect_dlq == 0 {
                 1
             } else {
-                runner::IMPORT_MAX_RECEIVES as usize
+                stormwater::config::IMPORT_MAX_RECEIVES as usize
             },
             "{prefix}"
         );

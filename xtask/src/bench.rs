@@ -190,14 +190,14 @@ pub(crate) async fn synced_database(
         serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
     let url = fresh_database(&base_url, db).await?;
     let cfg = base.clone().with_database_url(url);
-    let mut ctx = Context::init(cfg).await?;
+    let mut ctx = stormwater::lambda::context(cfg).await?;
     stormwater::db::migrate(&ctx.pool).await?;
     stormwater::repo::benchmarks::load(&ctx.pool).await?;
     let res = runner::ensure_resources(
         &ctx.s3,
         &ctx.sqs,
         prefix,
-        std::sync::Arc::new(ctx.cfg.wiring()?),
+        std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?),
         Some(900),
     )
     .await?;
@@ -245,13 +245,13 @@ async fn chunk_sizes(
         let url = fresh_database(base_url, "bench_chunks").await?;
         let mut cfg = base.clone().with_database_url(url.clone());
         cfg.chunk_rows = size;
-        let ctx = Context::init(cfg).await?;
+        let ctx = stormwater::lambda::context(cfg).await?;
         stormwater::db::migrate(&ctx.pool).await?;
         let res = runner::ensure_resources(
             &ctx.s3,
             &ctx.sqs,
             &format!("benchchunk{size}"),
-            std::sync::Arc::new(ctx.cfg.wiring()?),
+            std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?),
             Some(600),
         )
         .await?;
@@ -397,13 +397,13 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     println!("  {raw_seconds:.1} s");
 
     let cfg = base.clone().with_database_url(url.clone());
-    let mut ctx = Context::init(cfg).await?;
+    let mut ctx = stormwater::lambda::context(cfg).await?;
     stormwater::db::migrate(&ctx.pool).await?;
     let res = runner::ensure_resources(
         &ctx.s3,
         &ctx.sqs,
         "bench",
-        std::sync::Arc::new(ctx.cfg.wiring()?),
+        std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?),
         Some(900),
     )
     .await?;

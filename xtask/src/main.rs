@@ -21,6 +21,7 @@ mod serve;
 
 use anyhow::{Context as _, bail};
 use std::time::Duration;
+use stormwater::api::publish::publish;
 use stormwater::config::Config;
 use stormwater::sync::{Context, runner, stage};
 
@@ -28,34 +29,32 @@ const PREFIX: &str = "stormwater";
 
 /// The execution context, with the bucket and queues of the template made sure of on the emulator.
 async fn local_stack(cfg: Config) -> anyhow::Result<(Context, runner::Resources)> {
-    let ctx = Context::init(cfg).await?;
-    let wiring = std::sync::Arc::new(ctx.cfg.wiring()?);
+    let ctx = stormwater::lambda::context(cfg).await?;
+    let wiring = std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?);
     let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, wiring, None).await?;
     Ok((ctx, r))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    stormwater::telemetry::init();
+    stormwater::lambda::init_telemetry();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = Config::from_env()?;
     match args.first().map(String::as_str) {
         Some("migrate") => {
             let pool = stormwater::db::pool(&cfg)?;
-            stormwater::db::migrate(&pool)
+            let done = stormwater::lambda::migrate_pool(&pool)
                 .await
-                .context("applying migrations")?;
-            let loaded = stormwater::repo::benchmarks::load(&pool).await?;
+                .map_err(|e| anyhow::anyhow!("migrate: {e}"))?;
             println!(
                 "reference benchmarks loaded ({} pollutants, {} benchmarks)",
-                loaded.pollutants, loaded.benchmarks
+                done.pollutants, done.benchmarks
             );
-            let refreshed = stormwater::facility::refresh(&pool).await?;
-            println!("facility fields derived from their records ({refreshed} changed)");
             println!(
-                "migrations applied ({} known)",
-                stormwater::MIGRATOR.iter().count()
+                "facility fields derived from their records ({} changed)",
+                done.facilities_refreshed
             );
+            println!("migrations applied ({} known)", done.migrated);
         }
         Some("setup") => {
             let (_, r) = local_stack(cfg).await?;
@@ -103,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let chunk: stormwater::sync::ChunkMessage =
                 serde_json::from_str(message).context("chunk message")?;
-            let ctx = Context::init(cfg).await?;
+            let ctx = stormwater::lambda::context(cfg).await?;
             let started = std::time::Instant::now();
             let outcome = stormwater::sync::import::import_chunk(&ctx, &chunk).await?;
             println!(
@@ -154,13 +153,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("violations") => {
             let pool = stormwater::db::pool(&cfg)?;
+            let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
             let mut opts = stormwater::violations::engine::Options::new("manual", cfg.nd_policy);
             opts.force_full = args.iter().any(|a| a == "--full");
-            let report = stormwater::violations::engine::compute(&pool, &opts).await?;
-            stormwater::api::dashboard::refresh_snapshots(&pool, None).await?;
-            stormwater::cache::Cache::new(cfg.redis_url.as_deref())
-                .bump_generation()
-                .await;
+            let report = publish(&pool, &cache, &opts, None).await.report()?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Some("link") => {
@@ -168,8 +164,10 @@ async fn main() -> anyhow::Result<()> {
             let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
             let mut opts = stormwater::linking::Options::new("cli", cfg.link);
             opts.force_full = args.iter().any(|a| a == "--full");
-            let applied =
-                stormwater::linking::apply(&pool, &cache, &opts, cfg.nd_policy, None).await?;
+            let links = stormwater::linking::run_recorded(&pool, &opts).await?;
+            let engine = stormwater::violations::engine::Options::new("cli", cfg.nd_policy);
+            let violations = publish(&pool, &cache, &engine, None).await.report()?;
+            let applied = stormwater::linking::Applied { links, violations };
             println!("{}", serde_json::to_string_pretty(&applied)?);
         }
         Some("alerts") => {

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    stormwater::api::serve(env!("CARGO_PKG_NAME")).await
+    stormwater::lambda::serve_http(env!("CARGO_PKG_NAME")).await
 }

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    stormwater::linking::serve_function().await
+    stormwater::lambda::serve_invoke(stormwater::sync::finish::facility_link).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    stormwater::sync::serve_sqs(stormwater::sync::import::handle).await
+    stormwater::lambda::serve_sqs(stormwater::sync::import::handle).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    stormwater::violations::serve_compute().await
+    stormwater::lambda::serve_invoke(stormwater::sync::finish::violations_compute).await
 }

@@ -27,8 +27,8 @@
 //! failed delivery. Total time is bounded by `WEBHOOK_TIMEOUT_SECS`, and at most
 //! [`EXCERPT_BYTES`] of a failed answer's body are read.
 
+pub use crate::config::{InvalidSmtpTls, SmtpSettings, SmtpTls};
 use crate::outbound::{self, OutboundError};
-use std::str::FromStr;
 
 use hmac::{Hmac, Mac};
 use lettre::message::Mailbox;
@@ -36,7 +36,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::header::CONTENT_TYPE;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 /// Header carrying `sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`.
@@ -183,47 +183,6 @@ fn describe(e: reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain text; only for local relays and tests.
-    None,
-    /// Plain connection upgraded with STARTTLS (usually port 587); fails if not offered.
-    StartTls,
-    /// TLS from the first byte (implicit TLS, usually port 465).
-    Tls,
-}
-
-/// An SMTP TLS mode other than `none`, `starttls` or `tls`.
-#[derive(Debug, thiserror::Error)]
-#[error("SMTP TLS mode must be none, starttls or tls, got {0:?}")]
-pub struct InvalidSmtpTls(pub String);
-
-impl FromStr for SmtpTls {
-    type Err = InvalidSmtpTls;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "starttls" => Ok(Self::StartTls),
-            "tls" => Ok(Self::Tls),
-            _ => Err(InvalidSmtpTls(s.to_owned())),
-        }
-    }
-}
-
-/// Where and as whom alert emails are sent.
-#[derive(Debug, Clone)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<SecretString>,
-    /// Sender, either `alerts@example.org` or `Stormwater Watch <alerts@example.org>`.
-    pub from: String,
 }
 
 /// Checks that `addr` is a bare email address such as `someone@example.org`.

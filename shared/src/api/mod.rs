@@ -11,6 +11,7 @@ pub mod list;
 pub mod nal_levels;
 pub mod openapi;
 pub mod preload;
+pub mod publish;
 pub mod routes;
 pub mod smarts;
 pub mod subscriptions;
@@ -139,21 +140,4 @@ pub async fn freshness(pool: &sqlx::PgPool) -> Result<Value, sqlx::Error> {
         );
     }
     Ok(Value::Object(out))
-}
-
-/// The whole `main` of the HTTP function `name` (its package name, see [`routes::FUNCTIONS`]):
-/// telemetry, typed config (read once), state built once per execution environment, then the
-/// Lambda runtime loop calling the function's handler.
-pub async fn serve(name: &str) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    let function = routes::function(name)
-        .ok_or_else(|| format!("{name} is not an HTTP function of api::routes"))?;
-    let cfg = Config::load().await?;
-    // The state lives as long as the execution environment.
-    let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
-    let handler = function.handler;
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, lambda_http::Error>(handler(state, req).await)
-    }))
-    .await
 }

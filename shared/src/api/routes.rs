@@ -266,7 +266,7 @@ mod deployment_tests {
         for f in FUNCTIONS {
             let main = read(&format!("functions/{}/src/main.rs", f.name));
             assert!(
-                main.contains("stormwater::api::serve(env!(\"CARGO_PKG_NAME\"))"),
+                main.contains("stormwater::lambda::serve_http(env!(\"CARGO_PKG_NAME\"))"),
                 "{}",
                 f.name
             );

@@ -4,10 +4,11 @@
 //! from `registry`, never input), which is why it uses `sqlx::query` rather than the
 //! checked macros: the statement text differs per dataset.
 
+use super::LoadError;
+use super::chunk::{ChunkSource, Parsed, chunk_header_map, parse_record};
+pub use super::issue::{DataIssue, IssueAction};
 use super::registry::{Dataset, Normalized};
 use super::text::without_nul;
-use crate::sync::SyncError;
-use crate::sync::import::{ChunkSource, Parsed, chunk_header_map, parse_record};
 use serde::Serialize;
 use sqlx::postgres::PgCopyIn;
 use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
@@ -31,41 +32,6 @@ pub struct LoadCounts {
     pub bookkeeping_ms: u64,
 }
 
-/// What happened to a record or value, as stored in `data_quality_issue.action`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IssueAction {
-    RowQuarantined,
-    ValueNulled,
-    ValueFlagged,
-    /// A line that is not a record (a repeated header line) was skipped.
-    LineSkipped,
-    /// A line was stored after a layout repair (trailing delimiters, a stray BOM).
-    LineRepaired,
-}
-
-impl IssueAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::RowQuarantined => "row_quarantined",
-            Self::ValueNulled => "value_nulled",
-            Self::ValueFlagged => "value_flagged",
-            Self::LineSkipped => "line_skipped",
-            Self::LineRepaired => "line_repaired",
-        }
-    }
-}
-
-/// One data-quality finding with its source line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataIssue {
-    pub line: i64,
-    pub column: Option<String>,
-    pub action: IssueAction,
-    pub reason: String,
-    pub value: Option<String>,
-    pub raw: Option<String>,
-}
-
 /// Bytes buffered before each COPY `send` (bounded memory per chunk).
 const COPY_BATCH: usize = 1 << 20;
 
@@ -83,7 +49,7 @@ pub async fn load_chunk(
     tx: &mut Transaction<'_, Postgres>,
     source: &ChunkSource<'_>,
     chunk: impl AsyncRead + Unpin + Send,
-) -> Result<LoadCounts, SyncError> {
+) -> Result<LoadCounts, LoadError> {
     let dataset = source.dataset;
     let started = std::time::Instant::now();
     let cols = staging_columns(dataset);
@@ -112,7 +78,7 @@ pub async fn load_chunk(
     let copied = copy.finish().await?;
     let stored = counts.read - counts.quarantined;
     if copied != stored {
-        return Err(SyncError::Chunk {
+        return Err(LoadError::Chunk {
             key: source.s3_key.to_owned(),
             message: format!("COPY stored {copied} rows, expected {stored}"),
         });
@@ -151,8 +117,8 @@ async fn stream_rows(
     copy: &mut PgCopyIn<&mut PgConnection>,
     source: &ChunkSource<'_>,
     chunk: impl AsyncRead + Unpin + Send,
-) -> Result<(LoadCounts, Vec<DataIssue>), SyncError> {
-    let chunk_err = |message: String| SyncError::Chunk {
+) -> Result<(LoadCounts, Vec<DataIssue>), LoadError> {
+    let chunk_err = |message: String| LoadError::Chunk {
         key: source.s3_key.to_owned(),
         message,
     };
@@ -241,7 +207,7 @@ async fn merge(
     tx: &mut Transaction<'_, Postgres>,
     dataset: &Dataset,
     run_id: i64,
-) -> Result<(u64, u64), SyncError> {
+) -> Result<(u64, u64), LoadError> {
     for statement in dataset.merge.before {
         sqlx::query(AssertSqlSafe(*statement))
             .bind(run_id)
@@ -305,7 +271,7 @@ pub async fn insert_issues(
     tx: &mut Transaction<'_, Postgres>,
     source: &IssueFile<'_>,
     issues: &[DataIssue],
-) -> Result<(), SyncError> {
+) -> Result<(), sqlx::Error> {
     if issues.is_empty() {
         return Ok(());
     }

@@ -34,9 +34,6 @@ use std::time::Instant;
 /// Name-only candidates kept per record (see `score_candidates`).
 const NAME_CANDIDATES: i64 = 10;
 
-/// Shared with the violation engine: seeding and linking never interleave with it.
-pub(crate) const LOCK: i64 = 7243001;
-
 /// Why a linker run or a decision failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -66,89 +63,17 @@ pub struct Applied {
     pub violations: crate::violations::engine::Report,
 }
 
-/// Runs the linker, then the violation engine (which recomputes the relinked facilities),
-/// refreshes the stored dashboards (those of `facilities` — statewide, their counties and
-/// regions — or all when `None`) and starts a new cache generation. Used by the
-/// `facility-link` function, manual decisions and `xtask link`.
-pub async fn apply(
-    pool: &PgPool,
-    cache: &crate::cache::Cache,
-    opts: &Options,
-    nd_policy: crate::violations::NdPolicy,
-    facilities: Option<&[i64]>,
-) -> Result<Applied, LinkError> {
-    use crate::violations::engine;
-    let links = match run(pool, opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Err(db) = record_failure(pool, opts, &e).await {
-                tracing::error!(error = %db, "could not record the linking failure");
-            }
-            return Err(e);
-        }
-    };
-    let mut eopts = engine::Options::new(&opts.trigger, nd_policy);
-    eopts.sync_run_id = opts.sync_run_id;
-    let violations = match engine::compute(pool, &eopts).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Err(db) = engine::record_failure(pool, &eopts, &e).await {
-                tracing::error!(error = %db, "could not record the engine failure");
-            }
-            return Err(e.into());
-        }
-    };
-    let refresh = |f: Option<i64>| async move {
-        crate::api::dashboard::refresh_snapshots(pool, f)
-            .await
-            .map_err(|e| LinkError::Dashboard(e.to_string()))
-    };
-    match facilities {
-        None => {
-            refresh(None).await?;
-        }
-        Some(ids) => {
-            for &f in ids {
-                refresh(Some(f)).await?;
-            }
+/// Runs the linker; a failure is recorded in `facility_link_run` and returned. What follows
+/// from new links (the engine, dashboards, the cache) is [`crate::api::publish`]'s.
+pub async fn run_recorded(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
+    let result = run(pool, opts).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, trigger = %opts.trigger, "facility linking failed");
+        if let Err(db) = record_failure(pool, opts, e).await {
+            tracing::error!(error = %db, "could not record the linking failure");
         }
     }
-    cache.bump_generation().await;
-    Ok(Applied { links, violations })
-}
-
-/// One `facility-link` invocation: the linker (incremental, or everything with
-/// `{"full": true}`) and the engine for the facilities whose records moved ([`apply`]).
-/// [`serve_function`] calls this for every event.
-pub async fn handle(
-    pool: &PgPool,
-    cache: &crate::cache::Cache,
-    settings: Settings,
-    policy: crate::violations::NdPolicy,
-    req: LinkRequest,
-) -> Result<Applied, LinkError> {
-    let mut opts = Options::new("function", settings);
-    opts.force_full = req.full;
-    apply(pool, cache, &opts, policy, None).await
-}
-
-/// The whole `main` of `facility-link`: config read once, pool built once per execution
-/// environment, [`handle`] per invocation.
-pub async fn serve_function() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    let cfg = crate::config::Config::load().await?;
-    let pool: &'static PgPool = Box::leak(Box::new(crate::db::pool(&cfg)?));
-    let cache: &'static crate::cache::Cache =
-        Box::leak(Box::new(crate::cache::Cache::new(cfg.redis_url.as_deref())));
-    let (settings, policy) = (cfg.link, cfg.nd_policy);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<LinkRequest>| async move {
-            handle(pool, cache, settings, policy, event.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
-    .await
+    result
 }
 
 /// What to run.
@@ -215,14 +140,14 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(LOCK)
+        .bind(crate::db::LINKING_LOCK)
         .execute(&mut *tx)
         .await?;
     let state: Option<(chrono::DateTime<chrono::Utc>, String, Option<i64>)> =
         sqlx::query_as("select watermark, fingerprint, last_sync_run_id from facility_link_state")
             .fetch_optional(&mut *tx)
             .await?;
-    let fingerprint = opts.settings.fingerprint();
+    let fingerprint = score::fingerprint(&opts.settings);
     let full = opts.force_full || state.as_ref().is_none_or(|s| s.1 != fingerprint);
     let mode = if full { "full" } else { "incremental" };
     let run_id: i64 = sqlx::query_scalar(

@@ -9,46 +9,14 @@
 //! above the threshold is made automatically; below it, down to the floor, it is only
 //! proposed for review.
 
-/// Linker settings (`LINK_RADIUS_M`, `LINK_THRESHOLD`, `LINK_FLOOR`; see `config`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
-    /// Coordinates closer than this agree on the place (default 100 m).
-    pub radius_m: f64,
-    /// Confidence at or above which a link is made without review (default 0.85).
-    pub threshold: f32,
-    /// Confidence below which a candidate is not even proposed (default 0.5).
-    pub floor: f32,
-}
+pub use crate::config::LinkSettings as Settings;
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            radius_m: 100.0,
-            threshold: 0.85,
-            floor: 0.5,
-        }
-    }
-}
-
-impl Settings {
-    /// Checks the ranges (radius > 0, 0 < floor ≤ threshold ≤ 1).
-    pub fn validate(self) -> Result<Self, String> {
-        if !(self.radius_m > 0.0 && self.radius_m.is_finite()) {
-            return Err("the radius must be a positive number of metres".into());
-        }
-        if !(self.floor > 0.0 && self.floor <= self.threshold && self.threshold <= 1.0) {
-            return Err("need 0 < floor <= threshold <= 1".into());
-        }
-        Ok(self)
-    }
-
-    /// Identifies the scoring rules and settings: a change rescores every pair.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "score-v{SCORER_VERSION}:r{}:t{}:f{}",
-            self.radius_m, self.threshold, self.floor
-        )
-    }
+/// Identifies the scoring rules and settings: a change rescores every pair.
+pub fn fingerprint(s: &Settings) -> String {
+    format!(
+        "score-v{SCORER_VERSION}:r{}:t{}:f{}",
+        s.radius_m, s.threshold, s.floor
+    )
 }
 
 /// Bumped whenever the rules below (or the name normalization) change.
@@ -240,7 +208,7 @@ mod tests {
         };
         assert_eq!(score(&f(1.0, Some(90.0)), &wide).confidence, 1.0);
         assert_eq!(score(&f(1.0, Some(300.0)), &wide).confidence, 0.9);
-        assert!(wide.fingerprint() != Settings::default().fingerprint());
+        assert!(fingerprint(&wide) != fingerprint(&Settings::default()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Sync bookkeeping: runs, files, chunks.
 
-use crate::sync::manifest::Source;
+use crate::import::Source;
 use sqlx::{PgExecutor, Postgres, Transaction};
 
 /// Starts a run; returns its id.
@@ -260,6 +260,114 @@ pub async fn fail_unqueued_chunks(
     .bind(file_id)
     .bind(i32::try_from(failed).unwrap_or(i32::MAX))
     .bind(reason)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+/// A chunk's bookkeeping row, locked for the rest of the transaction.
+pub struct LockedChunk {
+    pub id: i64,
+    /// `pending`, `done` or `failed`.
+    pub status: String,
+    /// The source file (URL) the chunk came from.
+    pub source_url: String,
+}
+
+/// Locks the bookkeeping row of chunk `chunk_index` of file `file_id` (a redelivered message
+/// waits for the delivery that holds it, then finds it done).
+pub async fn lock_chunk(
+    tx: &mut Transaction<'_, Postgres>,
+    file_id: i64,
+    chunk_index: i32,
+) -> Result<Option<LockedChunk>, sqlx::Error> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "select c.id, c.status, f.source_url from import_chunk c join sync_file f on f.id = c.file_id
+         where c.file_id = $1 and c.chunk_index = $2 for update of c",
+    )
+    .bind(file_id)
+    .bind(chunk_index)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(id, status, source_url)| LockedChunk {
+        id,
+        status,
+        source_url,
+    }))
+}
+
+/// Marks a locked chunk imported, with its counts and how long it took.
+pub async fn chunk_done(
+    tx: &mut Transaction<'_, Postgres>,
+    chunk_id: i64,
+    counts: &crate::import::load::LoadCounts,
+    duration_ms: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update import_chunk set status = 'done', attempts = attempts + 1, rows_read = $2,
+                rows_inserted = $3, rows_updated = $4, rows_unchanged = $5, rows_quarantined = $6,
+                duration_ms = $7, error = null, started_at = now() - make_interval(secs => $7 / 1000.0),
+                finished_at = now()
+         where id = $1",
+    )
+    .bind(chunk_id)
+    .bind(counts.read as i32)
+    .bind(counts.inserted as i32)
+    .bind(counts.updated as i32)
+    .bind(counts.unchanged as i32)
+    .bind(counts.quarantined as i32)
+    .bind(duration_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a pending chunk failed after `attempts` deliveries; `false` when it was not pending
+/// (done, or already given up on).
+pub async fn chunk_failed(
+    tx: &mut Transaction<'_, Postgres>,
+    file_id: i64,
+    chunk_index: i32,
+    attempts: i32,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let marked = sqlx::query(
+        "update import_chunk set status = 'failed', attempts = $3, error = $4, finished_at = now()
+         where file_id = $1 and chunk_index = $2 and status = 'pending'",
+    )
+    .bind(file_id)
+    .bind(chunk_index)
+    .bind(attempts)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(marked == 1)
+}
+
+/// Counts one more chunk of file `file_id` as finished: imported with `counts`, or failed with
+/// `error` (added to the file's error). Returns whether that was the file's last chunk (the
+/// file is then `imported`).
+pub async fn count_chunk(
+    tx: &mut Transaction<'_, Postgres>,
+    file_id: i64,
+    counts: &crate::import::load::LoadCounts,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "update sync_file set chunks_done = chunks_done + 1,
+                rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
+                rows_unchanged = rows_unchanged + $4, rows_quarantined = rows_quarantined + $5,
+                error = case when $6::text is null then error
+                             else left(coalesce(error || '; ', '') || $6, 4000) end,
+                status = case when chunk_count = chunks_done + 1 then 'imported' else status end
+         where id = $1 returning status = 'imported'",
+    )
+    .bind(file_id)
+    .bind(counts.inserted as i64)
+    .bind(counts.updated as i64)
+    .bind(counts.unchanged as i64)
+    .bind(counts.quarantined as i64)
+    .bind(error)
     .fetch_one(&mut **tx)
     .await
 }

@@ -9,6 +9,35 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
+/// The hand-off to finalize: sends the run's finalize message if this caller (the stager, or
+/// the importer of a file's last chunk) is the one that completed the run.
+pub(crate) async fn request_if_ready(ctx: &Context, run_id: i64) -> Result<(), SyncError> {
+    let mut tx = ctx.pool.begin().await?;
+    let claimed = crate::repo::sync::claim_finalize(&mut tx, run_id).await?;
+    tx.commit().await?;
+    if claimed {
+        send_finalize(ctx, run_id).await?;
+    }
+    Ok(())
+}
+
+/// Queues the (deduplicated) finalize message for a run.
+async fn send_finalize(ctx: &Context, run_id: i64) -> Result<(), SyncError> {
+    let body = serde_json::to_string(&FinalizeMessage { run_id })
+        .map_err(|e| SyncError::Message(e.to_string()))?;
+    ctx.sqs
+        .send_message()
+        .queue_url(ctx.cfg.finalize_queue_url()?)
+        .message_body(body)
+        .message_group_id("finalize")
+        .message_deduplication_id(format!("finalize-{run_id}"))
+        .send()
+        .await
+        .map_err(|e| SyncError::sqs("send finalize", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    tracing::info!(run_id, "finalize requested");
+    Ok(())
+}
+
 /// What finalizing one file did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileFinal {
@@ -137,12 +166,15 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .await?;
     tx.commit().await?;
     let facility_links = link_facilities(ctx, run_id).await;
-    let violations = compute_violations(ctx, run_id).await;
-    if let Err(e) = crate::api::dashboard::refresh_snapshots(&ctx.pool, None).await {
-        // The dashboard then computes live; the next run stores them again.
-        tracing::error!(error = %e, "dashboard snapshots not refreshed");
-    }
-    let generation = ctx.cache.bump_generation().await;
+    // A failed engine run does not undo the finalized run: it is recorded, and the engine's
+    // watermark makes the next run pick the rows up. Without stored dashboards the dashboard
+    // computes live; the next run stores them again.
+    let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
+    opts.sync_run_id = Some(run_id);
+    opts.up_to_run = Some(run_id);
+    let published = crate::api::publish::publish(&ctx.pool, &ctx.cache, &opts, None).await;
+    let violations = published.violations.ok();
+    let generation = published.generation;
     let preloaded = if generation.is_some() {
         let api = crate::api::ApiState::new(
             ctx.pool.clone(),
@@ -177,7 +209,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
 async fn link_facilities(ctx: &Context, run_id: i64) -> Option<Box<crate::linking::Report>> {
     let mut opts = crate::linking::Options::new("finalize", ctx.cfg.link);
     opts.sync_run_id = Some(run_id);
-    match crate::linking::run(&ctx.pool, &opts).await {
+    match crate::linking::run_recorded(&ctx.pool, &opts).await {
         Ok(report) => {
             let noted = sqlx::query(
                 "update sync_run
@@ -194,35 +226,7 @@ async fn link_facilities(ctx: &Context, run_id: i64) -> Option<Box<crate::linkin
             }
             Some(Box::new(report))
         }
-        Err(e) => {
-            tracing::error!(run_id, error = %e, "facility linking failed");
-            if let Err(db) = crate::linking::record_failure(&ctx.pool, &opts, &e).await {
-                tracing::error!(run_id, error = %db, "could not record the linking failure");
-            }
-            None
-        }
-    }
-}
-
-/// Runs the violation engine for what the run changed. A failure does not undo the finalized
-/// run: it is recorded, and the engine's watermark makes the next run pick the rows up.
-async fn compute_violations(
-    ctx: &Context,
-    run_id: i64,
-) -> Option<crate::violations::engine::Report> {
-    use crate::violations::engine;
-    let mut opts = engine::Options::new("finalize", ctx.cfg.nd_policy);
-    opts.sync_run_id = Some(run_id);
-    opts.up_to_run = Some(run_id);
-    match engine::compute(&ctx.pool, &opts).await {
-        Ok(report) => Some(report),
-        Err(e) => {
-            tracing::error!(run_id, error = %e, "violation engine failed");
-            if let Err(db) = engine::record_failure(&ctx.pool, &opts, &e).await {
-                tracing::error!(run_id, error = %db, "could not record the engine failure");
-            }
-            None
-        }
+        Err(_) => None,
     }
 }
 

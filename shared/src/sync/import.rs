@@ -9,10 +9,11 @@
 //! worker killed mid-chunk leaves nothing half-written. Failed messages are reported as SQS
 //! partial batch failures.
 
-use super::{CHUNK_PREFIX, ChunkMessage, Context, SyncError};
-use crate::import::load::{self, DataIssue, IssueAction, LoadCounts};
-use crate::import::registry::{self, Dataset, Presence};
-use crate::import::text;
+use super::{ChunkMessage, Context, SyncError};
+use crate::import::chunk::ChunkSource;
+use crate::import::load::{self, LoadCounts};
+use crate::import::registry;
+use crate::repo::sync;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Serialize;
 use std::time::Instant;
@@ -35,7 +36,7 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
         if let Err(e) = handle_message(ctx, &message).await {
             let receives = receive_count(&message);
             tracing::error!(message_id = %id, error = %e, receives, retryable = e.is_retryable(), "chunk import failed");
-            if receives >= super::runner::IMPORT_MAX_RECEIVES {
+            if receives >= crate::config::IMPORT_MAX_RECEIVES {
                 give_up(ctx, &message, &e, receives).await;
             }
             response.add_failure(id);
@@ -67,34 +68,21 @@ async fn give_up(ctx: &Context, message: &SqsMessage, error: &SyncError, receive
     );
     let result = async {
         let mut tx = ctx.pool.begin().await?;
-        let marked = sqlx::query(
-            "update import_chunk set status = 'failed', attempts = $3, error = $4, finished_at = now()
-             where file_id = $1 and chunk_index = $2 and status = 'pending'",
-        )
-        .bind(chunk.file_id)
-        .bind(chunk.chunk_index)
-        .bind(i32::try_from(receives).unwrap_or(i32::MAX))
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let complete = if marked == 1 {
-            sqlx::query_scalar::<_, bool>(
-                "update sync_file set chunks_done = chunks_done + 1,
-                        error = left(coalesce(error || '; ', '') || $2, 4000),
-                        status = case when chunk_count = chunks_done + 1 then 'imported' else status end
-                  where id = $1 returning status = 'imported'",
+        let attempts = i32::try_from(receives).unwrap_or(i32::MAX);
+        let marked =
+            sync::chunk_failed(&mut tx, chunk.file_id, chunk.chunk_index, attempts, &reason)
+                .await?;
+        let complete = marked
+            && sync::count_chunk(
+                &mut tx,
+                chunk.file_id,
+                &LoadCounts::default(),
+                Some(&reason),
             )
-            .bind(chunk.file_id)
-            .bind(&reason)
-            .fetch_one(&mut *tx)
-            .await?
-        } else {
-            false
-        };
+            .await?;
         tx.commit().await?;
         if complete {
-            super::stage::request_finalize_if_ready(ctx, chunk.run_id).await?;
+            super::finalize::request_if_ready(ctx, chunk.run_id).await?;
         }
         Ok::<_, SyncError>(())
     }
@@ -118,15 +106,12 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
     let dataset = registry::dataset(&chunk.dataset)
         .ok_or_else(|| SyncError::Message(format!("unknown dataset {:?}", chunk.dataset)))?;
     let mut tx = ctx.pool.begin().await?;
-    let state: Option<(i64, String, String)> = sqlx::query_as(
-        "select c.id, c.status, f.source_url from import_chunk c join sync_file f on f.id = c.file_id
-         where c.file_id = $1 and c.chunk_index = $2 for update of c",
-    )
-    .bind(chunk.file_id)
-    .bind(chunk.chunk_index)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((chunk_id, status, source_url)) = state else {
+    let Some(sync::LockedChunk {
+        id: chunk_id,
+        status,
+        source_url,
+    }) = sync::lock_chunk(&mut tx, chunk.file_id, chunk.chunk_index).await?
+    else {
         return Err(SyncError::Message(format!(
             "no import_chunk row for file {} chunk {}",
             chunk.file_id, chunk.chunk_index
@@ -163,36 +148,8 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
     let counts = load::load_chunk(&mut tx, &source, object.body.into_async_read()).await?;
 
     let duration_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    sqlx::query(
-        "update import_chunk set status = 'done', attempts = attempts + 1, rows_read = $2,
-                rows_inserted = $3, rows_updated = $4, rows_unchanged = $5, rows_quarantined = $6,
-                duration_ms = $7, error = null, started_at = now() - make_interval(secs => $7 / 1000.0),
-                finished_at = now()
-         where id = $1",
-    )
-    .bind(chunk_id)
-    .bind(counts.read as i32)
-    .bind(counts.inserted as i32)
-    .bind(counts.updated as i32)
-    .bind(counts.unchanged as i32)
-    .bind(counts.quarantined as i32)
-    .bind(duration_ms)
-    .execute(&mut *tx)
-    .await?;
-    let file_complete: bool = sqlx::query_scalar(
-        "update sync_file set chunks_done = chunks_done + 1,
-                rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
-                rows_unchanged = rows_unchanged + $4, rows_quarantined = rows_quarantined + $5,
-                status = case when chunk_count = chunks_done + 1 then 'imported' else status end
-         where id = $1 returning status = 'imported'",
-    )
-    .bind(chunk.file_id)
-    .bind(counts.inserted as i64)
-    .bind(counts.updated as i64)
-    .bind(counts.unchanged as i64)
-    .bind(counts.quarantined as i64)
-    .fetch_one(&mut *tx)
-    .await?;
+    sync::chunk_done(&mut tx, chunk_id, &counts, duration_ms).await?;
+    let file_complete = sync::count_chunk(&mut tx, chunk.file_id, &counts, None).await?;
     tx.commit().await?;
     tracing::info!(
         rows = counts.read,
@@ -204,190 +161,7 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
         "chunk imported"
     );
     if file_complete {
-        super::stage::request_finalize_if_ready(ctx, chunk.run_id).await?;
+        super::finalize::request_if_ready(ctx, chunk.run_id).await?;
     }
     Ok(ChunkOutcome::Imported(counts))
-}
-
-/// Identifies a chunk for loading and for data-quality records.
-pub struct ChunkSource<'a> {
-    pub dataset: &'static Dataset,
-    pub run_id: i64,
-    pub file_id: i64,
-    /// The source file (URL) the chunk came from, as recorded on quarantined rows.
-    pub source_file: &'a str,
-    pub s3_key: &'a str,
-}
-
-/// One parsed chunk record, ready to be written to COPY or quarantined.
-pub(crate) enum Parsed {
-    Row {
-        line: i64,
-        key: i64,
-        ord: i32,
-        values: Vec<registry::Normalized>,
-        issues: Vec<DataIssue>,
-    },
-    Quarantined(DataIssue),
-}
-
-/// Maps a chunk header to the dataset's columns.
-pub(crate) fn chunk_header_map(
-    dataset: &Dataset,
-    header: &[String],
-) -> Result<registry::HeaderMap, String> {
-    if header.len() < CHUNK_PREFIX.len() || header[..CHUNK_PREFIX.len()] != CHUNK_PREFIX {
-        return Err(format!(
-            "chunk header must start with {}",
-            CHUNK_PREFIX.join(",")
-        ));
-    }
-    dataset
-        .map_header(&header[CHUNK_PREFIX.len()..])
-        .map_err(|e| e.to_string())
-}
-
-/// Reads one chunk record: bookkeeping prefix, then every declared column through its parser.
-/// A record is quarantined when it cannot be stored faithfully (wrong field count, a key
-/// column missing or unreadable); a bad value elsewhere is stored as NULL and reported.
-pub(crate) fn parse_record(
-    dataset: &Dataset,
-    map: &registry::HeaderMap,
-    record: &csv_async::ByteRecord,
-) -> Result<Parsed, String> {
-    let field = |i: usize| {
-        record
-            .get(i)
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default()
-    };
-    let prefix: Vec<String> = (0..CHUNK_PREFIX.len())
-        .map(|i| field(i).into_owned())
-        .collect();
-    let (Ok(line), Ok(key), Ok(ord)) = (
-        prefix[0].parse::<i64>(),
-        prefix[1].parse::<i64>(),
-        prefix[2].parse::<i32>(),
-    ) else {
-        return Err(format!(
-            "chunk record has a malformed bookkeeping prefix {prefix:?}"
-        ));
-    };
-    // Every field as text Postgres stores: not valid UTF-8 → the declared fallback encoding,
-    // NUL removed; reported below for the declared columns it happened in.
-    let decoded: Vec<text::Decoded<'_>> = record
-        .iter()
-        .skip(CHUNK_PREFIX.len())
-        .map(text::decode)
-        .collect();
-    let source_fields: Vec<&str> = decoded.iter().map(|d| d.text.as_ref()).collect();
-    let raw = || raw_text(&source_fields);
-    let issue = |column: Option<&str>, action, reason: String, value: Option<String>| DataIssue {
-        line,
-        column: column.map(str::to_owned),
-        action,
-        reason,
-        value,
-        raw: Some(raw()),
-    };
-    if source_fields.len() != map.width {
-        return Ok(Parsed::Quarantined(issue(
-            None,
-            IssueAction::RowQuarantined,
-            format!(
-                "expected {} fields, found {}",
-                map.width,
-                source_fields.len()
-            ),
-            None,
-        )));
-    }
-    let mut issues = Vec::new();
-    let mut values = Vec::with_capacity(dataset.columns.len());
-    for (column, pos) in dataset.columns.iter().zip(&map.positions) {
-        let raw_value = pos.map(|p| source_fields[p]).unwrap_or_default();
-        if let Some(remark) = pos.and_then(|p| decoded[p].remark()) {
-            issues.push(issue(
-                Some(column.name),
-                IssueAction::ValueFlagged,
-                remark,
-                Some(raw_value.to_owned()),
-            ));
-        }
-        let value = match registry::normalize(column, raw_value) {
-            Ok(v) => v,
-            Err(e) if column.not_null => {
-                return Ok(Parsed::Quarantined(issue(
-                    Some(column.name),
-                    IssueAction::RowQuarantined,
-                    e.to_string(),
-                    Some(raw_value.to_owned()),
-                )));
-            }
-            Err(e) => {
-                issues.push(issue(
-                    Some(column.name),
-                    IssueAction::ValueNulled,
-                    e.to_string(),
-                    Some(raw_value.to_owned()),
-                ));
-                None
-            }
-        };
-        match &value {
-            None if column.not_null => {
-                return Ok(Parsed::Quarantined(issue(
-                    Some(column.name),
-                    IssueAction::RowQuarantined,
-                    format!(
-                        "{} is missing: the row cannot be identified",
-                        column.name.to_ascii_uppercase()
-                    ),
-                    Some(raw_value.to_owned()),
-                )));
-            }
-            None if column.kind == registry::Kind::Wdid
-                && column.presence == Presence::Required =>
-            {
-                issues.push(issue(
-                    Some(column.name),
-                    IssueAction::ValueFlagged,
-                    "WDID is missing".into(),
-                    Some(raw_value.to_owned()),
-                ));
-            }
-            Some(v) => {
-                if let Some(reason) = registry::remark(column, v) {
-                    issues.push(issue(
-                        Some(column.name),
-                        IssueAction::ValueFlagged,
-                        reason,
-                        Some(v.clone()),
-                    ));
-                }
-            }
-            None => {}
-        }
-        values.push(value);
-    }
-    Ok(Parsed::Row {
-        line,
-        key,
-        ord,
-        values,
-        issues,
-    })
-}
-
-/// The record as text, for the data-quality table: the source fields as CSV.
-fn raw_text(fields: &[&str]) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(Vec::new());
-    if w.write_record(fields.iter().map(|f| f.as_bytes())).is_err() {
-        return fields.join(",");
-    }
-    w.into_inner()
-        .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned())
-        .unwrap_or_default()
 }

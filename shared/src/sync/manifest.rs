@@ -4,22 +4,10 @@
 //! (`file://relative/path` is relative to the working directory).
 
 use super::SyncError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// One source of one dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Source {
-    /// Registry name of the dataset (see `import::registry`).
-    pub dataset: String,
-    /// `file://…`, `http(s)://…`, or `ckan:<resource id>`.
-    pub url: String,
-    /// The part of the dataset the file covers (eSMR: the sampling year).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-}
-
-/// CKAN `resource_show` endpoint (`CKAN_API_URL` overrides it, e.g. for a local test server).
-pub const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show";
+pub use crate::config::CKAN_API;
+pub use crate::import::Source;
 
 /// The production manifest: the seven SMARTS resources and the recent eSMR years.
 pub fn default_sources() -> Vec<Source> {

@@ -49,10 +49,6 @@ pub fn queue_arn(url: &str) -> String {
     format!("arn:aws:sqs:us-east-1:{account}:{name}")
 }
 
-/// How many times an import message may be received before it goes to the DLQ: the
-/// ImportQueue's `maxReceiveCount` in template.yaml (a test checks they agree).
-pub const IMPORT_MAX_RECEIVES: u32 = 5;
-
 async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,

@@ -10,7 +10,7 @@
 //! bad rows with their line.
 
 use super::manifest::{self, Location, Source};
-use super::{CHUNK_PREFIX, ChunkMessage, Context, FinalizeMessage, SyncError};
+use super::{CHUNK_PREFIX, ChunkMessage, Context, SyncError};
 use crate::import::load::{self, DataIssue, IssueAction};
 use crate::import::registry::{self, Dataset};
 use crate::import::text;
@@ -85,36 +85,8 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
         files.push(stage_source(ctx, run_id, source, req.force).await?);
     }
     repo::sync::finish_run_staging(&ctx.pool, run_id).await?;
-    request_finalize_if_ready(ctx, run_id).await?;
+    super::finalize::request_if_ready(ctx, run_id).await?;
     Ok(StageSummary { run_id, files })
-}
-
-/// Sends the run's finalize message if this caller is the one that completed it.
-pub(crate) async fn request_finalize_if_ready(ctx: &Context, run_id: i64) -> Result<(), SyncError> {
-    let mut tx = ctx.pool.begin().await?;
-    let claimed = repo::sync::claim_finalize(&mut tx, run_id).await?;
-    tx.commit().await?;
-    if claimed {
-        send_finalize(ctx, run_id).await?;
-    }
-    Ok(())
-}
-
-/// Queues the (deduplicated) finalize message for a run.
-pub(crate) async fn send_finalize(ctx: &Context, run_id: i64) -> Result<(), SyncError> {
-    let body = serde_json::to_string(&FinalizeMessage { run_id })
-        .map_err(|e| SyncError::Message(e.to_string()))?;
-    ctx.sqs
-        .send_message()
-        .queue_url(ctx.cfg.finalize_queue_url()?)
-        .message_body(body)
-        .message_group_id("finalize")
-        .message_deduplication_id(format!("finalize-{run_id}"))
-        .send()
-        .await
-        .map_err(|e| SyncError::sqs("send finalize", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    tracing::info!(run_id, "finalize requested");
-    Ok(())
 }
 
 async fn stage_source(

@@ -301,6 +301,11 @@ impl Wiring {
         Self::from_json(&text)
     }
 
+    /// The template `STORMWATER_TEMPLATE_JSON` names (the local stack's).
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, super::SyncError> {
+        Self::from_file(cfg.template_json()?).map_err(|e| super::SyncError::Message(e.to_string()))
+    }
+
     /// The function (logical id) built from `binary`.
     pub fn function_of_binary(&self, binary: &str) -> Option<&str> {
         self.functions

@@ -221,10 +221,9 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
     stormwater::repo::benchmarks::load(&pool)
         .await
         .expect("reference benchmarks load");
-    let mut ctx = Context::init(cfg).await.expect("context");
+    let mut ctx = stormwater::lambda::context(cfg).await.expect("context");
     let wiring = std::sync::Arc::new(
-        ctx.cfg
-            .wiring()
+        stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)
             .expect("template wiring (./dev test writes it)"),
     );
     let res = runner::ensure_resources(&ctx.s3, &ctx.sqs, &prefix, wiring, Some(2))

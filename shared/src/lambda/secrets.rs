@@ -1,6 +1,6 @@
 //! Secrets read from AWS Secrets Manager once per execution environment, so that none sits in
 //! a function's environment variables: with `DATABASE_SECRET_ARN` (the database URL) or
-//! `SMTP_PASSWORD_SECRET_ARN` set, [`crate::config::Config::load`] reads them here at cold start.
+//! `SMTP_PASSWORD_SECRET_ARN` set, [`crate::lambda::load_config`] reads them here at cold start.
 //!
 //! The secret's `SecretString` may be a `postgres://` URL, a JSON object with a `url`, or the
 //! JSON that RDS writes for a managed master user (`username`, `password`, and possibly `host`,

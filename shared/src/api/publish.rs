@@ -1,0 +1,90 @@
+//! Publishing a new state: after records or links changed, the violation engine computes what
+//! follows from them, the stored dashboards are refreshed and a new cache generation starts, so
+//! the API serves the new state and nothing older. Every path that changes what the engine sees
+//! ends here: `sync-finalize`, `facility-link`, `violations-compute`, a manual link decision,
+//! `xtask violations` and `xtask link`.
+
+use super::dashboard::refresh_snapshots;
+use crate::cache::Cache;
+use crate::http::ApiError;
+use crate::linking::LinkError;
+use crate::violations::engine::{self, EngineError};
+use sqlx::PgPool;
+
+/// What [`publish`] did: each step is tried whatever became of the one before (a failed engine
+/// run leaves the last events in place, which the refreshed dashboards then show).
+#[derive(Debug)]
+pub struct Published {
+    pub violations: Result<engine::Report, EngineError>,
+    /// Dashboards stored (their count), or why not: the dashboard then computes live.
+    pub dashboards: Result<usize, ApiError>,
+    /// The new cache generation (`None` without a cache, or when it could not be reached).
+    pub generation: Option<u64>,
+}
+
+/// Why a published state is not the whole new state.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("violation engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("dashboard refresh: {0}")]
+    Dashboard(ApiError),
+}
+
+impl From<PublishError> for LinkError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Engine(e) => LinkError::Engine(e),
+            PublishError::Dashboard(e) => LinkError::Dashboard(e.to_string()),
+        }
+    }
+}
+
+impl Published {
+    /// The engine's report when every step succeeded.
+    pub fn report(self) -> Result<engine::Report, PublishError> {
+        let report = self.violations?;
+        self.dashboards.map_err(PublishError::Dashboard)?;
+        Ok(report)
+    }
+}
+
+/// Runs the engine with `opts` (a failure is recorded in `violation_engine_run`), refreshes the
+/// stored dashboards (those of `facilities` — statewide, their counties and regions — or all
+/// when `None`) and starts a new cache generation.
+pub async fn publish(
+    pool: &PgPool,
+    cache: &Cache,
+    opts: &engine::Options,
+    facilities: Option<&[i64]>,
+) -> Published {
+    let violations = engine::compute(pool, opts).await;
+    if let Err(e) = &violations {
+        tracing::error!(error = %e, trigger = %opts.trigger, "violation engine failed");
+        if let Err(db) = engine::record_failure(pool, opts, e).await {
+            tracing::error!(error = %db, "could not record the engine failure");
+        }
+    }
+    let dashboards = match facilities {
+        None => refresh_snapshots(pool, None).await,
+        Some(ids) => {
+            let mut stored = Ok(0);
+            for &f in ids {
+                stored = refresh_snapshots(pool, Some(f)).await;
+                if stored.is_err() {
+                    break;
+                }
+            }
+            stored
+        }
+    };
+    if let Err(e) = &dashboards {
+        tracing::error!(error = %e, "dashboard snapshots not refreshed");
+    }
+    let generation = cache.bump_generation().await;
+    Published {
+        violations,
+        dashboards,
+        generation,
+    }
+}

@@ -1,0 +1,226 @@
+//! The execution environment: everything a Lambda function sets up once, at cold start, before
+//! its first event, and the runtime loop that then calls its handler. Every `functions/*/main.rs`
+//! is one call into this module; nothing below it builds clients, reads secrets or starts
+//! telemetry.
+//!
+//! - [`init_telemetry`]: the Lambda runtime's tracing subscriber;
+//! - [`load_config`]: typed config from the environment, then the secrets it names
+//!   ([`secrets`], read from Secrets Manager);
+//! - [`context`]: the pool and clients of the sync stages ([`aws`] for S3 and SQS);
+//! - [`serve_http`], [`serve_sqs`], [`serve_invoke`]: the whole `main` of an API Gateway, an
+//!   SQS-triggered and a directly invoked function.
+
+pub mod aws;
+pub mod secrets;
+
+use crate::api::ApiState;
+use crate::cache::Cache;
+use crate::config::{Config, ConfigError};
+use crate::sync::Context;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The Lambda runtime's subscriber (reads `AWS_LAMBDA_LOG_LEVEL`/`RUST_LOG`, JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`). First thing in every `main`, local tools included.
+pub fn init_telemetry() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// Reads the environment and the secrets it names: what a function calls once per execution
+/// environment.
+pub async fn load_config() -> Result<Config, ConfigError> {
+    with_secrets(Config::from_env()?).await
+}
+
+/// Reads the database URL from Secrets Manager when `DATABASE_SECRET_ARN` is set, and the SMTP
+/// password when `SMTP_PASSWORD_SECRET_ARN` is.
+pub async fn with_secrets(mut cfg: Config) -> Result<Config, ConfigError> {
+    if cfg.database_secret_arn.is_none() && cfg.smtp_password_secret_arn.is_none() {
+        return Ok(cfg);
+    }
+    let sdk = aws::sdk_config(&cfg).await;
+    if let (Some(arn), Some(smtp)) = (cfg.smtp_password_secret_arn.clone(), cfg.smtp.as_mut()) {
+        let password = secrets::read(&sdk, &arn)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: "SMTP_PASSWORD_SECRET_ARN",
+                reason: e.to_string(),
+            })?;
+        smtp.password = Some(SecretString::from(password));
+    }
+    let Some(arn) = cfg.database_secret_arn.clone() else {
+        return Ok(cfg);
+    };
+    let target = secrets::DatabaseTarget {
+        host: cfg.database_host.as_deref(),
+        name: cfg.database_name.as_deref(),
+    };
+    cfg.database_url = secrets::database_url(&sdk, &arn, &target)
+        .await
+        .map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_SECRET_ARN",
+            reason: e.to_string(),
+        })?;
+    Ok(cfg)
+}
+
+/// The pool and clients every sync stage uses, from typed config.
+pub async fn context(cfg: Config) -> Result<Context, ConfigError> {
+    let pool = crate::db::pool(&cfg).map_err(|e| ConfigError::Invalid {
+        name: "DATABASE_URL",
+        reason: e.to_string(),
+    })?;
+    let sdk = aws::sdk_config(&cfg).await;
+    let http = reqwest::Client::builder()
+        .user_agent("stormwater-watch-sync/0.1")
+        .connect_timeout(std::time::Duration::from_secs(20))
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            name: "HTTP client",
+            reason: e.to_string(),
+        })?;
+    let webhooks = crate::outbound::Client::new(cfg.outbound.clone(), cfg.webhook_timeout)
+        .map_err(|e| ConfigError::Invalid {
+            name: "webhook HTTP client",
+            reason: e.to_string(),
+        })?;
+    Ok(Context {
+        s3: aws::s3(&sdk, &cfg),
+        sqs: aws::sqs(&sdk),
+        cache: Cache::new(cfg.redis_url.as_deref()),
+        pool,
+        http,
+        webhooks,
+        cfg,
+    })
+}
+
+/// Telemetry, config and the sync context, built once; the context lives as long as the
+/// execution environment.
+async fn cold_start() -> Result<&'static Context, lambda_runtime::Error> {
+    init_telemetry();
+    Ok(Box::leak(Box::new(context(load_config().await?).await?)))
+}
+
+/// The whole `main` of the HTTP function `name` (its package name, see
+/// [`crate::api::routes::FUNCTIONS`]): the API state built once, then the function's handler
+/// for every request API Gateway sends.
+pub async fn serve_http(name: &str) -> Result<(), lambda_http::Error> {
+    init_telemetry();
+    let function = crate::api::routes::function(name)
+        .ok_or_else(|| format!("{name} is not an HTTP function of api::routes"))?;
+    let cfg = load_config().await?;
+    // The state lives as long as the execution environment.
+    let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
+    let handler = function.handler;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, lambda_http::Error>(handler(state, req).await)
+    }))
+    .await
+}
+
+/// The whole `main` of an SQS-triggered function: `handler` for every batch (it reports partial
+/// batch failures itself; the template's mapping says `ReportBatchItemFailures`).
+pub async fn serve_sqs<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(&'static Context, SqsEvent) -> Fut + Sync,
+    Fut: Future<Output = SqsBatchResponse> + Send,
+{
+    let ctx = cold_start().await?;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(handler(ctx, event.payload).await)
+    }))
+    .await
+}
+
+/// The whole `main` of a directly invoked function (the schedule's or an operator's event):
+/// `handler` for every event; its error is the invocation's error.
+pub async fn serve_invoke<E, R, Err, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned + Send,
+    R: Serialize,
+    Err: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
+    F: Fn(&'static Context, E) -> Fut + Sync,
+    Fut: Future<Output = Result<R, Err>> + Send,
+{
+    let ctx = cold_start().await?;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
+        handler(ctx, event.payload).await
+    }))
+    .await
+}
+
+/// What one `migrate` invocation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrateReport {
+    /// Migrations known (all applied).
+    pub migrated: usize,
+    pub pollutants: u64,
+    pub benchmarks: u64,
+    /// Canonical facilities whose served fields changed.
+    pub facilities_refreshed: u64,
+}
+
+/// One `migrate` invocation (its event is not read): applies pending migrations, loads the
+/// reference benchmarks and derives the canonical facilities' fields from their records, all
+/// idempotent. The `migrate` function and `xtask migrate` run this; functions never migrate at
+/// cold start.
+pub async fn migrate(
+    ctx: &Context,
+    _event: serde_json::Value,
+) -> Result<MigrateReport, lambda_runtime::Error> {
+    migrate_pool(&ctx.pool).await
+}
+
+/// [`migrate`] over a pool.
+pub async fn migrate_pool(pool: &sqlx::PgPool) -> Result<MigrateReport, lambda_runtime::Error> {
+    crate::db::migrate(pool).await?;
+    let loaded = crate::repo::benchmarks::load(pool).await?;
+    let facilities_refreshed = crate::facility::refresh(pool).await?;
+    Ok(MigrateReport {
+        migrated: crate::MIGRATOR.iter().count(),
+        pollutants: loaded.pollutants,
+        benchmarks: loaded.benchmarks,
+        facilities_refreshed,
+    })
+}
+
+// What each directly invoked function's error reports as Lambda's `errorType`.
+
+impl From<crate::sync::SyncError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::sync::SyncError) -> Self {
+        let kind = if e.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: kind.to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::linking::LinkError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::linking::LinkError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "LinkError".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::api::publish::PublishError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::api::publish::PublishError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "PublishError".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
