@@ -40,8 +40,11 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
     // SQS (and the emulator) moves the message to the DLQ on the receive after the last failed
     // delivery; keep receiving until that has happened.
     let mappings = runner::mappings(&h.res, 0).unwrap();
+    // (A deadline, not a count of polls: each redelivery waits out the visibility timeout, and
+    // under the whole suite's load a poll can take much longer than alone.)
     let mut in_dlq = 0;
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
         in_dlq = runner::backlog(&h.ctx.sqs, &h.res.import_dlq_url)
             .await
             .unwrap();

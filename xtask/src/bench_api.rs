@@ -563,7 +563,34 @@ async fn ensure_data(base: &Config, data: &Path) -> anyhow::Result<(String, Stri
 }
 
 /// Runs the benchmark and writes the report.
+/// What one run measured, for the report.
+struct Measurements {
+    oha_version: String,
+    seconds: u64,
+    data_note: String,
+    /// Facilities, violation events, violation samples.
+    counts: (i64, i64, i64),
+    ids: HashMap<&'static str, String>,
+    endpoints: Vec<Endpoint>,
+    uncached: Vec<Option<Measured>>,
+    cached: Vec<Option<Measured>>,
+    /// The URLs of the Redis-kill run, its samples and what happened to Redis.
+    mix: Vec<String>,
+    samples: Vec<Sample>,
+    kill_log: String,
+}
+
+/// `xtask bench-api`: measures ([`measure`]), then writes the report ([`write_report`]).
 pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()> {
+    let m = measure(base, data).await?;
+    std::fs::write(report, write_report(&m)?)?;
+    println!("report written to {}", report.display());
+    Ok(())
+}
+
+/// The data (generated and synced unless it is already), the endpoints' URLs with real ids,
+/// then each endpoint uncached and cached, then the cached server with Redis killed under load.
+async fn measure(base: Config, data: &Path) -> anyhow::Result<Measurements> {
     let oha_bin = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
     let seconds: u64 = env_or("BENCH_API_SECONDS", 10);
     let port: u16 = env_or("BENCH_API_PORT", 9111);
@@ -585,7 +612,7 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
         .max_connections(1)
         .connect(&db_url)
         .await?;
-    let mut ids: HashMap<&str, String> = HashMap::new();
+    let mut ids: HashMap<&'static str, String> = HashMap::new();
     for (name, sql) in IDS {
         if let Some(id) = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(*sql))
             .fetch_optional(&pool)
@@ -648,7 +675,40 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     .await?;
     drop(server);
 
+    Ok(Measurements {
+        oha_version,
+        seconds,
+        data_note,
+        counts,
+        ids,
+        endpoints,
+        uncached,
+        cached,
+        mix,
+        samples,
+        kill_log,
+    })
+}
+
+/// The report: the set-up and data, the latency per endpoint, the Redis-kill run.
+fn write_report(m: &Measurements) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
+    write_setup(&mut out, m)?;
+    write_latency(&mut out, m)?;
+    write_redis_kill(&mut out, m)?;
+    Ok(out)
+}
+
+fn write_setup(out: &mut String, m: &Measurements) -> std::fmt::Result {
+    let Measurements {
+        oha_version,
+        seconds,
+        data_note,
+        counts,
+        ids,
+        ..
+    } = m;
+    let seconds = *seconds;
     writeln!(out, "# HTTP API benchmark\n")?;
     writeln!(
         out,
@@ -694,13 +754,23 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
             .join(", ")
     )?;
 
+    Ok(())
+}
+
+fn write_latency(out: &mut String, m: &Measurements) -> std::fmt::Result {
+    let Measurements {
+        endpoints,
+        uncached,
+        cached,
+        ..
+    } = m;
     let health = |set: &[Option<Measured>]| {
         set.first()
             .and_then(|m| m.as_ref())
             .map(|m| (m.load.p50, m.load.p95))
             .unwrap_or((f64::NAN, f64::NAN))
     };
-    let (hu, hc) = (health(&uncached), health(&cached));
+    let (hu, hc) = (health(uncached), health(cached));
     writeln!(out, "## Latency per endpoint\n")?;
     writeln!(
         out,
@@ -820,6 +890,16 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
         )?;
     }
 
+    Ok(())
+}
+
+fn write_redis_kill(out: &mut String, m: &Measurements) -> std::fmt::Result {
+    let Measurements {
+        mix,
+        samples,
+        kill_log,
+        ..
+    } = m;
     writeln!(out, "## Redis killed under load\n")?;
     writeln!(
         out,
@@ -903,8 +983,6 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
         "The Redis-kill load is this benchmark's own client (reqwest, {CONNECTIONS} tasks, one request at a \
          time each), so that every request can be placed in its phase; the per-endpoint numbers are oha's."
     )?;
-    std::fs::write(report, out)?;
-    println!("report written to {}", report.display());
     Ok(())
 }
 
