@@ -170,10 +170,14 @@ fn field_with_nul(body: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// The numeric id in `path` right after `prefix` (`/api/violations/` + `42/status` → 42).
-pub fn path_id(path: &str, prefix: &str) -> Result<i64, ApiError> {
-    let rest = path.strip_prefix(prefix).unwrap_or_default();
-    let raw = rest.split('/').next().unwrap_or_default();
+/// The route's `{id}` path parameter, a positive integer (API Gateway puts it in the event's
+/// `pathParameters`; [`crate::api::routes::Function::handle`] fills it for a request without).
+pub fn path_id(req: &Request) -> Result<i64, ApiError> {
+    let raw = req
+        .path_parameters()
+        .first("id")
+        .unwrap_or_default()
+        .to_owned();
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)

@@ -237,11 +237,10 @@ async fn get(state: &ApiState, function: &str, path_and_query: &str) -> Reply {
             .push(v.into_owned());
     }
     let req = req.with_query_string_parameters(query);
-    let handler = stormwater::api::routes::function(function)
-        .unwrap_or_else(|| panic!("no HTTP function {function}"))
-        .handler;
+    let function = stormwater::api::routes::function(function)
+        .unwrap_or_else(|| panic!("no HTTP function {function}"));
     let started = Instant::now();
-    let resp = handler(state, req).await;
+    let resp = function.handle(state, req).await;
     let elapsed = started.elapsed();
     let retry_after = resp
         .headers()

@@ -271,10 +271,10 @@ async fn smarts_lists_match_the_files() {
             ("limit".to_owned(), "1000".to_owned()),
         ]),
     );
-    let resp = (stormwater::api::routes::function("api-smarts-violations")
+    let resp = stormwater::api::routes::function("api-smarts-violations")
         .unwrap()
-        .handler)(&h.api, req)
-    .await;
+        .handle(&h.api, req)
+        .await;
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     let lambda_http::Body::Text(csv) = resp.body() else {
         panic!("CSV text")
@@ -708,8 +708,10 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
                 .uri(path)
                 .body(lambda_http::Body::Empty)
                 .unwrap();
-            let resp =
-                (stormwater::api::routes::function(function).unwrap().handler)(&h.api, req).await;
+            let resp = stormwater::api::routes::function(function)
+                .unwrap()
+                .handle(&h.api, req)
+                .await;
             (
                 resp.headers()["cache-control"].to_str().unwrap().to_owned(),
                 resp.headers()

@@ -313,7 +313,10 @@ async fn violation_list_filters_pages_and_exports_csv() {
         ("format".to_owned(), vec!["csv".to_owned()]),
         ("limit".to_owned(), vec!["1000".to_owned()]),
     ]));
-    let resp = stormwater::api::violation_list::handle(&h.api, req).await;
+    let resp = stormwater::api::routes::function("api-violations")
+        .unwrap()
+        .handle(&h.api, req)
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()

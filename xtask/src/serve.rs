@@ -188,8 +188,8 @@ pub async fn respond(
         Ok(r) => r,
         Err(e) => return to_axum(e.into_response()),
     };
-    let (state, handler) = (app.state, routed.function.handler);
-    let resp = match tokio::spawn(async move { handler(state, req).await }).await {
+    let (state, function) = (app.state, routed.function);
+    let resp = match tokio::spawn(async move { function.handle(state, req).await }).await {
         Ok(resp) => resp,
         Err(e) => ApiError::Internal(format!("{} handler failed: {e}", routed.function.name))
             .into_response(),

@@ -1,4 +1,6 @@
 //! `GET /api/dashboard`: the overview for the state, a county or a region.
+//!
+//! Handler: [`stormwater::api::dashboard::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -1,4 +1,6 @@
 //! `GET /api/facilities.geojson`: canonical facilities as GeoJSON points.
+//!
+//! Handler: [`stormwater::api::geojson::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

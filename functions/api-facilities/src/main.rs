@@ -1,4 +1,6 @@
 //! `GET /api/facilities`.
+//!
+//! Handler: [`stormwater::api::facilities::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

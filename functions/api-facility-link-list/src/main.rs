@@ -1,4 +1,6 @@
 //! `GET /api/facility-links`: facility links for review.
+//!
+//! Handler: [`stormwater::api::facility_link_list::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

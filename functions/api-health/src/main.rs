@@ -1,4 +1,6 @@
 //! `GET /api/health`.
+//!
+//! Handler: [`stormwater::api::health::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

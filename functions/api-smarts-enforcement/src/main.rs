@@ -1,4 +1,6 @@
 //! `GET /api/smarts/enforcement`: SMARTS enforcement actions with stats.
+//!
+//! Handler: [`stormwater::api::smarts::handle_enforcement`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

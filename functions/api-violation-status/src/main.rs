@@ -1,4 +1,6 @@
 //! `PATCH /api/violations/{id}/status`: the review workflow (credentials required).
+//!
+//! Handler: [`stormwater::api::violations::handle_status`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

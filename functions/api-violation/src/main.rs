@@ -1,4 +1,6 @@
 //! `GET /api/violations/{id}`: one violation event with its samples, benchmark, NAL statistics, Level and review history.
+//!
+//! Handler: [`stormwater::api::violations::handle`].
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

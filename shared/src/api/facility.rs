@@ -70,8 +70,9 @@ fn profile_sql() -> String {
 /// `GET /api/facilities/{id}`.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    let id = path_id(&req);
     list::respond(state, &req, "facility", WARM, None, |_q| async move {
-        let id = path_id(&path, PREFIX)?;
+        let id = id?;
         not_merged(state, id, &path).await?;
         let sql = format!(
             "with {LINKED} select {profile} from facility f where f.id = $1",
@@ -126,6 +127,7 @@ const EMBED: i64 = 500;
 /// NAL statistics and ERA Levels.
 pub async fn handle_complete(state: &ApiState, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    let id = path_id(&req);
     list::respond(
         state,
         &req,
@@ -133,7 +135,7 @@ pub async fn handle_complete(state: &ApiState, req: Request) -> Response<Body> {
         WARM,
         None,
         |_q| async move {
-            let id = path_id(&path, PREFIX)?;
+            let id = id?;
             not_merged(state, id, &path).await?;
             let data = one(state, &complete_sql(), id).await?;
             Ok(json!({ "data": data, "meta": { "freshness": freshness(&state.pool).await? } }))
@@ -270,6 +272,7 @@ const KINDS: &[&str] = &[
 /// `meta.undated`.
 pub async fn handle_timeline(state: &ApiState, req: Request) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    let id = path_id(&req);
     list::respond(
         state,
         &req,
@@ -277,7 +280,7 @@ pub async fn handle_timeline(state: &ApiState, req: Request) -> Response<Body> {
         WARM,
         None,
         |q| async move {
-            let id = path_id(&path, PREFIX)?;
+            let id = id?;
             not_merged(state, id, &path).await?;
             timeline(state, id, &q).await
         },

@@ -13,8 +13,6 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-const PREFIX: &str = "/api/facilities/";
-
 /// The sources a decision may name.
 pub const SOURCES: &[&str] = &["smarts_industrial", "smarts_construction", "esmr"];
 
@@ -42,7 +40,7 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
     let actor = crate::auth::authenticate(&state.pool, req).await?;
-    let facility = path_id(req.uri().path(), PREFIX)?;
+    let facility = path_id(req)?;
     let body: DecisionBody = json_body(req)?;
     if !["link", "unlink"].contains(&body.action.as_str()) {
         return Err(ApiError::bad("action", "must be link or unlink"));

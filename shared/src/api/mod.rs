@@ -1,6 +1,7 @@
 //! HTTP handlers: each endpoint's Lambda calls one of these with its shared state.
 
 pub mod dashboard;
+pub mod doc;
 pub mod facilities;
 pub mod facility;
 pub mod facility_link_list;

@@ -50,7 +50,7 @@ pub async fn hot_keys(state: &ApiState) -> usize {
         let Some((function, _)) = routes::resolve("GET", req.uri().path()) else {
             continue;
         };
-        let resp = (function.handler)(state, req).await;
+        let resp = function.handle(state, req).await;
         if resp.status().is_success() {
             stored += 1;
         } else {

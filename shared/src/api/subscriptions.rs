@@ -17,11 +17,10 @@ use super::ApiState;
 use super::list::{self, Arg, Conditions};
 use crate::alerts::{area, deliver};
 use crate::http::{ApiError, Query, json_body, json_response, path_id};
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-const PREFIX: &str = "/api/subscriptions/";
 const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
 /// Longest `name`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -61,30 +60,47 @@ struct NewSubscription {
     webhook_secret: Option<String>,
 }
 
-/// Routes on method and path.
-pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    let result = async {
-        let actor = crate::auth::authenticate(&state.pool, &req).await?;
-        let path = req.uri().path().trim_end_matches('/');
-        match *req.method() {
-            Method::POST if path == "/api/subscriptions" => create(state, &req, &actor.0)
-                .await
-                .map(|v| (StatusCode::CREATED, v)),
-            Method::GET if path == "/api/subscriptions" => owned(state, &req, &actor.0)
-                .await
-                .map(|v| (StatusCode::OK, v)),
-            Method::DELETE if path.starts_with(PREFIX) => {
-                let id = path_id(path, PREFIX)?;
-                deactivate(state, id, &actor.0)
-                    .await
-                    .map(|v| (StatusCode::OK, v))
-            }
-            _ => Err(ApiError::MethodNotAllowed),
-        }
-    }
-    .await;
+/// `POST /api/subscriptions`: a new subscription of the caller's.
+pub async fn handle_create(state: &ApiState, req: Request) -> Response<Body> {
+    answer(state, req, StatusCode::CREATED, |req, actor| async move {
+        create(state, &req, &actor).await
+    })
+    .await
+}
+
+/// `GET /api/subscriptions`: the caller's subscriptions.
+pub async fn handle_list(state: &ApiState, req: Request) -> Response<Body> {
+    answer(state, req, StatusCode::OK, |req, actor| async move {
+        owned(state, &req, &actor).await
+    })
+    .await
+}
+
+/// `DELETE /api/subscriptions/{id}`: deactivates one of the caller's subscriptions.
+pub async fn handle_delete(state: &ApiState, req: Request) -> Response<Body> {
+    answer(state, req, StatusCode::OK, |req, actor| async move {
+        deactivate(state, path_id(&req)?, &actor).await
+    })
+    .await
+}
+
+/// Authenticates the caller, then answers `status` with what `act` makes for them.
+async fn answer<F, Fut>(
+    state: &ApiState,
+    req: Request,
+    status: StatusCode,
+    act: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request, String) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let result = match crate::auth::authenticate(&state.pool, &req).await {
+        Ok(actor) => act(req, actor.0).await,
+        Err(e) => Err(e.into()),
+    };
     match result {
-        Ok((status, body)) => json_response(status, &body, "no-store"),
+        Ok(body) => json_response(status, &body, "no-store"),
         Err(e) => e.into_response(),
     }
 }

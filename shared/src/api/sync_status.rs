@@ -3,23 +3,25 @@
 
 use super::ApiState;
 use crate::http::{ApiError, Query, json_response};
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
-/// Routes on the path: `/api/sync/status` or `/api/sync/runs/{id}`.
-pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let result = match path.rsplit_once("/runs/") {
-        Some((_, id)) => match id.parse::<i64>() {
-            Ok(id) => run(state, id).await,
-            Err(_) => Err(ApiError::bad("id", "must be a run id (a whole number)")),
-        },
-        None => recent(state, &Query::of(&req)).await,
-    };
+/// `GET /api/sync/status`: the recent runs.
+pub async fn handle_recent(state: &ApiState, req: Request) -> Response<Body> {
+    answer(recent(state, &Query::of(&req)).await)
+}
+
+/// `GET /api/sync/runs/{id}`: one run with its files and chunks.
+pub async fn handle_run(state: &ApiState, req: Request) -> Response<Body> {
+    let id = req.path_parameters().first("id").map(str::parse::<i64>);
+    answer(match id {
+        Some(Ok(id)) => run(state, id).await,
+        _ => Err(ApiError::bad("id", "must be a run id (a whole number)")),
+    })
+}
+
+fn answer(result: Result<Value, ApiError>) -> Response<Body> {
     match result {
         Ok(body) => json_response(StatusCode::OK, &body, "no-store"),
         Err(e) => e.into_response(),

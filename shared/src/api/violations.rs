@@ -9,15 +9,13 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-const PREFIX: &str = "/api/violations/";
-
 /// `GET /api/violations/{id}`.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
         return ApiError::MethodNotAllowed.into_response();
     }
     let result = async {
-        let id = path_id(req.uri().path(), PREFIX)?;
+        let id = path_id(&req)?;
         detail(state, id).await
     }
     .await;
@@ -171,7 +169,7 @@ pub async fn handle_status(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn change(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
     let actor = crate::auth::authenticate(&state.pool, req).await?;
-    let id = path_id(req.uri().path(), PREFIX)?;
+    let id = path_id(req)?;
     let body: StatusChange = json_body(req)?;
     let to: Status = body
         .status

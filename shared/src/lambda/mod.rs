@@ -115,9 +115,8 @@ pub async fn serve_http(name: &str) -> Result<(), lambda_http::Error> {
     let cfg = load_config().await?;
     // The state lives as long as the execution environment.
     let state: &'static ApiState = Box::leak(Box::new(ApiState::init(&cfg)?));
-    let handler = function.handler;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, lambda_http::Error>(handler(state, req).await)
+        Ok::<_, lambda_http::Error>(function.handle(state, req).await)
     }))
     .await
 }

@@ -394,10 +394,10 @@ impl Harness {
         function: &str,
         req: lambda_http::Request,
     ) -> (u16, Value, Option<String>) {
-        let handler = stormwater::api::routes::function(function)
+        let resp = stormwater::api::routes::function(function)
             .unwrap_or_else(|| panic!("no HTTP function {function}"))
-            .handler;
-        let resp = handler(&self.api, req).await;
+            .handle(&self.api, req)
+            .await;
         let status = resp.status().as_u16();
         let cache = resp
             .headers()
