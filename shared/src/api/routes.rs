@@ -724,15 +724,15 @@ impl Function {
         let method = req.method().as_str();
         let path = req.uri().path();
         self.routes.iter().find_map(|r| {
-            let declared = key.as_deref().and_then(|k| k.split_once(' '));
-            let ours = match declared {
-                Some((m, p)) => m == r.method && p == r.path,
-                None => r.method.eq_ignore_ascii_case(method),
-            };
-            if !ours {
-                return None;
+            let params = matches(r.path, path);
+            match key.as_deref().and_then(|k| k.split_once(' ')) {
+                // API Gateway says which route; the path gives the parameters.
+                Some((m, p)) => {
+                    (m == r.method && p == r.path).then(|| (r, params.unwrap_or_default()))
+                }
+                None if r.method.eq_ignore_ascii_case(method) => params.map(|p| (r, p)),
+                None => None,
             }
-            Some((r, matches(r.path, path).unwrap_or_default()))
         })
     }
 }
@@ -786,6 +786,48 @@ pub fn resolve(method: &str, path: &str) -> Option<(&'static Function, &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn get(path: &str, route_key: Option<&str>) -> Request {
+        let req = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .body(Body::Empty)
+            .unwrap();
+        match route_key {
+            None => req,
+            Some(k) => {
+                let mut ctx = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+                ctx.route_key = Some(k.to_owned());
+                req.with_request_context(RequestContext::ApiGatewayV2(ctx))
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_resolves_once_to_a_route_of_its_function_with_its_path_parameters() {
+        let f = function("sync-status").unwrap();
+        let (r, params) = f.route_of(&get("/api/sync/runs/42/", None)).unwrap();
+        assert_eq!((r.method, r.path), ("GET", "/api/sync/runs/{id}"));
+        assert_eq!(params["id"], "42");
+        let (r, params) = f.route_of(&get("/api/sync/status", None)).unwrap();
+        assert_eq!(r.path, "/api/sync/status");
+        assert!(params.is_empty());
+        // API Gateway's routeKey names the route; the path only gives the parameters.
+        let (r, _) = f
+            .route_of(&get("/api/sync/status", Some("GET /api/sync/status")))
+            .unwrap();
+        assert_eq!(r.path, "/api/sync/status");
+        assert!(
+            f.route_of(&get("/api/sync/status", Some("GET /api/health")))
+                .is_none()
+        );
+        let wrong_method = lambda_http::http::Request::builder()
+            .method("DELETE")
+            .uri("/api/sync/status")
+            .body(Body::Empty)
+            .unwrap();
+        assert!(f.route_of(&wrong_method).is_none());
+    }
 
     #[test]
     fn function_names_are_unique_and_routes_resolve_to_their_function() {
@@ -879,7 +921,11 @@ mod deployment_tests {
             for r in f.routes {
                 let handler = r.handler.name.replace("super::", "stormwater::api::");
                 let doc: String = main.lines().filter(|l| l.starts_with("//!")).collect();
-                assert!(doc.contains(&format!("[`{handler}`]")), "{}: {handler}", f.name);
+                assert!(
+                    doc.contains(&format!("[`{handler}`]")),
+                    "{}: {handler}",
+                    f.name
+                );
             }
         }
     }
