@@ -62,11 +62,12 @@ pub async fn authenticate(pool: &PgPool, req: &Request) -> Result<Actor, AuthErr
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(AuthError::Missing)?;
-    let name: Option<String> =
-        sqlx::query_scalar("select name from api_key where key_hash = $1 and revoked_at is null")
-            .bind(hash(key))
-            .fetch_optional(pool)
-            .await?;
+    let name: Option<String> = sqlx::query_scalar!(
+        "select name from api_key where key_hash = $1 and revoked_at is null",
+        hash(key)
+    )
+    .fetch_optional(pool)
+    .await?;
     name.map(|n| Actor(format!("key:{n}")))
         .ok_or(AuthError::InvalidKey)
 }
@@ -78,12 +79,13 @@ pub async fn create_key(pool: &PgPool, name: &str, actor: &str) -> Result<String
         .map_err(|e| sqlx::Error::Protocol(format!("no randomness for the key: {e}")))?;
     let key = format!("sw_{}", hex::encode(bytes));
     let mut tx = pool.begin().await?;
-    let id: i64 =
-        sqlx::query_scalar("insert into api_key (name, key_hash) values ($1, $2) returning id")
-            .bind(name)
-            .bind(hash(&key))
-            .fetch_one(&mut *tx)
-            .await?;
+    let id: i64 = sqlx::query_scalar!(
+        "insert into api_key (name, key_hash) values ($1, $2) returning id",
+        name,
+        hash(&key)
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     audit(
         &mut tx,
         actor,
@@ -106,14 +108,7 @@ pub async fn audit(
     entity_id: &str,
     details: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into audit_log (actor, action, entity, entity_id, details) values ($1, $2, $3, $4, $5)",
-    )
-    .bind(actor)
-    .bind(action)
-    .bind(entity)
-    .bind(entity_id)
-    .bind(details)
+    sqlx::query!("insert into audit_log (actor, action, entity, entity_id, details) values ($1, $2, $3, $4, $5)", actor, action, entity, entity_id, details)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -98,6 +98,7 @@ pub async fn seed(
     after_run: Option<i64>,
 ) -> Result<Seeded, sqlx::Error> {
     let source_rows = source_rows();
+    // Runtime SQL: the source records are a union built from the registry's datasets.
     let created = sqlx::query(sqlx::AssertSqlSafe(format!(
         "with src as (
              select distinct on (source, source_key) *
@@ -133,6 +134,7 @@ pub async fn seed(
     .await?
     .rows_affected();
 
+    // Runtime SQL: the source records are a union built from the registry's datasets.
     let refreshed = sqlx::query(sqlx::AssertSqlSafe(format!(
         "with src as (
              select distinct on (source, source_key) *
@@ -234,6 +236,7 @@ pub async fn derive(db: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
         sic = first("r.own_primary_sic"),
         placed = first("r.placed"),
     );
+    // Runtime SQL: the derived fields are built per field from the records' priority rule.
     Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .execute(db)
         .await?
@@ -244,8 +247,7 @@ pub async fn derive(db: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
 /// applying migrations); returns how many facilities changed.
 pub async fn refresh(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(crate::db::LINKING_LOCK)
+    sqlx::query!("select pg_advisory_xact_lock($1)", crate::db::LINKING_LOCK)
         .execute(&mut *tx)
         .await?;
     let n = derive(&mut tx).await?;
@@ -257,11 +259,13 @@ pub async fn refresh(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
 /// where `normalized_name` is missing (new facilities, renamed ones, a changed normalization).
 async fn fill_normalized_names(tx: &mut Transaction<'_, Postgres>) -> Result<u64, sqlx::Error> {
     use crate::domain::names;
-    let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-        "select id, own_name, own_address from facility where normalized_name is null",
+    let rows = sqlx::query!(
+        r#"select id, own_name as "own_name!", own_address from facility where normalized_name is null"#,
     )
     .fetch_all(&mut **tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.own_name, r.own_address));
     let mut ids = Vec::with_capacity(rows.len());
     let mut normalized = Vec::with_capacity(rows.len());
     let mut cores = Vec::with_capacity(rows.len());
@@ -272,15 +276,15 @@ async fn fill_normalized_names(tx: &mut Transaction<'_, Postgres>) -> Result<u64
         cores.push(names::core(&name));
         streets.push(address.as_deref().and_then(names::street_key));
     }
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "update facility f set normalized_name = x.n, match_name = x.m, street_key = x.s
          from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) as x(id, n, m, s)
          where f.id = x.id",
+        &ids,
+        &normalized,
+        &cores,
+        &streets as _
     )
-    .bind(&ids)
-    .bind(&normalized)
-    .bind(&cores)
-    .bind(&streets)
     .execute(&mut **tx)
     .await?
     .rows_affected())

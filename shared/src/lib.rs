@@ -1,5 +1,5 @@
-//! Stormwater Watch: everything the Lambda functions share. Each function's `main.rs` only
-//! wires telemetry, config, clients and one handler from here.
+//! Stormwater Watch: everything the Lambda functions share. Each function's `main.rs` is one
+//! call into [`lambda`], naming its handler; docs/ARCHITECTURE.md draws the layers.
 
 pub mod alerts;
 pub mod api;

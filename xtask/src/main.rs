@@ -1,8 +1,11 @@
 //! Local developer tasks (used by `./dev`):
 //!
-//! - `xtask setup`: create the staging bucket and the queues (with DLQs and redrive) on the emulator;
-//! - `xtask migrate`: apply migrations (the explicit step; functions never migrate at cold start);
-//! - `xtask sqs-runner`: play Lambda's SQS event source mapping for `sync-import` and `sync-finalize`;
+//! - `xtask setup`: create the staging bucket and the queues (with DLQs and redrive) on the emulator,
+//!   as template.yaml declares them;
+//! - `xtask migrate`: what the `migrate` function does (migrations, reference benchmarks, derived
+//!   facility fields; functions never migrate at cold start);
+//! - `xtask sqs-runner`: play Lambda's SQS event source mappings as template.yaml declares them
+//!   (`sync-import`, `sync-finalize`, `alert-dispatch`);
 //! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues;
 //! - `xtask import-chunk <message.json>`: import one chunk as `sync-import` would, in this
 //!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test);

@@ -108,10 +108,11 @@ pub async fn dispatch(
     webhooks: &outbound::Client,
     smtp: Option<&SmtpSettings>,
 ) -> Result<Dispatched, DispatchError> {
-    let subs: Vec<Subscription> = sqlx::query_as(
+    let subs: Vec<Subscription> = sqlx::query_as!(
+        Subscription,
         "select id, name, mode, polygon, center_lat, center_lon, radius_m, counties, regions,
                 min_ratio::float8 as min_ratio, repeat_threshold, min_severity, level, created_at
-         from subscription where active order by id",
+         from subscription where active order by id"
     )
     .fetch_all(pool)
     .await?;
@@ -150,16 +151,9 @@ pub async fn dispatch(
             p["subscription"] = json!({ "id": sub.id, "name": sub.name });
             payloads.push(p);
         }
-        out.created += sqlx::query(
-            "insert into alert (subscription_id, event_id, trigger, severity, payload)
+        out.created += sqlx::query!("insert into alert (subscription_id, event_id, trigger, severity, payload)
              select $1, e, t, s, p from unnest($2::bigint[], $3::text[], $4::text[], $5::jsonb[]) as x(e, t, s, p)
-             on conflict (subscription_id, event_id, trigger, coalesce(severity, '')) do nothing",
-        )
-        .bind(sub.id)
-        .bind(&ids)
-        .bind(&triggers)
-        .bind(&severities)
-        .bind(&payloads)
+             on conflict (subscription_id, event_id, trigger, coalesce(severity, '')) do nothing", sub.id, &ids, &triggers, &severities as _, &payloads)
         .execute(pool)
         .await?
         .rows_affected();
@@ -179,8 +173,7 @@ pub async fn dispatch(
 
 /// Events passing the subscription's non-spatial filters, with the trigger they would alert as.
 async fn candidates(pool: &PgPool, sub: &Subscription) -> Result<Vec<Candidate>, sqlx::Error> {
-    sqlx::query_as(
-        "with ev as (
+    sqlx::query_as!(Candidate, r#"with ev as (
              select e.*, f.name as facility_name, f.latitude, f.longitude, f.county, f.region,
                     p.name as pollutant_name, lc.level,
                     (select count(*) from violation_event x
@@ -201,7 +194,7 @@ async fn candidates(pool: &PgPool, sub: &Subscription) -> Result<Vec<Candidate>,
              select ev.*, 'escalated', ev.severity from ev
              where ev.escalated_at > $1 and ev.escalated_at > ev.detected_at
          )
-         select t.id, t.trigger, t.alert_severity as severity, t.latitude, t.longitude, t.county,
+         select t.id as "id!", t.trigger as "trigger!", t.alert_severity as severity, t.latitude, t.longitude, t.county,
                 t.region,
                 jsonb_build_object(
                     'event', jsonb_build_object(
@@ -216,16 +209,10 @@ async fn candidates(pool: &PgPool, sub: &Subscription) -> Result<Vec<Candidate>,
                         'screening', t.screening, 'unverified', t.unverified,
                         'ndPolicy', t.nd_policy, 'level', coalesce(t.level, 'baseline'),
                         'status', t.status, 'detectedAt', t.detected_at,
-                        'escalatedAt', t.escalated_at)) as payload
+                        'escalatedAt', t.escalated_at)) as "payload!"
          from t
          where $4::integer is null or t.facility_events >= $4
-         order by t.id",
-    )
-    .bind(sub.created_at)
-    .bind(sub.min_ratio)
-    .bind(&sub.min_severity)
-    .bind(sub.repeat_threshold)
-    .bind(&sub.level)
+         order by t.id"#, sub.created_at, sub.min_ratio, sub.min_severity.as_deref(), sub.repeat_threshold, sub.level.as_deref())
     .fetch_all(pool)
     .await
 }
@@ -247,14 +234,15 @@ async fn deliver_pending(
     webhooks: &outbound::Client,
     smtp: Option<&SmtpSettings>,
 ) -> Result<(u64, u64), sqlx::Error> {
-    let pending: Vec<Pending> = sqlx::query_as(
+    let pending: Vec<Pending> = sqlx::query_as!(
+        Pending,
         "select a.id, a.attempts, s.delivery, s.email, s.webhook_url, s.webhook_secret, a.payload
          from alert a join subscription s on s.id = a.subscription_id
          where s.active and (a.status = 'pending' or (a.status = 'failed' and a.attempts < $1))
          order by a.id limit $2",
+        MAX_ATTEMPTS,
+        BATCH
     )
-    .bind(MAX_ATTEMPTS)
-    .bind(BATCH)
     .fetch_all(pool)
     .await?;
     let (mut sent, mut failed) = (0, 0);
@@ -286,23 +274,23 @@ async fn deliver_pending(
         match result {
             Ok(()) => {
                 sent += 1;
-                sqlx::query(
+                sqlx::query!(
                     "update alert set status = 'sent', sent_at = now(), attempts = attempts + 1,
                                       last_error = null where id = $1",
+                    a.id
                 )
-                .bind(a.id)
                 .execute(pool)
                 .await?;
             }
             Err(e) => {
                 failed += 1;
                 tracing::warn!(alert = a.id, attempts = a.attempts + 1, error = %e, "alert delivery failed");
-                sqlx::query(
+                sqlx::query!(
                     "update alert set status = 'failed', attempts = attempts + 1, last_error = $2
                      where id = $1",
+                    a.id,
+                    e.to_string()
                 )
-                .bind(a.id)
-                .bind(e.to_string())
                 .execute(pool)
                 .await?;
             }

@@ -108,14 +108,13 @@ async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         to,
     };
     let snapshot = match scope.snapshot_key() {
-        Some(key) => {
-            sqlx::query_as::<_, (Value, chrono::DateTime<chrono::Utc>)>(
-                "select body, computed_at from dashboard_snapshot where scope = $1",
-            )
-            .bind(key)
-            .fetch_optional(&state.pool)
-            .await?
-        }
+        Some(key) => sqlx::query!(
+            "select body, computed_at from dashboard_snapshot where scope = $1",
+            key
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .map(|r| (r.body, r.computed_at)),
         None => None,
     };
     let (data, snapshot_at) = match snapshot {
@@ -143,8 +142,8 @@ pub async fn refresh_snapshots(
     let started = std::time::Instant::now();
     let scopes: Vec<(Option<String>, Option<String>)> = match facility_id {
         None => {
-            sqlx::query_as(
-                "select null::text, null::text
+            sqlx::query!(
+                "select null::text as county, null::text as region
                  union select distinct lower(c), null from (
                      select county as c from facility union select place_county from smarts_violation
                      union select place_county from smarts_inspection
@@ -156,16 +155,22 @@ pub async fn refresh_snapshots(
             )
             .fetch_all(pool)
             .await?
+            .into_iter()
+            .map(|r| (r.county, r.region))
+            .collect()
         }
         Some(id) => {
-            sqlx::query_as(
-                "select null::text, null::text
+            sqlx::query!(
+                "select null::text as county, null::text as region
                  union all select lower(county), null from facility where id = $1 and county is not null
                  union all select null, upper(region) from facility where id = $1 and region is not null",
+                id
             )
-            .bind(id)
             .fetch_all(pool)
             .await?
+            .into_iter()
+            .map(|r| (r.county, r.region))
+            .collect()
         }
     };
     let mut rows: Vec<(String, Value)> = Vec::new();
@@ -185,17 +190,17 @@ pub async fn refresh_snapshots(
     }
     let mut tx = pool.begin().await?;
     if facility_id.is_none() {
-        sqlx::query("delete from dashboard_snapshot")
+        sqlx::query!("delete from dashboard_snapshot")
             .execute(&mut *tx)
             .await?;
     }
     for (key, body) in rows {
-        sqlx::query(
+        sqlx::query!(
             "insert into dashboard_snapshot (scope, body) values ($1, $2)
              on conflict (scope) do update set body = excluded.body, computed_at = now()",
+            key,
+            body
         )
-        .bind(key)
-        .bind(body)
         .execute(&mut *tx)
         .await?;
     }

@@ -89,10 +89,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiError> {
     // The linker sets merged_into to the facility the record is linked to, which is always a
     // canonical one: one lookup, never a chain.
-    let target: Option<i64> = sqlx::query_scalar(
-        "select merged_into from facility where id = $1 and merged_into is not null",
+    let target: Option<i64> = sqlx::query_scalar!(
+        r#"select merged_into as "v!" from facility where id = $1 and merged_into is not null"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&state.pool)
     .await?;
     match target {
@@ -111,6 +111,7 @@ async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiErro
 }
 
 async fn one(state: &ApiState, sql: &str, id: i64) -> Result<Value, ApiError> {
+    // Runtime SQL: the profile and complete statements are built from the linked-record CTE and per-table counts.
     sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql.to_owned()))
         .bind(id)
         .fetch_optional(&state.pool)
@@ -311,10 +312,12 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
             .ok_or_else(|| ApiError::bad("cursor", "not a cursor from a previous page"))?,
         ),
     };
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from facility where id = $1)")
-        .bind(id)
-        .fetch_one(&state.pool)
-        .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"select exists (select 1 from facility where id = $1) as "v!""#,
+        id
+    )
+    .fetch_one(&state.pool)
+    .await?;
     if !exists {
         return Err(ApiError::NotFound(format!("no facility {id}")));
     }
@@ -362,6 +365,7 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
         i = mine("smarts_inspection"),
         a = mine("smarts_enforcement_action"),
     );
+    // Runtime SQL: the timeline is a union built from one part per source table.
     let (items, undated): (Value, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(kind)

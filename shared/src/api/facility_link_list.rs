@@ -38,8 +38,8 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let facility_id = q.int("facilityId", 1..=i64::MAX)?;
     let region = q.text("region")?;
     let county = q.text("county")?;
-    let rows: Vec<(i64, Value)> = sqlx::query_as(
-        "select l.id, jsonb_build_object(
+    let rows: Vec<(i64, Value)> = sqlx::query!(
+        r#"select l.id, jsonb_build_object(
                     'id', l.id, 'source', l.source, 'sourceKey', l.source_key,
                     'record', case when o.id is null then null else jsonb_build_object(
                         'facilityId', o.id, 'name', o.own_name, 'address', o.own_address,
@@ -49,6 +49,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                         'region', f.region),
                     'method', l.method, 'confidence', l.confidence, 'status', l.status,
                     'notes', l.notes, 'verifiedBy', l.verified_by, 'verifiedAt', l.verified_at)
+                  as "item!"
          from facility_link l
          join facility f on f.id = l.facility_id
          left join facility o on o.origin_source = l.source and o.origin_key = l.source_key
@@ -61,19 +62,22 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
            and ($7::text is null or lower(f.county) = lower($7))
            and ($8::bigint is null or l.id > $8)
          order by l.id
-         limit $9",
+         limit $9"#,
+        status,
+        method,
+        source,
+        min_confidence,
+        facility_id,
+        region,
+        county,
+        after,
+        limit + 1
     )
-    .bind(status)
-    .bind(method)
-    .bind(source)
-    .bind(min_confidence)
-    .bind(facility_id)
-    .bind(&region)
-    .bind(&county)
-    .bind(after)
-    .bind(limit + 1)
     .fetch_all(&state.pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.item))
+    .collect();
     let (data, page) = super::list::keyed_page(&cursors, rows, limit);
     Ok(json!({
         "data": data,

@@ -101,15 +101,15 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         links: links_report,
         violations,
     };
-    let links: Value = sqlx::query_scalar(
-        "select coalesce(jsonb_agg(jsonb_build_object('facilityId', l.facility_id,
+    let links: Value = sqlx::query_scalar!(
+        r#"select coalesce(jsonb_agg(jsonb_build_object('facilityId', l.facility_id,
                     'method', l.method, 'confidence', l.confidence, 'status', l.status,
                     'verifiedBy', l.verified_by, 'verifiedAt', l.verified_at, 'notes', l.notes)
                     order by l.status, l.facility_id), '[]')
-         from facility_link l where l.source = $1 and l.source_key = $2",
+         as "v!" from facility_link l where l.source = $1 and l.source_key = $2"#,
+        &decision.source,
+        &decision.key
     )
-    .bind(&decision.source)
-    .bind(&decision.key)
     .fetch_one(&state.pool)
     .await?;
     let now = record(state, &decision.source, &decision.key).await?;
@@ -146,12 +146,12 @@ struct Decision {
 
 /// The facility a record is linked to now.
 async fn record(state: &ApiState, source: &str, key: &str) -> Result<Option<i64>, ApiError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "select facility_id from facility_link
           where source = $1 and source_key = $2 and status = 'linked'",
+        source,
+        key
     )
-    .bind(source)
-    .bind(key)
     .fetch_optional(&state.pool)
     .await?)
 }
@@ -159,19 +159,22 @@ async fn record(state: &ApiState, source: &str, key: &str) -> Result<Option<i64>
 /// Stores the decision (replacing the record's earlier decisions it contradicts) and audits it.
 async fn store(state: &ApiState, d: &Decision) -> Result<(), LinkError> {
     let mut tx = state.pool.begin().await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from facility where id = $1)")
-        .bind(d.facility)
-        .fetch_one(&mut *tx)
-        .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"select exists (select 1 from facility where id = $1) as "v!""#,
+        d.facility
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if !exists {
         return Err(LinkError::NotFound(format!("no facility {}", d.facility)));
     }
-    let own: Option<i64> =
-        sqlx::query_scalar("select id from facility where origin_source = $1 and origin_key = $2")
-            .bind(&d.source)
-            .bind(&d.key)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let own: Option<i64> = sqlx::query_scalar!(
+        "select id from facility where origin_source = $1 and origin_key = $2",
+        &d.source,
+        &d.key
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(own) = own else {
         return Err(LinkError::NotFound(format!(
             "no {} record {:?} (SMARTS keys are 'APP_ID|WDID', eSMR keys the CIWQS place id)",
@@ -188,41 +191,33 @@ async fn store(state: &ApiState, d: &Decision) -> Result<(), LinkError> {
     if d.link {
         // One linked facility per record: a new link replaces the record's earlier link, and
         // lifts an unlink from this facility.
-        sqlx::query(
+        sqlx::query!(
             "delete from facility_link_decision
               where source = $1 and source_key = $2
                 and (decision = 'link' or (decision = 'unlink' and facility_id = $3))",
+            &d.source,
+            &d.key,
+            d.facility
         )
-        .bind(&d.source)
-        .bind(&d.key)
-        .bind(d.facility)
         .execute(&mut *tx)
         .await?;
     } else {
-        sqlx::query(
+        sqlx::query!(
             "delete from facility_link_decision
               where source = $1 and source_key = $2 and decision = 'link' and facility_id = $3",
+            &d.source,
+            &d.key,
+            d.facility
         )
-        .bind(&d.source)
-        .bind(&d.key)
-        .bind(d.facility)
         .execute(&mut *tx)
         .await?;
     }
-    let id: i64 = sqlx::query_scalar(
-        "insert into facility_link_decision (source, source_key, facility_id, decision, decided_by, notes)
+    let id: i64 = sqlx::query_scalar!("insert into facility_link_decision (source, source_key, facility_id, decision, decided_by, notes)
          values ($1, $2, $3, $4, $5, $6)
          on conflict on constraint facility_link_decision_pair_uniq do update
             set decision = excluded.decision, decided_by = excluded.decided_by,
                 decided_at = now(), notes = excluded.notes
-         returning id",
-    )
-    .bind(&d.source)
-    .bind(&d.key)
-    .bind(d.facility)
-    .bind(if d.link { "link" } else { "unlink" })
-    .bind(&d.actor)
-    .bind(&d.notes)
+         returning id", &d.source, &d.key, d.facility, if d.link { "link" } else { "unlink" }, &d.actor, d.notes.as_deref())
     .fetch_one(&mut *tx)
     .await?;
     crate::auth::audit(

@@ -11,7 +11,7 @@ use serde_json::json;
 pub async fn handle(state: &ApiState, _req: Request) -> Response<Body> {
     // Both at once: a slow cache never adds to the time a database outage takes to report.
     let (db, cache) = tokio::join!(
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.pool),
+        sqlx::query_scalar!("select 1").fetch_one(&state.pool),
         state.cache.ping()
     );
     let fresh = match &db {

@@ -1,4 +1,5 @@
-//! HTTP handlers: each endpoint's Lambda calls one of these with its shared state.
+//! HTTP handlers: [`routes::FUNCTIONS`] names each route's handler and its OpenAPI operation;
+//! [`publish`] makes a new computed state visible to them.
 
 pub mod dashboard;
 pub mod doc;
@@ -96,7 +97,7 @@ impl ApiState {
         self.cursor_key
             .get_or_try_init(|| async {
                 let key: Option<Vec<u8>> =
-                    sqlx::query_scalar("select key from signing_key where purpose = 'cursor'")
+                    sqlx::query_scalar!("select key from signing_key where purpose = 'cursor'")
                         .fetch_optional(&self.pool)
                         .await?;
                 key.and_then(crate::http::CursorKey::new).ok_or_else(|| {

@@ -42,8 +42,8 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let county = q.text("county")?;
     // Paging key: a synthetic row number would shift between pages; (facility_id, pollutant)
     // is unique, encoded as facility_id * 64 + pollutant ordinal.
-    let rows: Vec<(i64, Value)> = sqlx::query_as(
-        "select l.facility_id * 64 + array_position($7::text[], l.pollutant_key) as k,
+    let rows: Vec<(i64, Value)> = sqlx::query!(
+        r#"select l.facility_id * 64 + array_position($7::text[], l.pollutant_key) as "k!",
                 jsonb_build_object(
                     'facility', jsonb_build_object('id', f.id, 'name', f.name, 'county', f.county,
                                                    'region', f.region),
@@ -59,6 +59,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                                  and e.pollutant_key = l.pollutant_key
                                  and e.source = 'smarts_industrial' and e.retracted_at is null
                                  and e.benchmark_type in ('NAL_ANNUAL', 'NAL_INSTANT')))
+                  as "item!"
          from nal_level_current l
          join facility f on f.id = l.facility_id
          where ($1::text is null or l.pollutant_key = $1)
@@ -69,18 +70,21 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
            and ($6::bigint is null
                 or l.facility_id * 64 + array_position($7::text[], l.pollutant_key) > $6)
          order by 1
-         limit $8",
+         limit $8"#,
+        pollutant,
+        level,
+        facility_id,
+        region,
+        county,
+        after,
+        crate::domain::pollutant::KEYS as _,
+        limit + 1
     )
-    .bind(&pollutant)
-    .bind(level)
-    .bind(facility_id)
-    .bind(&region)
-    .bind(&county)
-    .bind(after)
-    .bind(crate::domain::pollutant::KEYS)
-    .bind(limit + 1)
     .fetch_all(&state.pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.k, r.item))
+    .collect();
     let (data, page) = super::list::keyed_page(&cursors, rows, limit);
     Ok(json!({
         "data": data,

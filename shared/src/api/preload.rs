@@ -28,12 +28,12 @@ const TOP_FACILITIES: i64 = 20;
 /// Failures are logged and skipped: preloading only ever saves time.
 pub async fn hot_keys(state: &ApiState) -> usize {
     let started = std::time::Instant::now();
-    let top: Vec<i64> = sqlx::query_scalar(
+    let top: Vec<i64> = sqlx::query_scalar!(
         "select facility_id from violation_event
           where retracted_at is null and status in ('open', 'under_review')
           group by facility_id order by count(*) desc, facility_id limit $1",
+        TOP_FACILITIES
     )
-    .bind(TOP_FACILITIES)
     .fetch_all(&state.pool)
     .await
     .inspect_err(|e| tracing::warn!(error = %e, "preload: top facilities unavailable"))

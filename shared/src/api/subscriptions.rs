@@ -319,15 +319,18 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
     validate(state, &mut s).await?;
     let mut tx = state.pool.begin().await?;
     // One create at a time per owner, so concurrent requests cannot pass the cap together.
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('subscription.owner:' || $1, 0))")
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
-    let active: i64 =
-        sqlx::query_scalar("select count(*) from subscription where owner = $1 and active")
-            .bind(actor)
-            .fetch_one(&mut *tx)
-            .await?;
+    sqlx::query!(
+        "select pg_advisory_xact_lock(hashtextextended('subscription.owner:' || $1, 0))",
+        actor
+    )
+    .execute(&mut *tx)
+    .await?;
+    let active: i64 = sqlx::query_scalar!(
+        r#"select count(*) as "v!" from subscription where owner = $1 and active"#,
+        actor
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let max = state.writes.max_active_subscriptions;
     if active >= i64::from(max) {
         return Err(ApiError::Conflict(format!(
@@ -335,6 +338,7 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
              deactivate one (DELETE /api/subscriptions/{{id}}) before creating another"
         )));
     }
+    // Runtime SQL: the returned columns are one list (COLUMNS) shared by every subscription answer.
     let row: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "insert into subscription (name, owner, mode, polygon, center_lat, center_lon, radius_m,
                                    counties, regions, min_ratio, repeat_threshold, min_severity,
@@ -406,6 +410,7 @@ async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, Ap
 
 async fn deactivate(state: &ApiState, id: i64, actor: &str) -> Result<Value, ApiError> {
     let mut tx = state.pool.begin().await?;
+    // Runtime SQL: the returned columns are one list (COLUMNS) shared by every subscription answer.
     let row: Option<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "update subscription set active = false where id = $1 and owner = $2 returning {COLUMNS}"
     )))

@@ -33,6 +33,7 @@ const FILE_COLUMNS: &str = "f.id, f.dataset, f.source_url, f.status, f.checksum,
     f.extra_columns, f.error, f.started_at, f.finished_at";
 
 async fn files_of(state: &ApiState, run_ids: &[i64]) -> Result<Vec<Value>, ApiError> {
+    // Runtime SQL: the file columns are one list (FILE_COLUMNS) shared with the run detail.
     let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select jsonb_build_object('runId', f.run_id, 'file', to_jsonb(x)) from sync_file f
            cross join lateral (select {FILE_COLUMNS}) x
@@ -46,11 +47,8 @@ async fn files_of(state: &ApiState, run_ids: &[i64]) -> Result<Vec<Value>, ApiEr
 
 async fn recent(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let limit = q.limit(10, 100)?;
-    let runs: Vec<Value> = sqlx::query_scalar(
-        "select to_jsonb(r) from (select id, trigger, status, started_at, stage_finished_at, finished_at, error
-                                     from sync_run order by id desc limit $1) r",
-    )
-    .bind(limit)
+    let runs: Vec<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, error
+                                     from sync_run order by id desc limit $1) r"#, limit)
     .fetch_all(&state.pool)
     .await?;
     let ids: Vec<i64> = runs.iter().filter_map(|r| r["id"].as_i64()).collect();
@@ -71,11 +69,8 @@ async fn recent(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
 }
 
 async fn run(state: &ApiState, id: i64) -> Result<Value, ApiError> {
-    let run: Option<Value> = sqlx::query_scalar(
-        "select to_jsonb(r) from (select id, trigger, status, started_at, stage_finished_at, finished_at, error
-                                     from sync_run where id = $1) r",
-    )
-    .bind(id)
+    let run: Option<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, error
+                                     from sync_run where id = $1) r"#, id)
     .fetch_optional(&state.pool)
     .await?;
     let Some(mut run) = run else {
@@ -86,23 +81,17 @@ async fn run(state: &ApiState, id: i64) -> Result<Value, ApiError> {
         .into_iter()
         .map(|f| f["file"].clone())
         .collect();
-    let chunks: Vec<Value> = sqlx::query_scalar(
-        "select to_jsonb(c) from (select c.file_id, c.chunk_index, c.s3_key, c.first_line, c.status, c.attempts,
+    let chunks: Vec<Value> = sqlx::query_scalar!(r#"select to_jsonb(c) as "v!" from (select c.file_id, c.chunk_index, c.s3_key, c.first_line, c.status, c.attempts,
                 c.rows_read, c.rows_inserted, c.rows_updated, c.rows_unchanged, c.rows_quarantined,
                 c.duration_ms, c.error
            from import_chunk c join sync_file f on f.id = c.file_id where f.run_id = $1
-          order by c.file_id, c.chunk_index) c",
-    )
-    .bind(id)
+          order by c.file_id, c.chunk_index) c"#, id)
     .fetch_all(&state.pool)
     .await?;
     run["chunks"] = Value::Array(chunks);
-    let issues: Vec<Value> = sqlx::query_scalar(
-        "select jsonb_build_object('dataset', dataset, 'action', action, 'reason', reason, 'rows', n)
-           from (select dataset, action, reason, count(*) n from data_quality_issue where run_id = $1
-                  group by 1, 2, 3 order by n desc limit 100) x",
-    )
-    .bind(id)
+    let issues: Vec<Value> = sqlx::query_scalar!(r#"select jsonb_build_object('dataset', dataset, 'action', action, 'reason', reason, 'rows', n)
+           as "v!" from (select dataset, action, reason, count(*) n from data_quality_issue where run_id = $1
+                  group by 1, 2, 3 order by n desc limit 100) x"#, id)
     .fetch_all(&state.pool)
     .await?;
     run["dataQuality"] = Value::Array(issues);

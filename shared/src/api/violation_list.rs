@@ -214,10 +214,10 @@ async fn stored_total(state: &ApiState, f: &Filter) -> Result<Option<i64>, ApiEr
         return Ok(None);
     };
     let area = key.split_once('|').map(|(_, a)| a).unwrap_or_default();
-    let by_source: Option<Value> = sqlx::query_scalar(
-        "select body -> 'violations' -> 'bySource' from dashboard_snapshot where scope = $1",
+    let by_source: Option<Value> = sqlx::query_scalar!(
+        r#"select body -> 'violations' -> 'bySource' as "v!" from dashboard_snapshot where scope = $1"#,
+        area
     )
-    .bind(area)
     .fetch_optional(&state.pool)
     .await?;
     Ok(by_source.map(|b| f.sources.iter().map(|s| b[*s].as_i64().unwrap_or(0)).sum()))
@@ -256,10 +256,10 @@ pub async fn handle_stats(state: &ApiState, req: Request) -> Response<Body> {
         let f = filter(&q)?;
         let stored = match stored_key(&f) {
             Some(key) => {
-                sqlx::query_scalar::<_, Value>(
+                sqlx::query_scalar!(
                     "select body from dashboard_snapshot where scope = $1",
+                    format!("stats:{key}")
                 )
-                .bind(format!("stats:{key}"))
                 .fetch_optional(&state.pool)
                 .await?
             }

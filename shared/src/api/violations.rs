@@ -27,8 +27,8 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 /// The event with everything needed to check it by hand.
 pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
-    let event: Option<Value> = sqlx::query_scalar(
-        "select jsonb_build_object(
+    let event: Option<Value> = sqlx::query_scalar!(
+        r#"select jsonb_build_object(
              'id', e.id, 'status', e.status, 'statusChangedBy', e.status_changed_by,
              'statusChangedAt', e.status_changed_at, 'statusNotes', e.status_notes,
              'facility', jsonb_build_object('id', f.id, 'name', f.name, 'county', f.county,
@@ -69,13 +69,13 @@ pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
                         where e.measure = 'annual_average' and a.facility_id = e.facility_id
                           and a.pollutant_key = e.pollutant_key
                           and a.reporting_year = e.reporting_year))
-         from violation_event e
+         as "v!" from violation_event e
          join facility f on f.id = e.facility_id
          join pollutant p on p.key = e.pollutant_key
          left join benchmark b on b.id = e.benchmark_id
-         where e.id = $1",
+         where e.id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&state.pool)
     .await?;
     let Some(mut event) = event else {
@@ -83,8 +83,8 @@ pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
             "violation event {id} does not exist"
         )));
     };
-    let samples: Vec<Value> = sqlx::query_scalar(
-        "select jsonb_build_object(
+    let samples: Vec<Value> = sqlx::query_scalar!(
+        r#"select jsonb_build_object(
              'id', s.id, 'sourceTable', s.source_table, 'sourceRowId', s.source_row_id,
              'date', s.detected_on, 'qualifier', s.qualifier, 'nonDetect', s.non_detect,
              'rawValue', s.raw_value, 'rawUnit', s.raw_unit,
@@ -95,45 +95,45 @@ pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
              'benchmarkUnit', s.benchmark_unit, 'unverified', b.unverified,
              'ratio', s.ratio, 'exceeds', s.exceeds, 'severity', s.severity,
              'screening', s.screening)
-         from violation_sample s join benchmark b on b.id = s.benchmark_id
+         as "v!" from violation_sample s join benchmark b on b.id = s.benchmark_id
          where s.event_id = $1
-         order by s.detected_on, s.source_row_id, s.benchmark_id",
+         order by s.detected_on, s.source_row_id, s.benchmark_id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&state.pool)
     .await?;
-    let history: Vec<Value> = sqlx::query_scalar(
-        "select jsonb_build_object('from', from_status, 'to', to_status, 'by', changed_by,
+    let history: Vec<Value> = sqlx::query_scalar!(
+        r#"select jsonb_build_object('from', from_status, 'to', to_status, 'by', changed_by,
                                    'at', changed_at, 'notes', notes)
-         from violation_status_audit where event_id = $1 order by changed_at, id",
+         as "v!" from violation_status_audit where event_id = $1 order by changed_at, id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&state.pool)
     .await?;
-    let duplicates: Vec<Value> = sqlx::query_scalar(
-        "select jsonb_build_object('smartsViolationId', v.violation_id, 'rowId', v.id,
+    let duplicates: Vec<Value> = sqlx::query_scalar!(
+        r#"select jsonb_build_object('smartsViolationId', v.violation_id, 'rowId', v.id,
                                    'violationType', v.violation_type,
                                    'occurrenceDate', v.occurrence_date, 'score', d.score,
                                    'reason', d.reason)
-         from violation_duplicate d join smarts_violation v on v.id = d.smarts_violation_id
-         where d.event_id = $1 order by d.score desc, v.id",
+         as "v!" from violation_duplicate d join smarts_violation v on v.id = d.smarts_violation_id
+         where d.event_id = $1 order by d.score desc, v.id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&state.pool)
     .await?;
     // Results of the same facility, pollutant and year that the engine did not count, and why.
-    let exclusions: Vec<Value> = sqlx::query_scalar(
-        "select jsonb_build_object('sourceTable', x.source_table, 'sourceRowId', x.source_row_id,
+    let exclusions: Vec<Value> = sqlx::query_scalar!(
+        r#"select jsonb_build_object('sourceTable', x.source_table, 'sourceRowId', x.source_row_id,
                                    'date', x.sample_date, 'rawValue', x.raw_value,
                                    'rawUnit', x.raw_unit, 'reason', x.reason)
-         from violation_event e
+         as "v!" from violation_event e
          join violation_exclusion x on x.facility_id = e.facility_id
                                    and x.pollutant_key = e.pollutant_key
                                    and x.reporting_year = e.reporting_year
          where e.id = $1
-         order by x.sample_date nulls first, x.source_table, x.source_row_id",
+         order by x.sample_date nulls first, x.source_table, x.source_row_id"#,
+        id
     )
-    .bind(id)
     .fetch_all(&state.pool)
     .await?;
     event["samples"] = json!(samples);
@@ -205,8 +205,7 @@ async fn change(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
     // Stored dashboards and cached listings show statuses: refresh the dashboards of the
     // event's facility (statewide, its county, its region), then start a new generation.
     let facility: Option<i64> =
-        sqlx::query_scalar("select facility_id from violation_event where id = $1")
-            .bind(id)
+        sqlx::query_scalar!("select facility_id from violation_event where id = $1", id)
             .fetch_optional(&state.pool)
             .await?;
     if let Some(f) = facility {

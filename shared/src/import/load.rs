@@ -54,6 +54,7 @@ pub async fn load_chunk(
     let started = std::time::Instant::now();
     let cols = staging_columns(dataset);
     // A temp table shaped like the target's data columns; dropped at commit.
+    // Runtime SQL: the temporary table is shaped like the dataset's table (registry).
     sqlx::query(AssertSqlSafe(format!(
         "create temp table stage_rows on commit drop as
          select row_key, row_ord, row_hash, source_line, {cols} from {} with no data",
@@ -91,6 +92,7 @@ pub async fn load_chunk(
     counts.updated = updated;
     counts.inserted = inserted;
     counts.unchanged = stored - updated - inserted;
+    // Runtime SQL: stage_rows is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "insert into import_seen (file_id, row_key, row_ord)
          select $1, row_key, row_ord from stage_rows",
@@ -209,6 +211,7 @@ async fn merge(
     run_id: i64,
 ) -> Result<(u64, u64), LoadError> {
     for statement in dataset.merge.before {
+        // Runtime SQL: the dataset's own merge statements (registry), run as declared.
         sqlx::query(AssertSqlSafe(*statement))
             .bind(run_id)
             .execute(&mut **tx)
@@ -251,6 +254,7 @@ async fn merge(
          )
          select count(*) filter (where not inserted), count(*) filter (where inserted) from m"
     );
+    // Runtime SQL: the merge is built from the dataset's table and columns (registry).
     let (updated, inserted): (i64, i64) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(run_id)
         .fetch_one(&mut **tx)
@@ -293,22 +297,11 @@ pub async fn insert_issues(
         .iter()
         .map(|i| i.column.as_deref().map(|v| without_nul(v).into_owned()))
         .collect();
-    sqlx::query(
-        "insert into data_quality_issue (run_id, file_id, dataset, source_file, line, column_name, action, reason, value, raw)
+    let source_file = without_nul(source.source_file);
+    sqlx::query!("insert into data_quality_issue (run_id, file_id, dataset, source_file, line, column_name, action, reason, value, raw)
          select $1, $2, $3, $4, u.line, u.col, u.action, u.reason, u.value, u.raw
            from unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-                as u(line, col, action, reason, value, raw)",
-    )
-    .bind(source.run_id)
-    .bind(source.file_id)
-    .bind(source.dataset)
-    .bind(without_nul(source.source_file).as_ref())
-    .bind(&lines)
-    .bind(&columns)
-    .bind(&actions)
-    .bind(&reasons)
-    .bind(&values)
-    .bind(&raws)
+                as u(line, col, action, reason, value, raw)", source.run_id, source.file_id, source.dataset, source_file.as_ref(), &lines, &columns as _, &actions as _, &reasons, &values as _, &raws as _)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -139,30 +139,30 @@ pub struct Report {
 pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(crate::db::LINKING_LOCK)
+    sqlx::query!("select pg_advisory_xact_lock($1)", crate::db::LINKING_LOCK)
         .execute(&mut *tx)
         .await?;
-    let state: Option<(chrono::DateTime<chrono::Utc>, String, Option<i64>)> =
-        sqlx::query_as("select watermark, fingerprint, last_sync_run_id from facility_link_state")
+    let state =
+        sqlx::query!("select watermark, fingerprint, last_sync_run_id from facility_link_state")
             .fetch_optional(&mut *tx)
-            .await?;
+            .await?
+            .map(|r| (r.watermark, r.fingerprint, r.last_sync_run_id));
     let fingerprint = score::fingerprint(&opts.settings);
     let full = opts.force_full || state.as_ref().is_none_or(|s| s.1 != fingerprint);
     let mode = if full { "full" } else { "incremental" };
-    let run_id: i64 = sqlx::query_scalar(
+    let run_id: i64 = sqlx::query_scalar!(
         "insert into facility_link_run (trigger, sync_run_id, mode, status)
          values ($1, $2, $3, 'running') returning id",
+        &opts.trigger,
+        opts.sync_run_id,
+        mode
     )
-    .bind(&opts.trigger)
-    .bind(opts.sync_run_id)
-    .bind(mode)
     .fetch_one(&mut *tx)
     .await?;
     // Rows of a run still importing are not settled (as in the violation engine).
-    let up_to: i64 = sqlx::query_scalar(
-        "select coalesce((select min(id) - 1 from sync_run where status = 'running'),
-                         (select max(id) from sync_run), 0)",
+    let up_to: i64 = sqlx::query_scalar!(
+        r#"select coalesce((select min(id) - 1 from sync_run where status = 'running'),
+                         (select max(id) from sync_run), 0) as "v!""#
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -180,7 +180,7 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     mark("load");
     let pairs_scored = score_candidates(&mut tx, &opts.settings, full).await?;
     mark("score");
-    let pairs_stored: i64 = sqlx::query_scalar("select count(*) from facility_match")
+    let pairs_stored: i64 = sqlx::query_scalar!(r#"select count(*) as "v!" from facility_match"#)
         .fetch_one(&mut *tx)
         .await?;
     let plan = plan(&mut tx, &opts.settings).await?;
@@ -189,19 +189,20 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     // The served fields follow the links as they now are.
     let derived = crate::facility::derive(&mut tx).await?;
     mark("write");
+    // Runtime SQL: lk_relinked is a temporary table of this transaction, which the build-time check cannot see.
     let relinked_facilities: i64 = sqlx::query_scalar("select count(*) from lk_relinked")
         .fetch_one(&mut *tx)
         .await?;
 
-    sqlx::query(
+    sqlx::query!(
         "insert into facility_link_state (watermark, fingerprint, last_sync_run_id)
          values (now(), $1, $2)
          on conflict (id) do update set watermark = excluded.watermark,
              fingerprint = excluded.fingerprint, last_sync_run_id = excluded.last_sync_run_id,
              updated_at = now()",
+        &fingerprint,
+        up_to
     )
-    .bind(&fingerprint)
-    .bind(up_to)
     .execute(&mut *tx)
     .await?;
 
@@ -222,12 +223,12 @@ pub async fn run(pool: &PgPool, opts: &Options) -> Result<Report, LinkError> {
     };
     summarize(&mut tx, &opts.settings, &mut report).await?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    sqlx::query(
+    sqlx::query!(
         "update facility_link_run set status = 'succeeded', finished_at = clock_timestamp(),
                 report = $2 where id = $1",
+        run_id,
+        serde_json::to_value(&report).unwrap_or_default()
     )
-    .bind(run_id)
-    .bind(serde_json::to_value(&report).unwrap_or_default())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -256,13 +257,13 @@ pub async fn record_failure(
     opts: &Options,
     error: &LinkError,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into facility_link_run (trigger, sync_run_id, mode, status, finished_at, error)
          values ($1, $2, 'incremental', 'failed', now(), $3)",
+        &opts.trigger,
+        opts.sync_run_id,
+        error.to_string()
     )
-    .bind(&opts.trigger)
-    .bind(opts.sync_run_id)
-    .bind(error.to_string())
     .execute(pool)
     .await?;
     Ok(())
@@ -311,6 +312,7 @@ async fn load_records(
         let q = if i == 0 { q.bind(watermark) } else { q };
         q.execute(&mut **tx).await?;
     }
+    // Runtime SQL: lk_rec is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query_scalar("select count(*) from lk_rec where changed")
         .fetch_one(&mut **tx)
         .await
@@ -351,11 +353,14 @@ async fn score_candidates(
     // (floor - 0.15) / 0.6 (0.15: the same city, the most a record without coordinates or
     // street address can add).
     let name_threshold = ((f64::from(s.floor) - 0.15) / 0.6).clamp(0.1, 1.0);
-    sqlx::query("select set_config('pg_trgm.similarity_threshold', $1, true)")
-        .bind(format!("{name_threshold:.3}"))
-        .execute(&mut **tx)
-        .await?;
-    let rows: Vec<Candidate> = sqlx::query_as(
+    sqlx::query!(
+        "select set_config('pg_trgm.similarity_threshold', $1, true)",
+        format!("{name_threshold:.3}")
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    // Runtime SQL: lk_nocoord, lk_rec are temporary tables of this transaction, which the build-time check cannot see.
+    let rows: Vec<Candidate> = sqlx::query_as::<_, Candidate>(
         "with pairs as (
              select a.source as s1, a.key as k1, b.source as s2, b.key as k2,
                     'same WDID ' || a.wdid as exact
@@ -480,10 +485,11 @@ async fn score_candidates(
         dist.push(distance);
     }
     if full {
-        sqlx::query("delete from facility_match")
+        sqlx::query!("delete from facility_match")
             .execute(&mut **tx)
             .await?;
     } else {
+        // Runtime SQL: lk_rec is a temporary table of this transaction, which the build-time check cannot see.
         sqlx::query(
             "delete from facility_match m using lk_rec r
              where r.changed and ((m.a_source, m.a_key) = (r.source, r.key)
@@ -493,21 +499,21 @@ async fn score_candidates(
         .await?;
     }
     let [a_source, a_key, b_source, b_key, method, reason] = cols;
-    sqlx::query(
+    sqlx::query!(
         "insert into facility_match (a_source, a_key, b_source, b_key, method, confidence,
                                      name_similarity, distance_m, reason)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::real[], $7::real[], $8::float8[], $9::text[])",
+        &a_source,
+        &a_key,
+        &b_source,
+        &b_key,
+        &method,
+        &conf,
+        &sim as _,
+        &dist as _,
+        &reason
     )
-    .bind(&a_source)
-    .bind(&a_key)
-    .bind(&b_source)
-    .bind(&b_key)
-    .bind(&method)
-    .bind(&conf)
-    .bind(&sim)
-    .bind(&dist)
-    .bind(&reason)
     .execute(&mut **tx)
     .await?;
     Ok(rows.len() as i64)
@@ -583,12 +589,21 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
     let mut recs = Records::default();
     let mut edges = Vec::new();
     let mut reasons = Vec::new();
-    let matches: Vec<(String, String, String, String, String, f32, String)> = sqlx::query_as(
+    let matches = sqlx::query!(
         "select a_source, a_key, b_source, b_key, method, confidence, reason from facility_match",
     )
     .fetch_all(&mut **tx)
     .await?;
-    for (a_source, a_key, b_source, b_key, method, confidence, reason) in matches {
+    for m in matches {
+        let (a_source, a_key, b_source, b_key, method, confidence, reason) = (
+            m.a_source,
+            m.a_key,
+            m.b_source,
+            m.b_key,
+            m.method,
+            m.confidence,
+            m.reason,
+        );
         let (a, b) = (recs.id(&a_source, &a_key), recs.id(&b_source, &b_key));
         let method = if method == "exact" {
             Method::Exact
@@ -608,11 +623,12 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
         });
         reasons.push(reason);
     }
-    let decisions: Vec<Decision> = sqlx::query_as(
+    let decisions: Vec<Decision> = sqlx::query_as!(
+        Decision,
         "select d.source, d.source_key, d.facility_id, d.decision, d.decided_by, d.decided_at,
                 d.notes, f.origin_source, f.origin_key
          from facility_link_decision d left join facility f on f.id = d.facility_id
-         order by d.id",
+         order by d.id"
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -648,7 +664,7 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
         }
     }
     // Records whose current rows are more than their plain seed link must be rewritten too.
-    let current: Vec<(String, String)> = sqlx::query_as(
+    let current = sqlx::query!(
         "select distinct l.source, l.source_key
          from facility_link l
          left join facility f on f.origin_source = l.source and f.origin_key = l.source_key
@@ -656,11 +672,12 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
     )
     .fetch_all(&mut **tx)
     .await?;
-    for (source, key) in &current {
-        recs.id(source, key);
+    for r in &current {
+        recs.id(&r.source, &r.source_key);
     }
     let fids: HashMap<(String, String), i64> = {
         let (sources, keys): (Vec<String>, Vec<String>) = recs.keys.iter().cloned().unzip();
+        // Runtime SQL: lk_rec is a temporary table of this transaction, which the build-time check cannot see.
         sqlx::query_as::<_, (String, String, i64)>(
             "select r.source, r.key, r.fid from lk_rec r
              join unnest($1::text[], $2::text[]) as x(source, key)
@@ -817,6 +834,7 @@ async fn plan(tx: &mut Transaction<'_, Postgres>, s: &Settings) -> Result<Plan, 
 /// Makes `facility_link` say what `rows` say for the records they cover; sets `merged_into`
 /// and fills `lk_relinked` (queued in `facility_relink`).
 async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Written, sqlx::Error> {
+    // Runtime SQL: lk_want is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "create temp table lk_want (source text, source_key text, facility_id bigint,
              method text, confidence real, status text, verified_by text,
@@ -825,6 +843,7 @@ async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Writ
     .execute(&mut **tx)
     .await?;
     let col = |f: fn(&Want) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    // Runtime SQL: lk_want is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "insert into lk_want
          select * from unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::real[],
@@ -914,6 +933,7 @@ async fn write(tx: &mut Transaction<'_, Postgres>, rows: &[Want]) -> Result<Writ
 /// Runs `dml` (returning `facility_id` and `moved`), queues the facilities of moved rows in
 /// `lk_relinked` and returns how many rows changed.
 async fn changed(tx: &mut Transaction<'_, Postgres>, dml: &str) -> Result<i64, sqlx::Error> {
+    // Runtime SQL: wraps the caller's DML statement, and lk_relinked is a temporary table of this transaction.
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "with c as ({dml}), q as (
              insert into lk_relinked select distinct facility_id from c where moved
@@ -930,19 +950,20 @@ async fn summarize(
     s: &Settings,
     report: &mut Report,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "select status, method,
+    let rows = sqlx::query!(
+        r#"select status, method,
                 case when confidence >= 1 then '1.00'
                      when confidence >= 0.95 then '0.95-0.99'
                      when confidence >= $1 then 'threshold-0.94'
-                     else 'floor-threshold' end as band,
-                count(*)
-         from facility_link where status <> 'rejected' group by 1, 2, 3",
+                     else 'floor-threshold' end as "band!",
+                count(*) as "n!"
+         from facility_link where status <> 'rejected' group by 1, 2, 3"#,
+        s.threshold
     )
-    .bind(s.threshold)
     .fetch_all(&mut **tx)
     .await?;
-    for (status, method, band, n) in rows {
+    for r in rows {
+        let (status, method, band, n) = (r.status, r.method, r.band, r.n);
         if status == "proposed" {
             report.proposed += n;
             continue;
@@ -955,9 +976,10 @@ async fn summarize(
             .entry(band)
             .or_default() += n;
     }
-    report.merged_facilities =
-        sqlx::query_scalar("select count(*) from facility where merged_into is not null")
-            .fetch_one(&mut **tx)
-            .await?;
+    report.merged_facilities = sqlx::query_scalar!(
+        r#"select count(*) as "v!" from facility where merged_into is not null"#
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -33,46 +33,23 @@ pub async fn load(pool: &PgPool) -> Result<Loaded, LoadError> {
     let mut pollutants = 0;
     for (key, name) in &names {
         let unit = if *key == "ph" { "pH units" } else { "mg/L" };
-        pollutants += sqlx::query(
-            "insert into pollutant (key, name, category, canonical_unit) values ($1, $2, $3, $4)
-             on conflict (key) do update set category = excluded.category, canonical_unit = excluded.canonical_unit",
-        )
-        .bind(key)
-        .bind(name)
-        .bind(benchmarks::category(key))
-        .bind(unit)
+        pollutants += sqlx::query!("insert into pollutant (key, name, category, canonical_unit) values ($1, $2, $3, $4)
+             on conflict (key) do update set category = excluded.category, canonical_unit = excluded.canonical_unit", key, name, benchmarks::category(key), unit)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     }
     let mut written = 0;
     for b in &all {
-        written += sqlx::query(
-            "insert into benchmark (pollutant_key, benchmark_type, water_type, fraction, value, value_max, unit,
+        written += sqlx::query!("insert into benchmark (pollutant_key, benchmark_type, water_type, fraction, value, value_max, unit,
                                     source, source_url, verification, unverified, hardness_dependent,
                                     hardness_equation, test_method, effective_date)
-             values ($1, $2, $3, $4, $5::numeric, $6::numeric, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             values ($1, $2, $3, $4, $5::text::numeric, $6::text::numeric, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              on conflict on constraint benchmark_uniq do update
                 set value = excluded.value, value_max = excluded.value_max, unit = excluded.unit,
                     source_url = excluded.source_url, verification = excluded.verification,
                     unverified = excluded.unverified, hardness_dependent = excluded.hardness_dependent,
-                    hardness_equation = excluded.hardness_equation, test_method = excluded.test_method",
-        )
-        .bind(b.pollutant_key)
-        .bind(&b.benchmark_type)
-        .bind(&b.water_type)
-        .bind(b.fraction)
-        .bind(&b.value)
-        .bind(&b.value_max)
-        .bind(&b.unit)
-        .bind(&b.source)
-        .bind(&b.source_url)
-        .bind(&b.verification)
-        .bind(b.unverified)
-        .bind(b.hardness_dependent)
-        .bind(&b.hardness_equation)
-        .bind(&b.test_method)
-        .bind(b.effective_date)
+                    hardness_equation = excluded.hardness_equation, test_method = excluded.test_method", b.pollutant_key, &b.benchmark_type, &b.water_type, b.fraction, &b.value, b.value_max.as_deref(), &b.unit, &b.source, b.source_url.as_deref(), &b.verification, b.unverified, b.hardness_dependent, b.hardness_equation.as_deref(), b.test_method.as_deref(), b.effective_date)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -126,6 +126,7 @@ pub async fn list(
           order by f.id
           limit $10"
     );
+    // Runtime SQL: the filter conditions are built from the request's parameters.
     bind_filter!(sqlx::query_as(AssertSqlSafe(sql)), filter, q, sic)
         .bind(after)
         .bind(limit)
@@ -137,6 +138,7 @@ pub async fn list(
 pub async fn count(db: impl PgExecutor<'_>, filter: &FacilityFilter) -> Result<i64, sqlx::Error> {
     let (q, sic) = patterns(filter);
     let sql = format!("select count(*) from smarts_industrial_facility f where {FILTER}");
+    // Runtime SQL: the filter conditions are built from the request's parameters.
     bind_filter!(sqlx::query_scalar(AssertSqlSafe(sql)), filter, q, sic)
         .fetch_one(db)
         .await
@@ -153,7 +155,8 @@ pub struct Freshness {
 
 /// The newest succeeded file of every dataset.
 pub async fn freshness(db: impl PgExecutor<'_>) -> Result<Vec<Freshness>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Freshness,
         "select distinct on (dataset) dataset, finished_at, source_url, rows_read
            from sync_file where status in ('succeeded', 'partial')
           order by dataset, id desc",

@@ -1,4 +1,6 @@
-//! Repository functions: SQL lives here. Each takes an executor, so callers own transactions.
+//! Repository functions: the bookkeeping and reference SQL (sync runs, files and chunks; the
+//! benchmarks; the SMARTS facility list). Each takes an executor, so callers own transactions.
+//! Engines and handlers keep their own SQL beside their logic (docs/ARCHITECTURE.md, "SQL").
 
 pub mod benchmarks;
 pub mod facilities;

@@ -5,10 +5,12 @@ use sqlx::{PgExecutor, Postgres, Transaction};
 
 /// Starts a run; returns its id.
 pub async fn create_run(db: impl PgExecutor<'_>, trigger: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("insert into sync_run (trigger, status) values ($1, 'running') returning id")
-        .bind(trigger)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        "insert into sync_run (trigger, status) values ($1, 'running') returning id",
+        trigger
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// Registers one source file of a run.
@@ -17,14 +19,14 @@ pub async fn create_file(
     run_id: i64,
     source: &Source,
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "insert into sync_file (run_id, dataset, source_url, scope, status)
          values ($1, $2, $3, $4, 'staging') returning id",
+        run_id,
+        &source.dataset,
+        &source.url,
+        source.scope.as_deref()
     )
-    .bind(run_id)
-    .bind(&source.dataset)
-    .bind(&source.url)
-    .bind(&source.scope)
     .fetch_one(db)
     .await
 }
@@ -35,15 +37,16 @@ pub async fn last_good_file(
     dataset: &str,
     scope: Option<&str>,
 ) -> Result<Option<(Option<String>, Option<String>, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select checksum, etag, rows_read - rows_quarantined from sync_file
+    let row = sqlx::query!(
+        r#"select checksum, etag, rows_read - rows_quarantined as "stored!" from sync_file
          where dataset = $1 and scope is not distinct from $2 and status = 'succeeded' and chunk_count is not null
-         order by id desc limit 1",
+         order by id desc limit 1"#,
+        dataset,
+        scope
     )
-    .bind(dataset)
-    .bind(scope)
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| (r.checksum, r.etag, r.stored)))
 }
 
 /// Ends a file without importing it (`rejected`, `skipped` or `failed`), with a reason.
@@ -53,12 +56,14 @@ pub async fn close_file(
     status: &str,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("update sync_file set status = $2, error = $3, finished_at = now() where id = $1")
-        .bind(file_id)
-        .bind(status)
-        .bind(reason)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "update sync_file set status = $2, error = $3, finished_at = now() where id = $1",
+        file_id,
+        status,
+        reason
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -71,16 +76,16 @@ pub async fn create_chunk(
     first_line: i64,
     rows: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into import_chunk (file_id, chunk_index, s3_key, first_line, status, rows_read)
          values ($1, $2, $3, $4, 'pending', $5)
          on conflict (file_id, chunk_index) do nothing",
+        file_id,
+        chunk_index,
+        s3_key,
+        first_line,
+        i32::try_from(rows).unwrap_or(i32::MAX)
     )
-    .bind(file_id)
-    .bind(chunk_index)
-    .bind(s3_key)
-    .bind(first_line)
-    .bind(i32::try_from(rows).unwrap_or(i32::MAX))
     .execute(db)
     .await?;
     Ok(())
@@ -104,32 +109,34 @@ pub async fn finish_staging(
     tx: &mut Transaction<'_, Postgres>,
     f: &StagedFile<'_>,
 ) -> Result<bool, sqlx::Error> {
-    let (done, count): (i32, i32) = sqlx::query_as(
-        "update sync_file set chunk_count = $2, rows_read = $3, bytes = $4, checksum = $5, etag = $6,
+    let row = sqlx::query!(
+        r#"update sync_file set chunk_count = $2, rows_read = $3, bytes = $4, checksum = $5, etag = $6,
                 header = $7, extra_columns = $8,
                 -- Workers may have imported every chunk before the stager gets here.
                 status = case when chunks_done >= $2 then 'imported' else 'importing' end
-         where id = $1 returning chunks_done, chunk_count",
+         where id = $1 returning chunks_done, chunk_count as "chunk_count!""#,
+        f.file_id,
+        f.chunk_count,
+        f.rows_read,
+        f.bytes,
+        f.checksum,
+        f.etag,
+        f.header,
+        f.extra_columns
     )
-    .bind(f.file_id)
-    .bind(f.chunk_count)
-    .bind(f.rows_read)
-    .bind(f.bytes)
-    .bind(f.checksum)
-    .bind(f.etag)
-    .bind(f.header)
-    .bind(f.extra_columns)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(done == count)
+    Ok(row.chunks_done == row.chunk_count)
 }
 
 /// Marks staging of the whole run finished.
 pub async fn finish_run_staging(db: impl PgExecutor<'_>, run_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("update sync_run set stage_finished_at = now() where id = $1")
-        .bind(run_id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "update sync_run set stage_finished_at = now() where id = $1",
+        run_id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -141,27 +148,25 @@ pub async fn claim_finalize(
     tx: &mut Transaction<'_, Postgres>,
     run_id: i64,
 ) -> Result<bool, sqlx::Error> {
-    let staged: Option<(Option<chrono::DateTime<chrono::Utc>>,)> =
-        sqlx::query_as("select stage_finished_at from sync_run where id = $1 for update")
-            .bind(run_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if !matches!(staged, Some((Some(_),))) {
+    let staged = sqlx::query_scalar!(
+        "select stage_finished_at from sync_run where id = $1 for update",
+        run_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if !matches!(staged, Some(Some(_))) {
         return Ok(false);
     }
-    let busy: i64 = sqlx::query_scalar(
-        "select count(*) from sync_file where run_id = $1 and status in ('staging', 'importing')",
+    let busy: i64 = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from sync_file where run_id = $1 and status in ('staging', 'importing')"#,
+        run_id
     )
-    .bind(run_id)
     .fetch_one(&mut **tx)
     .await?;
     if busy > 0 {
         return Ok(false);
     }
-    let claimed = sqlx::query(
-        "update sync_run set finalize_requested_at = now() where id = $1 and finalize_requested_at is null",
-    )
-    .bind(run_id)
+    let claimed = sqlx::query!("update sync_run set finalize_requested_at = now() where id = $1 and finalize_requested_at is null", run_id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -179,7 +184,7 @@ pub async fn close_stale_runs(
     minutes: u32,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let reason = format!("closed by run {by_run}: not finished within {minutes} minutes");
-    let runs: Vec<i64> = sqlx::query_scalar(
+    let runs: Vec<i64> = sqlx::query_scalar!(
         "update sync_run
             set status = 'failed', finished_at = now(),
                 finalize_requested_at = coalesce(finalize_requested_at, now()),
@@ -187,25 +192,25 @@ pub async fn close_stale_runs(
           where finished_at is null and id <> $1
             and started_at < now() - make_interval(mins => $2)
           returning id",
+        by_run,
+        i32::try_from(minutes).unwrap_or(i32::MAX),
+        &reason
     )
-    .bind(by_run)
-    .bind(i32::try_from(minutes).unwrap_or(i32::MAX))
-    .bind(&reason)
     .fetch_all(&mut **tx)
     .await?;
     if runs.is_empty() {
         return Ok(runs);
     }
-    sqlx::query(
+    sqlx::query!(
         "update import_chunk c set status = 'failed', error = $2, finished_at = now()
            from sync_file f
           where f.id = c.file_id and f.run_id = any($1) and c.status = 'pending'",
+        &runs,
+        &reason
     )
-    .bind(&runs)
-    .bind(&reason)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "update sync_file
             set status = case when status = 'imported' then 'partial' else 'failed' end,
                 error = left(coalesce(error || '; ', '')
@@ -213,9 +218,9 @@ pub async fn close_stale_runs(
                                      else $2 end, 4000),
                 finished_at = now()
           where run_id = any($1) and status in ('staging', 'importing', 'imported')",
+        &runs,
+        &reason
     )
-    .bind(&runs)
-    .bind(&reason)
     .execute(&mut **tx)
     .await?;
     Ok(runs)
@@ -226,10 +231,12 @@ pub async fn discard_chunks(
     db: impl PgExecutor<'_>,
     file_id: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("delete from import_chunk where file_id = $1 returning s3_key")
-        .bind(file_id)
-        .fetch_all(db)
-        .await
+    sqlx::query_scalar!(
+        "delete from import_chunk where file_id = $1 returning s3_key",
+        file_id
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Records chunks `from_index..` of a file as failed (their messages could not be queued),
@@ -241,25 +248,25 @@ pub async fn fail_unqueued_chunks(
     from_index: i32,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    let failed = sqlx::query(
+    let failed = sqlx::query!(
         "update import_chunk set status = 'failed', error = $3, finished_at = now()
           where file_id = $1 and chunk_index >= $2 and status = 'pending'",
+        file_id,
+        from_index,
+        reason
     )
-    .bind(file_id)
-    .bind(from_index)
-    .bind(reason)
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    sqlx::query_scalar(
-        "update sync_file set chunks_done = chunks_done + $2,
+    sqlx::query_scalar!(
+        r#"update sync_file set chunks_done = chunks_done + $2,
                 error = left(coalesce(error || '; ', '') || $3, 4000),
                 status = case when chunk_count <= chunks_done + $2 then 'imported' else status end
-          where id = $1 returning status = 'imported'",
+          where id = $1 returning status = 'imported' as "complete!""#,
+        file_id,
+        i32::try_from(failed).unwrap_or(i32::MAX),
+        reason
     )
-    .bind(file_id)
-    .bind(i32::try_from(failed).unwrap_or(i32::MAX))
-    .bind(reason)
     .fetch_one(&mut **tx)
     .await
 }
@@ -280,19 +287,15 @@ pub async fn lock_chunk(
     file_id: i64,
     chunk_index: i32,
 ) -> Result<Option<LockedChunk>, sqlx::Error> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
+    sqlx::query_as!(
+        LockedChunk,
         "select c.id, c.status, f.source_url from import_chunk c join sync_file f on f.id = c.file_id
          where c.file_id = $1 and c.chunk_index = $2 for update of c",
+        file_id,
+        chunk_index
     )
-    .bind(file_id)
-    .bind(chunk_index)
     .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|(id, status, source_url)| LockedChunk {
-        id,
-        status,
-        source_url,
-    }))
+    .await
 }
 
 /// Marks a locked chunk imported, with its counts and how long it took.
@@ -302,20 +305,11 @@ pub async fn chunk_done(
     counts: &crate::import::load::LoadCounts,
     duration_ms: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update import_chunk set status = 'done', attempts = attempts + 1, rows_read = $2,
+    sqlx::query!("update import_chunk set status = 'done', attempts = attempts + 1, rows_read = $2,
                 rows_inserted = $3, rows_updated = $4, rows_unchanged = $5, rows_quarantined = $6,
-                duration_ms = $7, error = null, started_at = now() - make_interval(secs => $7 / 1000.0),
+                duration_ms = $7::int, error = null, started_at = now() - make_interval(secs => $7::int / 1000.0),
                 finished_at = now()
-         where id = $1",
-    )
-    .bind(chunk_id)
-    .bind(counts.read as i32)
-    .bind(counts.inserted as i32)
-    .bind(counts.updated as i32)
-    .bind(counts.unchanged as i32)
-    .bind(counts.quarantined as i32)
-    .bind(duration_ms)
+         where id = $1", chunk_id, counts.read as i32, counts.inserted as i32, counts.updated as i32, counts.unchanged as i32, counts.quarantined as i32, duration_ms)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -330,14 +324,14 @@ pub async fn chunk_failed(
     attempts: i32,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    let marked = sqlx::query(
+    let marked = sqlx::query!(
         "update import_chunk set status = 'failed', attempts = $3, error = $4, finished_at = now()
          where file_id = $1 and chunk_index = $2 and status = 'pending'",
+        file_id,
+        chunk_index,
+        attempts,
+        reason
     )
-    .bind(file_id)
-    .bind(chunk_index)
-    .bind(attempts)
-    .bind(reason)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -353,21 +347,21 @@ pub async fn count_chunk(
     counts: &crate::import::load::LoadCounts,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "update sync_file set chunks_done = chunks_done + 1,
+    sqlx::query_scalar!(
+        r#"update sync_file set chunks_done = chunks_done + 1,
                 rows_inserted = rows_inserted + $2, rows_updated = rows_updated + $3,
                 rows_unchanged = rows_unchanged + $4, rows_quarantined = rows_quarantined + $5,
                 error = case when $6::text is null then error
                              else left(coalesce(error || '; ', '') || $6, 4000) end,
                 status = case when chunk_count = chunks_done + 1 then 'imported' else status end
-         where id = $1 returning status = 'imported'",
+         where id = $1 returning status = 'imported' as "complete!""#,
+        file_id,
+        counts.inserted as i64,
+        counts.updated as i64,
+        counts.unchanged as i64,
+        counts.quarantined as i64,
+        error
     )
-    .bind(file_id)
-    .bind(counts.inserted as i64)
-    .bind(counts.updated as i64)
-    .bind(counts.unchanged as i64)
-    .bind(counts.quarantined as i64)
-    .bind(error)
     .fetch_one(&mut **tx)
     .await
 }

@@ -91,11 +91,12 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
 #[tracing::instrument(skip(ctx))]
 pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome, SyncError> {
     let mut tx = ctx.pool.begin().await?;
-    let finished: Option<Option<chrono::DateTime<chrono::Utc>>> =
-        sqlx::query_scalar("select finished_at from sync_run where id = $1 for update")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let finished: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar!(
+        "select finished_at from sync_run where id = $1 for update",
+        run_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     match finished {
         None => return Err(SyncError::Message(format!("no sync run {run_id}"))),
         Some(Some(_)) => {
@@ -105,14 +106,15 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         }
         Some(None) => {}
     }
-    let files: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+    let files = sqlx::query!(
         "select id, dataset, status, error from sync_file where run_id = $1 order by id",
+        run_id
     )
-    .bind(run_id)
     .fetch_all(&mut *tx)
     .await?;
     let mut finals = Vec::with_capacity(files.len());
-    for (file_id, dataset, status, error) in files {
+    for f in files {
+        let (file_id, dataset, status, error) = (f.id, f.dataset, f.status, f.error);
         let done = if status == "imported" {
             finalize_file(&mut tx, ctx, file_id, &dataset).await?
         } else {
@@ -155,13 +157,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
             format!("{} {}: {why}", f.dataset, f.status)
         })
         .collect();
-    sqlx::query(
-        "update sync_run set status = $2, finished_at = now(), notes = $3, error = $4 where id = $1",
-    )
-    .bind(run_id)
-    .bind(run_status)
-    .bind(serde_json::json!({ "links": links }).to_string())
-    .bind((!problems.is_empty()).then(|| problems.join("; ")))
+    sqlx::query!("update sync_run set status = $2, finished_at = now(), notes = $3, error = $4 where id = $1", run_id, run_status, serde_json::json!({ "links": links }).to_string(), (!problems.is_empty()).then(|| problems.join("; ")))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -211,14 +207,14 @@ async fn link_facilities(ctx: &Context, run_id: i64) -> Option<Box<crate::linkin
     opts.sync_run_id = Some(run_id);
     match crate::linking::run_recorded(&ctx.pool, &opts).await {
         Ok(report) => {
-            let noted = sqlx::query(
+            let noted = sqlx::query!(
                 "update sync_run
                     set notes = (coalesce(notes, '{}')::jsonb
                                  || jsonb_build_object('facilityLinks', $2::jsonb))::text
                   where id = $1",
+                run_id,
+                serde_json::to_value(&report).unwrap_or_default()
             )
-            .bind(run_id)
-            .bind(serde_json::to_value(&report).unwrap_or_default())
             .execute(&ctx.pool)
             .await;
             if let Err(e) = noted {
@@ -267,41 +263,42 @@ async fn finalize_file(
         )));
     };
     // Rows of failed chunks are neither stored nor quarantined: they are not in `stored`.
-    let (rows_read, quarantined): (i64, i64) = sqlx::query_as(
-        "select f.rows_read - coalesce((select sum(c.rows_read) from import_chunk c
-                                         where c.file_id = f.id and c.status = 'failed'), 0)::bigint,
+    let counts = sqlx::query!(
+        r#"select f.rows_read - coalesce((select sum(c.rows_read) from import_chunk c
+                                         where c.file_id = f.id and c.status = 'failed'), 0)::bigint
+                  as "rows_read!",
                 f.rows_quarantined
-           from sync_file f where f.id = $1",
+           from sync_file f where f.id = $1"#,
+        file_id
     )
-            .bind(file_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    let seen: i64 = sqlx::query_scalar("select count(*) from import_seen where file_id = $1")
-        .bind(file_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    let previous: Option<i64> = sqlx::query_scalar(
-        "select p.rows_read - p.rows_quarantined from sync_file p, sync_file f
+    .fetch_one(&mut **tx)
+    .await?;
+    let (rows_read, quarantined) = (counts.rows_read, counts.rows_quarantined);
+    let seen: i64 = sqlx::query_scalar!(
+        r#"select count(*) as "v!" from import_seen where file_id = $1"#,
+        file_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let previous: Option<i64> = sqlx::query_scalar!(
+        r#"select p.rows_read - p.rows_quarantined as "v!" from sync_file p, sync_file f
           where f.id = $2 and p.dataset = $1 and p.scope is not distinct from f.scope
             and p.status = 'succeeded' and p.id <> $2
-          order by p.id desc limit 1",
+          order by p.id desc limit 1"#,
+        dataset_name,
+        file_id
     )
-    .bind(dataset_name)
-    .bind(file_id)
     .fetch_optional(&mut **tx)
     .await?;
     let stored = rows_read - quarantined;
-    let failed: Option<String> = sqlx::query_scalar(
-        "select string_agg(error, '; ' order by chunk_index) from import_chunk where file_id = $1 and status = 'failed'",
-    )
-    .bind(file_id)
+    let failed: Option<String> = sqlx::query_scalar!("select string_agg(error, '; ' order by chunk_index) from import_chunk where file_id = $1 and status = 'failed'", file_id)
     .fetch_one(&mut **tx)
     .await?;
     let min_share = ctx.cfg.guards.withdraw_min_share;
-    let scope: Option<String> = sqlx::query_scalar("select scope from sync_file where id = $1")
-        .bind(file_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let scope: Option<String> =
+        sqlx::query_scalar!("select scope from sync_file where id = $1", file_id)
+            .fetch_one(&mut **tx)
+            .await?;
     let note = if let (Some(scope), None) = (&scope, dataset.merge.scope_filter) {
         // A dataset published whole has no rule for which rows a part covers.
         Some(format!(
@@ -339,18 +336,11 @@ async fn finalize_file(
     } else {
         "partial"
     };
-    sqlx::query(
-        "update sync_file set status = $2, rows_withdrawn = $3, error = coalesce($4, error), finished_at = now()
-         where id = $1",
-    )
-    .bind(file_id)
-    .bind(status)
-    .bind(withdrawn as i64)
-    .bind(note.as_deref().or(kept_note.as_deref()))
+    sqlx::query!("update sync_file set status = $2, rows_withdrawn = $3, error = coalesce($4, error), finished_at = now()
+         where id = $1", file_id, status, withdrawn as i64, note.as_deref().or(kept_note.as_deref()))
     .execute(&mut **tx)
     .await?;
-    sqlx::query("delete from import_seen where file_id = $1")
-        .bind(file_id)
+    sqlx::query!("delete from import_seen where file_id = $1", file_id)
         .execute(&mut **tx)
         .await?;
     Ok(FileFinal {
@@ -391,10 +381,11 @@ async fn withdraw(
     // The anti-join must be a hash join: on a freshly loaded table the statistics still say
     // "empty", and a nested loop over millions of rows ran for many minutes (seen in the
     // violation benchmark on a new database).
-    sqlx::query("set local enable_nestloop = off")
+    sqlx::query!("set local enable_nestloop = off")
         .execute(&mut **tx)
         .await?;
     let candidates: i64 = if any_quarantined {
+        // Runtime SQL: table, scope and identity column come from the dataset registry.
         sqlx::query_scalar(AssertSqlSafe(format!(
             "select count(*) from {} t, {unseen}",
             dataset.table
@@ -416,7 +407,7 @@ async fn withdraw(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    sqlx::query("set local enable_nestloop = on")
+    sqlx::query!("set local enable_nestloop = on")
         .execute(&mut **tx)
         .await?;
     let kept = if any_quarantined {

@@ -32,13 +32,12 @@ pub async fn rebuild(
     tx: &mut Transaction<'_, Postgres>,
     run_id: i64,
 ) -> Result<LinkCounts, sqlx::Error> {
-    sqlx::query(
-        "delete from smarts_inspection_violation where derived_from = 'violation_source_id'",
+    sqlx::query!(
+        "delete from smarts_inspection_violation where derived_from = 'violation_source_id'"
     )
     .execute(&mut **tx)
     .await?;
-    let inspection_violation = sqlx::query(
-        "insert into smarts_inspection_violation (inspection_id, violation_id, wdid, app_id, derived_from, created_run_id)
+    let inspection_violation = sqlx::query!("insert into smarts_inspection_violation (inspection_id, violation_id, wdid, app_id, derived_from, created_run_id)
          select distinct on (v.violation_source_id, v.violation_id)
                 v.violation_source_id, v.violation_id, v.wdid, v.app_id, 'violation_source_id', $1
            from smarts_violation v
@@ -48,22 +47,19 @@ pub async fn rebuild(
             and exists (select 1 from smarts_inspection i
                          where i.inspection_id = v.violation_source_id and i.withdrawn_run_id is null)
          order by v.violation_source_id, v.violation_id
-         on conflict do nothing",
-    )
-    .bind(run_id)
+         on conflict do nothing", run_id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
 
-    sqlx::query("delete from smarts_enforcement_violation where method = 'heuristic'")
+    sqlx::query!("delete from smarts_enforcement_violation where method = 'heuristic'")
         .execute(&mut **tx)
         .await?;
     // Candidates per action, nearest first; an action counting N violations takes N of them
     // (all of them when the count is missing). Confidence: 0.9 when the violation says it is
     // linked to an enforcement action and the candidate count equals the published count,
     // 0.75 when it says it is linked, 0.5 otherwise; less 0.2 beyond 180 days.
-    let enforcement_violation = sqlx::query(
-        "with e as (
+    let enforcement_violation = sqlx::query!("with e as (
             select distinct on (enforcement_id) enforcement_id, wdid, app_id, issuance_date, count_of_violations
               from smarts_enforcement_action
              where withdrawn_run_id is null and issuance_date is not null and wdid is not null
@@ -98,9 +94,7 @@ pub async fn rebuild(
                 $1
            from candidates
           where count_of_violations is null or rank <= count_of_violations
-         on conflict do nothing",
-    )
-    .bind(run_id)
+         on conflict do nothing", run_id)
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -56,6 +56,7 @@ async fn unclassified(
     key: &str,
     after_run: Option<i64>,
 ) -> Result<Vec<String>, sqlx::Error> {
+    // Runtime SQL: table and column come from the classifier's compile-time list of sources.
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select distinct t.{column} from {table} t
          where t.{column} is not null
@@ -95,17 +96,17 @@ pub async fn refresh(
             fractions.push(m.map(|m| fraction_label(m.fraction)));
             params.push(n);
         }
-        sqlx::query(
+        sqlx::query!(
             "insert into parameter_map (parameter, pollutant_key, fraction, engine_version)
              select * , $4 from unnest($1::text[], $2::text[], $3::text[])
              on conflict (parameter) do update
                 set pollutant_key = excluded.pollutant_key, fraction = excluded.fraction,
                     engine_version = excluded.engine_version, classified_at = now()",
+            &params,
+            &keys as _,
+            &fractions as _,
+            ENGINE_VERSION
         )
-        .bind(&params)
-        .bind(&keys)
-        .bind(&fractions)
-        .bind(ENGINE_VERSION)
         .execute(&mut **tx)
         .await?;
 
@@ -113,12 +114,12 @@ pub async fn refresh(
         upsert_units(tx, spellings, &mut out).await?;
     }
     // The benchmarks' own units ('ug/L', 'mg/L as N', 'pH units'): the engine converts them too.
-    let benchmark_units: Vec<String> = sqlx::query_scalar(
+    let benchmark_units: Vec<String> = sqlx::query_scalar!(
         "select distinct b.unit from benchmark b
          where not exists (select 1 from unit_map u
                            where u.unit = b.unit and u.engine_version = $1)",
+        ENGINE_VERSION
     )
-    .bind(ENGINE_VERSION)
     .fetch_all(&mut **tx)
     .await?;
     upsert_units(tx, benchmark_units, &mut out).await?;
@@ -141,18 +142,11 @@ async fn upsert_units(
         canon.push(canonical);
         raw.push(u);
     }
-    sqlx::query(
-        "insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
+    sqlx::query!("insert into unit_map (unit, kind, to_mg_per_l, canonical, engine_version)
          select u, k, f::numeric, c, $5 from unnest($1::text[], $2::text[], $3::float8[], $4::text[]) as x(u, k, f, c)
          on conflict (unit) do update
             set kind = excluded.kind, to_mg_per_l = excluded.to_mg_per_l,
-                canonical = excluded.canonical, engine_version = excluded.engine_version",
-    )
-    .bind(&raw)
-    .bind(&kinds)
-    .bind(&factors)
-    .bind(&canon)
-    .bind(ENGINE_VERSION)
+                canonical = excluded.canonical, engine_version = excluded.engine_version", &raw, &kinds as _, &factors as _, &canon as _, ENGINE_VERSION)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -160,24 +160,27 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     // One engine at a time: finalize and the stand-alone function may overlap.
-    sqlx::query("select pg_advisory_xact_lock(7243001)")
+    sqlx::query!("select pg_advisory_xact_lock(7243001)")
         .execute(&mut *tx)
         .await?;
     // Rows of a run that is still importing are not settled: the watermark stays below the
     // oldest running run (finalize passes its own run, which is closed by then).
-    let up_to: i64 = sqlx::query_scalar(
-        "select least(coalesce($1, (select max(id) from sync_run), 0),
+    let up_to: i64 = sqlx::query_scalar!(
+        r#"select least(coalesce($1, (select max(id) from sync_run), 0),
                       coalesce((select min(id) - 1 from sync_run where status = 'running'),
-                               coalesce($1, (select max(id) from sync_run), 0)))",
+                               coalesce($1, (select max(id) from sync_run), 0))) as "v!""#,
+        opts.up_to_run
     )
-    .bind(opts.up_to_run)
     .fetch_one(&mut *tx)
     .await?;
     let fingerprint = fingerprint(&mut tx, opts.nd_policy).await?;
     let states: Vec<(i64, String)> =
-        sqlx::query_as("select last_run_id, fingerprint from violation_engine_state")
+        sqlx::query!("select last_run_id, fingerprint from violation_engine_state")
             .fetch_all(&mut *tx)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|r| (r.last_run_id, r.fingerprint))
+            .collect();
     let full = opts.force_full
         || states.len() < SOURCES.len()
         || states.iter().any(|(_, f)| *f != fingerprint);
@@ -187,13 +190,13 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
         states.iter().map(|(r, _)| *r).min()
     };
     let mode = if full { "full" } else { "incremental" };
-    let run_id: i64 = sqlx::query_scalar(
+    let run_id: i64 = sqlx::query_scalar!(
         "insert into violation_engine_run (trigger, sync_run_id, mode, status)
          values ($1, $2, $3, 'running') returning id",
+        &opts.trigger,
+        opts.sync_run_id,
+        mode
     )
-    .bind(&opts.trigger)
-    .bind(opts.sync_run_id)
-    .bind(mode)
     .fetch_one(&mut *tx)
     .await?;
     tracing::info!(run_id, mode, up_to, ?after, "violation engine started");
@@ -215,6 +218,7 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
         analyze.extend(SOURCES.iter().map(|s| s.table));
     }
     for table in analyze {
+        // Runtime SQL: the table name comes from the engine's list of working tables (ANALYZE takes no parameter).
         sqlx::query(sqlx::AssertSqlSafe(format!("analyze {table}")))
             .execute(&mut *tx)
             .await?;
@@ -236,16 +240,16 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
     mark("duplicates_ms", &mut lap);
 
     for s in SOURCES {
-        sqlx::query(
+        sqlx::query!(
             "insert into violation_engine_state (source_table, last_run_id, fingerprint)
              values ($1, $2, $3)
              on conflict (source_table) do update
                 set last_run_id = excluded.last_run_id, fingerprint = excluded.fingerprint,
                     updated_at = now()",
+            s.table,
+            up_to,
+            &fingerprint
         )
-        .bind(s.table)
-        .bind(up_to)
-        .bind(&fingerprint)
         .execute(&mut *tx)
         .await?;
     }
@@ -258,23 +262,23 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
         "timings": timings,
         "elapsedMs": started.elapsed().as_millis() as u64,
     });
-    sqlx::query(
+    sqlx::query!(
         "update violation_engine_run
             set status = 'succeeded', finished_at = clock_timestamp(), pairs = $2, results = $3,
                 events_new = $4, events_updated = $5, events_escalated = $6,
                 events_retracted = $7, samples = $8, duplicates = $9, notes = $10
           where id = $1",
+        run_id,
+        pairs as i32,
+        results,
+        written.new as i32,
+        written.updated as i32,
+        written.escalated as i32,
+        written.retracted as i32,
+        written.samples,
+        duplicates as i32,
+        &notes
     )
-    .bind(run_id)
-    .bind(pairs as i32)
-    .bind(results)
-    .bind(written.new as i32)
-    .bind(written.updated as i32)
-    .bind(written.escalated as i32)
-    .bind(written.retracted as i32)
-    .bind(written.samples)
-    .bind(duplicates as i32)
-    .bind(&notes)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -312,13 +316,13 @@ pub async fn record_failure(
     opts: &Options,
     error: &EngineError,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "insert into violation_engine_run (trigger, sync_run_id, mode, status, finished_at, error)
          values ($1, $2, 'incremental', 'failed', now(), $3)",
+        &opts.trigger,
+        opts.sync_run_id,
+        error.to_string()
     )
-    .bind(&opts.trigger)
-    .bind(opts.sync_run_id)
-    .bind(error.to_string())
     .execute(pool)
     .await?;
     Ok(())
@@ -331,10 +335,10 @@ async fn fingerprint(
 ) -> Result<String, sqlx::Error> {
     // Link changes are not part of it: the linker queues the facilities whose records changed
     // (`facility_relink`) and only their pairs are recomputed.
-    let benchmarks: String = sqlx::query_scalar(
-        "select coalesce((select md5(string_agg(concat_ws('|', id, pollutant_key, benchmark_type,
+    let benchmarks: String = sqlx::query_scalar!(
+        r#"select coalesce((select md5(string_agg(concat_ws('|', id, pollutant_key, benchmark_type,
                               water_type, fraction, value, value_max, unit, source,
-                              effective_date, unverified), ';' order by id)) from benchmark), '')",
+                              effective_date, unverified), ';' order by id)) from benchmark), '') as "v!""#
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -346,6 +350,7 @@ async fn load_pairs(
     tx: &mut Transaction<'_, Postgres>,
     after: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "create temp table eng_pairs (facility_id bigint, pollutant_key text,
                                       primary key (facility_id, pollutant_key)) on commit drop",
@@ -358,6 +363,7 @@ async fn load_pairs(
         } else {
             "$1::bigint is null"
         };
+        // Runtime SQL: built per source (its table and columns) and scope, on the temporary table eng_pairs.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into eng_pairs
              select distinct l.facility_id, p.pollutant_key
@@ -377,6 +383,7 @@ async fn load_pairs(
     }
     // Facilities whose source records changed (facility linking): every pollutant, so that
     // events of a facility that lost its records are retracted and the gaining one computed.
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "with q as (delete from facility_relink returning facility_id)
          insert into eng_pairs
@@ -387,6 +394,7 @@ async fn load_pairs(
     .await?;
     // Pairs whose events exist but whose results all vanished (withdrawn) are covered above
     // (withdrawn rows still carry their facility and parameter).
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query_scalar("select count(*) from eng_pairs")
         .fetch_one(&mut **tx)
         .await
@@ -398,6 +406,7 @@ async fn load_measurements(
     tx: &mut Transaction<'_, Postgres>,
     full: bool,
 ) -> Result<i64, sqlx::Error> {
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "create temp table eng_m (
              source text, source_table text, source_row_id bigint, row_key bigint, row_hash bytea,
@@ -467,12 +476,14 @@ async fn load_measurements(
             exclusion = s.exclusion,
             key = s.facility_key,
         );
+        // Runtime SQL: built per source table, on temporary tables of this transaction.
         total += sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut **tx)
             .await?
             .rows_affected() as i64;
     }
     // A published row repeated verbatim (same key, same content) is one result.
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "update eng_m m set exclusion = 'duplicate row'
          from (select source_table, source_row_id,
@@ -490,6 +501,7 @@ async fn load_measurements(
     ] {
         sqlx::query(index).execute(&mut **tx).await?;
     }
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query("analyze eng_m").execute(&mut **tx).await?;
     Ok(total)
 }
@@ -524,11 +536,13 @@ async fn store_exclusions(
     } else {
         "(x.facility_id, x.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
     };
+    // Runtime SQL: the scope condition is built (all pairs, or those in the temporary table eng_pairs).
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "delete from violation_exclusion x where {pairs}"
     )))
     .execute(&mut **tx)
     .await?;
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "insert into violation_exclusion (facility_id, pollutant_key, reporting_year, source,
                                           source_table, source_row_id, reason, sample_date,
@@ -580,6 +594,7 @@ async fn store_exclusions(
         .execute(&mut **tx)
         .await?;
     }
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "update data_quality_issue q set resolved = true
            from eng_m m
@@ -594,12 +609,14 @@ async fn store_exclusions(
 
 /// Results that could not be compared, by source and reason, and the unknown unit spellings.
 async fn exclusions(tx: &mut Transaction<'_, Postgres>) -> Result<Value, sqlx::Error> {
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     let by_reason: Vec<(String, String, i64)> = sqlx::query_as(
         "select source, exclusion, count(*) from eng_m where exclusion is not null
          group by 1, 2 order by 1, 2",
     )
     .fetch_all(&mut **tx)
     .await?;
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     let units: Vec<(String, i64)> = sqlx::query_as(
         "select raw_unit, count(*) from eng_m where exclusion in ('unknown unit', 'unit not comparable')
          group by 1 order by 2 desc, 1 limit 50",
@@ -762,6 +779,7 @@ async fn evaluate(tx: &mut Transaction<'_, Postgres>, policy: NdPolicy) -> Resul
          group by s.facility_id, s.pollutant_key, s.reporting_year, s.benchmark_type, s.source".into(),
     ];
     for sql in statements {
+        // Runtime SQL: statements on temporary tables of this transaction, some built per source.
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut **tx)
             .await?;
@@ -794,6 +812,7 @@ async fn write_results(
     const FIELDS: &str = "measure, benchmark_id, value, unit, sample_count, exceedance_count, \
                           max_ratio, severity, first_date, last_date, nd_policy, policy_sensitive, \
                           screening, unverified";
+    // Runtime SQL: the scope condition is built, and the rows come from temporary tables of this transaction.
     let (new, updated, escalated): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "with up as (
              insert into violation_event as e
@@ -834,6 +853,7 @@ async fn write_results(
     .fetch_one(&mut **tx)
     .await?;
 
+    // Runtime SQL: the scope condition is built (all pairs, or those in the temporary table eng_pairs).
     let retracted = sqlx::query(sqlx::AssertSqlSafe(format!(
         "update violation_event e set retracted_at = now(), computed_at = now()
          where e.retracted_at is null and {pairs}
@@ -899,10 +919,12 @@ async fn write_results(
         ),
     ];
     for sql in statements {
+        // Runtime SQL: statements on temporary tables of this transaction, some built per source.
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&mut **tx)
             .await?;
     }
+    // Runtime SQL: eng_s2 is a temporary table of this transaction, which the build-time check cannot see.
     let samples = sqlx::query(
         "insert into violation_sample
              (event_id, source, source_table, source_row_id, benchmark_id, measured_value,
@@ -950,6 +972,7 @@ async fn write_results(
 /// 0.6 when it is an effluent / NAL / exceedance / monitoring violation without naming it. Reported in `violation_duplicate`, never
 /// merged. Returns the number of current candidates.
 async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
+    // Runtime SQL: eng_dup is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         r"create temp table eng_dup on commit drop as
          select e.facility_id, e.id as event_id, v.id as smarts_violation_id,
@@ -981,6 +1004,7 @@ async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, s
     )
     .execute(&mut **tx)
     .await?;
+    // Runtime SQL: eng_dup is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "delete from violation_duplicate d
          where not exists (select 1 from eng_dup n where n.event_id = d.event_id
@@ -988,6 +1012,7 @@ async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, s
     )
     .execute(&mut **tx)
     .await?;
+    // Runtime SQL: eng_dup is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "insert into violation_duplicate (facility_id, event_id, smarts_violation_id, score, reason)
          select facility_id, event_id, smarts_violation_id, score, reason from eng_dup
@@ -996,7 +1021,7 @@ async fn refresh_duplicates(tx: &mut Transaction<'_, Postgres>) -> Result<i64, s
     )
     .execute(&mut **tx)
     .await?;
-    sqlx::query_scalar("select count(*) from violation_duplicate")
+    sqlx::query_scalar!(r#"select count(*) as "n!" from violation_duplicate"#)
         .fetch_one(&mut **tx)
         .await
 }

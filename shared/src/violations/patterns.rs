@@ -103,6 +103,7 @@ pub async fn run<'e, E>(
 where
     E: Executor<'e, Database = Postgres>,
 {
+    // Runtime SQL: the documented query patterns are data (docs/VIOLATION_QUERY_PATTERNS.md), run as written.
     let q = bind(sqlx::query(sqlx::AssertSqlSafe(p.sql.clone())), p, values)?;
     q.fetch_all(executor)
         .await

@@ -96,11 +96,12 @@ pub async fn change_status(
     expected: Option<Status>,
 ) -> Result<Changed, ReviewError> {
     let mut tx = pool.begin().await?;
-    let current: Option<String> =
-        sqlx::query_scalar("select status from violation_event where id = $1 for update")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current: Option<String> = sqlx::query_scalar!(
+        "select status from violation_event where id = $1 for update",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     let from: Status = current
         .ok_or(ReviewError::NotFound(id))?
         .parse()
@@ -122,27 +123,19 @@ pub async fn change_status(
             allowed.join(", ")
         )));
     }
-    let changed_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
-        "update violation_event
+    let changed_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar!(
+        r#"update violation_event
             set status = $2, status_changed_by = $3, status_changed_at = now(), status_notes = $4
-          where id = $1 returning status_changed_at",
+          where id = $1 returning status_changed_at as "v!""#,
+        id,
+        to.as_str(),
+        actor,
+        notes
     )
-    .bind(id)
-    .bind(to.as_str())
-    .bind(actor)
-    .bind(notes)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
-        "insert into violation_status_audit (event_id, from_status, to_status, changed_by, changed_at, notes)
-         values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
-    .bind(actor)
-    .bind(changed_at)
-    .bind(notes)
+    sqlx::query!("insert into violation_status_audit (event_id, from_status, to_status, changed_by, changed_at, notes)
+         values ($1, $2, $3, $4, $5, $6)", id, from.as_str(), to.as_str(), actor, changed_at, notes)
     .execute(&mut *tx)
     .await?;
     crate::auth::audit(
