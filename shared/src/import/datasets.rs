@@ -490,20 +490,34 @@ pub static ESMR: Dataset = Dataset {
     ],
 };
 
-/// The datasets declared in this file.
-pub static ALL: &[&Dataset] = &[
-    &SMARTS_CONSTRUCTION_FACILITIES,
-    &SMARTS_INDUSTRIAL_MONITORING,
-    &SMARTS_CONSTRUCTION_MONITORING,
-    &SMARTS_VIOLATIONS,
-    &SMARTS_ENFORCEMENT_ACTIONS,
-    &SMARTS_INSPECTIONS,
-    &ESMR,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::registry::DATASETS;
+
+    /// The datasets the publisher's portal dictionaries and the migrations 2 and 3 describe:
+    /// every registered one but the industrial facilities (whose three published layouts
+    /// `registry.rs` and the pipeline tests check).
+    static ALL: &[&Dataset] = &[
+        &SMARTS_CONSTRUCTION_FACILITIES,
+        &SMARTS_INDUSTRIAL_MONITORING,
+        &SMARTS_CONSTRUCTION_MONITORING,
+        &SMARTS_VIOLATIONS,
+        &SMARTS_ENFORCEMENT_ACTIONS,
+        &SMARTS_INSPECTIONS,
+        &ESMR,
+    ];
+
+    #[test]
+    fn the_dictionary_datasets_are_the_registry_but_the_industrial_facilities() {
+        let registered: Vec<&str> = DATASETS
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| *n != SMARTS_INDUSTRIAL_FACILITIES.name)
+            .collect();
+        let here: Vec<&str> = ALL.iter().map(|d| d.name).collect();
+        assert_eq!(here, registered);
+    }
     use std::path::PathBuf;
 
     const SMARTS_SQL: &str = include_str!("../../../migrations/20261122000002_smarts.sql");
@@ -877,14 +891,7 @@ mod tests {
 
     #[test]
     fn dataset_names_and_tables_are_unique_across_the_registry() {
-        let all: Vec<&Dataset> = super::super::registry::DATASETS.to_vec();
-        for d in ALL {
-            assert!(
-                all.iter().any(|r| r.name == d.name),
-                "{} is not registered",
-                d.name
-            );
-        }
+        let all: Vec<&Dataset> = DATASETS.to_vec();
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a.name, b.name);
