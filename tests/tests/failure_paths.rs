@@ -806,3 +806,70 @@ async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
         .unwrap();
     assert_eq!(issues().await, expected);
 }
+
+/// A pollutant the classifier knows but no benchmark names (nitrite: only nitrate and
+/// nitrate + nitrite have NALs) has no row in `pollutant`. An excluded result of it is still a
+/// data-quality issue, but it has no event to be shown with; storing it as an exclusion broke
+/// the whole engine run (foreign key), so no event of the sync was computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_excluded_result_of_a_pollutant_without_benchmarks_leaves_the_engine_running() {
+    let h = harness("engine-unbenchmarked", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let header = std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    let text = [
+        header,
+        // line 2: a zinc result above its annual NAL (0.26 mg/L).
+        result_line("2023", "S01", "11/10/2023", "Zinc, Total", "0.5", "mg/L"),
+        // line 3: a negative nitrite result.
+        result_line("2023", "S02", "11/12/2023", "Nitrite", "-1", "mg/L"),
+    ]
+    .join("\n")
+        + "\n";
+    assert_eq!(
+        h.scalar_i64("select count(*) from pollutant where key = 'nitrite'")
+            .await,
+        0,
+        "the case needs a pollutant without benchmarks"
+    );
+    let monitoring = write(&dir, "monitoring.txt", text.as_bytes());
+    h.sync(vec![
+        Source {
+            dataset: "smarts_industrial_facilities".into(),
+            url: file_url(&fixture("violations/industrial_facilities.txt")),
+            scope: None,
+        },
+        Source {
+            dataset: "smarts_industrial_monitoring".into(),
+            url: monitoring,
+            scope: None,
+        },
+    ])
+    .await;
+    let runs = h
+        .json("select jsonb_agg(jsonb_build_array(status, error) order by id) from violation_engine_run")
+        .await;
+    assert_eq!(runs, serde_json::json!([["succeeded", null]]), "{runs}");
+    assert_eq!(
+        h.scalar_i64(
+            "select count(*) from violation_event
+              where pollutant_key = 'zinc' and benchmark_type = 'NAL_ANNUAL' and retracted_at is null"
+        )
+        .await,
+        1
+    );
+    let issues = h
+        .json(
+            "select jsonb_agg(jsonb_build_array(line, column_name, reason) order by line)
+               from data_quality_issue where action = 'value_excluded'",
+        )
+        .await;
+    assert_eq!(
+        issues,
+        serde_json::json!([[3, "result", "negative result"]])
+    );
+}

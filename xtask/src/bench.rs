@@ -111,13 +111,22 @@ pub(crate) async fn sync(
 ) -> anyhow::Result<(f64, i64)> {
     let started = Instant::now();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The template's mappings, found by their target (their order is the template's).
     let mappings = runner::mappings(res, 1)?;
+    let of = |target: runner::Target| {
+        mappings
+            .iter()
+            .find(|m| m.target == target)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the template maps no queue to {target:?}"))
+    };
+    let (import, finalize) = (of(runner::Target::Import)?, of(runner::Target::Finalize)?);
     let mut pollers = Vec::new();
     for i in 0..=WORKERS {
         let mapping = if i == WORKERS {
-            mappings[1].clone()
+            finalize.clone()
         } else {
-            mappings[0].clone()
+            import.clone()
         };
         let stop = stop.clone();
         pollers.push(tokio::spawn(async move {

@@ -550,6 +550,9 @@ async fn store_exclusions(
          select facility_id, pollutant_key, reporting_year, source, source_table, source_row_id,
                 exclusion, sample_date, raw_value, raw_unit, $2
          from eng_m where exclusion = any($1)
+              -- A pollutant no benchmark names has no events to show its exclusions with
+              -- (data_quality_issue below still reports them).
+              and pollutant_key in (select key from pollutant)
          on conflict (source_table, source_row_id) do update
             set facility_id = excluded.facility_id, pollutant_key = excluded.pollutant_key,
                 reporting_year = excluded.reporting_year, reason = excluded.reason,
