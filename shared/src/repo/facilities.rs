@@ -1,6 +1,6 @@
 //! SMARTS facility records (industrial applications), as served by `GET /api/facilities`.
 
-use serde_json::Value;
+use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, PgExecutor};
 
 /// Filters of the facility list; `None` means "any".
@@ -16,6 +16,42 @@ pub struct FacilityFilter {
     pub sic: Option<String>,
     pub wdid: Option<String>,
     pub app_id: Option<String>,
+}
+
+/// One current (not withdrawn) industrial facility record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FacilityRow {
+    pub id: i64,
+    pub app_id: Option<String>,
+    pub wdid: Option<String>,
+    pub permit_type: Option<String>,
+    pub status: Option<String>,
+    pub facility_name: Option<String>,
+    pub operator_name: Option<String>,
+    pub region_board: Option<String>,
+    pub county: Option<String>,
+    pub facility_address: Option<String>,
+    pub facility_address_2: Option<String>,
+    pub facility_city: Option<String>,
+    pub facility_state: Option<String>,
+    pub facility_zip: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub noi_processed_date: Option<NaiveDate>,
+    pub not_effective_date: Option<NaiveDate>,
+    pub primary_sic: Option<String>,
+    pub secondary_sic: Option<String>,
+    pub tertiary_sic: Option<String>,
+    pub receiving_water_name: Option<String>,
+    pub source_line: i64,
+    pub changed_run_id: i64,
+    /// The canonical facility the record is linked to (set by the violation engine's seeding
+    /// at finalize; the key of violation events and ERA Levels).
+    pub facility_id: Option<i64>,
+    /// Current records with the same APP_ID and WDID (duplicates in the source).
+    pub same_key_records: i64,
+    /// Current records with the same WDID.
+    pub same_wdid_records: i64,
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
@@ -62,52 +98,29 @@ fn patterns(filter: &FacilityFilter) -> (Option<String>, Option<String>) {
     )
 }
 
-/// One page of current facility records in id order, after `after`: each record's id and its
-/// API item (`GET /api/facilities`), built here in SQL as every read response is.
-pub async fn page(
+/// One page of facility records in id order, after `after`.
+pub async fn list(
     db: impl PgExecutor<'_>,
     filter: &FacilityFilter,
     after: Option<i64>,
     limit: i64,
-) -> Result<Vec<(i64, Value)>, sqlx::Error> {
+) -> Result<Vec<FacilityRow>, sqlx::Error> {
     let (q, sic) = patterns(filter);
     let sql = format!(
-        "select f.id, jsonb_build_object(
-                'id', f.id::text,
-                'facilityId', (select l.facility_id from facility_link l
-                                where l.source = 'smarts_industrial' and l.status = 'linked'
-                                  and l.source_key = coalesce(f.app_id, '') || '|' || coalesce(f.wdid, '')),
-                'appId', f.app_id,
-                'wdid', f.wdid,
-                -- The standard WDID shape (domain::wdid::is_standard).
-                'wdidStandard', coalesce(f.wdid ~ '^[0-9][ A-Z][0-9]{{2}}[A-Z]+[0-9]{{5,6}}$', false),
-                'name', f.facility_name,
-                'operator', f.operator_name,
-                'permitType', f.permit_type,
-                'status', f.status,
-                'region', f.region_board,
-                'county', f.county,
-                'address', jsonb_build_object('street', f.facility_address,
-                    'street2', f.facility_address_2, 'city', f.facility_city,
-                    'state', f.facility_state, 'zip', f.facility_zip),
-                'location', case when f.facility_latitude is not null and f.facility_longitude is not null
-                                 then jsonb_build_object('latitude', f.facility_latitude::float8,
-                                                         'longitude', f.facility_longitude::float8) end,
-                'sic', jsonb_build_object('primary', f.primary_sic, 'secondary', f.secondary_sic,
-                                          'tertiary', f.tertiary_sic),
-                'noiProcessedDate', f.noi_processed_date,
-                'notEffectiveDate', f.not_effective_date,
-                'receivingWater', f.receiving_water_name,
-                'sources', jsonb_build_object('smartsIndustrial', true, 'smartsConstruction', false,
-                                              'esmr', false),
-                'counts', jsonb_build_object(
-                    'recordsWithSameAppIdAndWdid', (select count(*) from smarts_industrial_facility d
-                        where d.withdrawn_run_id is null and d.app_id = f.app_id
-                          and (d.wdid = f.wdid or (d.wdid is null and f.wdid is null))),
-                    'recordsWithSameWdid', (select count(*) from smarts_industrial_facility d
-                        where d.withdrawn_run_id is null and d.wdid = f.wdid)),
-                'provenance', jsonb_build_object('dataset', 'smarts_industrial_facilities',
-                    'sourceLine', f.source_line, 'changedInRun', f.changed_run_id))
+        "select f.id, f.app_id, f.wdid, f.permit_type, f.status, f.facility_name, f.operator_name,
+                f.region_board, f.county, f.facility_address, f.facility_address_2, f.facility_city,
+                f.facility_state, f.facility_zip, f.facility_latitude::float8 as latitude,
+                f.facility_longitude::float8 as longitude, f.noi_processed_date, f.not_effective_date,
+                f.primary_sic, f.secondary_sic, f.tertiary_sic, f.receiving_water_name,
+                f.source_line, f.changed_run_id,
+                                (select l.facility_id from facility_link l
+                  where l.source = 'smarts_industrial' and l.status = 'linked'
+                    and l.source_key = coalesce(f.app_id, '') || '|' || coalesce(f.wdid, '')) as facility_id,
+                (select count(*) from smarts_industrial_facility d
+                  where d.withdrawn_run_id is null and d.app_id = f.app_id
+                    and (d.wdid = f.wdid or (d.wdid is null and f.wdid is null))) as same_key_records,
+                (select count(*) from smarts_industrial_facility d
+                  where d.withdrawn_run_id is null and d.wdid = f.wdid) as same_wdid_records
            from smarts_industrial_facility f
           where {FILTER} and ($9::bigint is null or f.id > $9)
           order by f.id
