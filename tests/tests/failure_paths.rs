@@ -585,6 +585,16 @@ async fn unreadable_sources_fail_their_file_and_every_run_ends() {
 
 /// One raw SMARTS industrial monitoring line of the constructed facility 900002.
 #[allow(clippy::too_many_arguments)]
+/// The header line of the industrial monitoring fixture (the raw SMARTS layout).
+fn monitoring_header() -> String {
+    std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 fn result_line(
     year: &str,
     sample: &str,
@@ -606,12 +616,7 @@ fn result_line(
 async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
     let h = harness("engine-exclusions", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let header = std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
+    let header = monitoring_header();
     let soon = (chrono::Utc::now().date_naive() + chrono::Days::new(20))
         .format("%m/%d/%Y")
         .to_string();
@@ -815,12 +820,7 @@ async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
 async fn an_excluded_result_of_a_pollutant_without_benchmarks_leaves_the_engine_running() {
     let h = harness("engine-unbenchmarked", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let header = std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
+    let header = monitoring_header();
     let text = [
         header,
         // line 2: a zinc result above its annual NAL (0.26 mg/L).
