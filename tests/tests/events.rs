@@ -16,12 +16,11 @@ use lambda_http::Body;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use stormwater::api::routes;
 use stormwater::sync::stage::StageRequest;
 use stormwater::sync::{finalize, import, stage};
-use support::{Harness, harness};
+use support::{Harness, harness, root};
 
 /// The stack name the sample events assume (queue names, ARNs), as `./dev` names its queues.
 const STACK: &str = "stormwater";
@@ -35,10 +34,6 @@ const EMPTY_ON_SAMPLE: &[&str] = &[
     "api-smarts-enforcement",
     "api-smarts-inspections",
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn folders(dir: &str) -> BTreeSet<String> {
     std::fs::read_dir(root().join(dir))

@@ -585,14 +585,36 @@ async fn unreadable_sources_fail_their_file_and_every_run_ends() {
 
 /// One raw SMARTS industrial monitoring line of the constructed facility 900002.
 #[allow(clippy::too_many_arguments)]
-/// The header line of the industrial monitoring fixture (the raw SMARTS layout).
-fn monitoring_header() -> String {
-    std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
+/// Writes `rows` (made by [`result_line`]) under the header of the industrial monitoring
+/// fixture (the raw SMARTS layout) and syncs them with the fixture's facilities; returns the
+/// monitoring file's URL.
+async fn sync_case_results(h: &Harness, dir: &tempfile::TempDir, rows: &[String]) -> String {
+    let header = std::fs::read_to_string(fixture("violations/industrial_cases.txt"))
         .unwrap()
         .lines()
         .next()
         .unwrap()
-        .to_owned()
+        .to_owned();
+    let text = std::iter::once(header)
+        .chain(rows.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let monitoring = write(dir, "monitoring.txt", text.as_bytes());
+    h.sync(vec![
+        Source {
+            dataset: "smarts_industrial_facilities".into(),
+            url: file_url(&fixture("violations/industrial_facilities.txt")),
+            scope: None,
+        },
+        Source {
+            dataset: "smarts_industrial_monitoring".into(),
+            url: monitoring.clone(),
+            scope: None,
+        },
+    ])
+    .await;
+    monitoring
 }
 
 fn result_line(
@@ -616,7 +638,6 @@ fn result_line(
 async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
     let h = harness("engine-exclusions", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let header = monitoring_header();
     let soon = (chrono::Utc::now().date_naive() + chrono::Days::new(20))
         .format("%m/%d/%Y")
         .to_string();
@@ -668,26 +689,7 @@ async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
             "mg/L",
         ),
     ];
-    let mut text = header.clone();
-    for r in &rows {
-        text.push('\n');
-        text.push_str(r);
-    }
-    text.push('\n');
-    let monitoring = write(&dir, "monitoring.txt", text.as_bytes());
-    h.sync(vec![
-        Source {
-            dataset: "smarts_industrial_facilities".into(),
-            url: file_url(&fixture("violations/industrial_facilities.txt")),
-            scope: None,
-        },
-        Source {
-            dataset: "smarts_industrial_monitoring".into(),
-            url: monitoring.clone(),
-            scope: None,
-        },
-    ])
-    .await;
+    let monitoring = sync_case_results(&h, &dir, &rows).await;
     let facility = h
         .scalar_i64(
             "select facility_id from facility_link
@@ -820,36 +822,19 @@ async fn the_engine_counts_only_rows_it_can_place_in_time_and_sign() {
 async fn an_excluded_result_of_a_pollutant_without_benchmarks_leaves_the_engine_running() {
     let h = harness("engine-unbenchmarked", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let header = monitoring_header();
-    let text = [
-        header,
+    let rows = [
         // line 2: a zinc result above its annual NAL (0.26 mg/L).
         result_line("2023", "S01", "11/10/2023", "Zinc, Total", "0.5", "mg/L"),
         // line 3: a negative nitrite result.
         result_line("2023", "S02", "11/12/2023", "Nitrite", "-1", "mg/L"),
-    ]
-    .join("\n")
-        + "\n";
+    ];
     assert_eq!(
         h.scalar_i64("select count(*) from pollutant where key = 'nitrite'")
             .await,
         0,
         "the case needs a pollutant without benchmarks"
     );
-    let monitoring = write(&dir, "monitoring.txt", text.as_bytes());
-    h.sync(vec![
-        Source {
-            dataset: "smarts_industrial_facilities".into(),
-            url: file_url(&fixture("violations/industrial_facilities.txt")),
-            scope: None,
-        },
-        Source {
-            dataset: "smarts_industrial_monitoring".into(),
-            url: monitoring,
-            scope: None,
-        },
-    ])
-    .await;
+    sync_case_results(&h, &dir, &rows).await;
     let runs = h
         .json("select jsonb_agg(jsonb_build_array(status, error) order by id) from violation_engine_run")
         .await;

@@ -13,7 +13,6 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stormwater::sync::Context;
@@ -21,7 +20,7 @@ use stormwater::sync::manifest::Source;
 use stormwater::sync::runner::{self, Resources};
 use stormwater::sync::stage::{self, StageRequest};
 use stormwater::sync::wiring::Wiring;
-use support::{Harness, file_url, harness, shared_data, transformed};
+use support::{Harness, file_url, harness, root, shared_data, transformed};
 
 /// One AWS call: who made it, the IAM action it needs and the resource it touches.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -270,9 +269,7 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
 
     // The check names what a policy lacks: the template before this change did not let the
     // stager send the finalize request of a run with nothing to import.
-    let template =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
-            .unwrap();
+    let template = std::fs::read_to_string(root().join("template.yaml")).unwrap();
     let statement = "            - Sid: SignalFinalize\n              Effect: Allow\n              Action:\n                - sqs:SendMessage\n              Resource: !GetAtt FinalizeQueue.Arn\n";
     let stage_at = template.find("  SyncStageFunction:").unwrap();
     let at = stage_at + template[stage_at..].find(statement).unwrap();

@@ -167,10 +167,14 @@ async fn main() -> anyhow::Result<()> {
             let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
             let mut opts = stormwater::linking::Options::new("cli", cfg.link);
             opts.force_full = args.iter().any(|a| a == "--full");
-            let links = stormwater::linking::run_recorded(&pool, &opts).await?;
-            let engine = stormwater::violations::engine::Options::new("cli", cfg.nd_policy);
-            let violations = publish(&pool, &cache, &engine, None).await.report()?;
-            let applied = stormwater::linking::Applied { links, violations };
+            let applied = stormwater::api::publish::link_and_publish(
+                &pool,
+                &cache,
+                &opts,
+                cfg.nd_policy,
+                None,
+            )
+            .await?;
             println!("{}", serde_json::to_string_pretty(&applied)?);
         }
         Some("alerts") => {

@@ -8,7 +8,7 @@
 
 use super::ApiState;
 use crate::http::{ApiError, json_body, json_response, path_id};
-use crate::linking::{self, LinkError, Options};
+use crate::linking::{LinkError, Options};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -82,25 +82,18 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
     })?;
     let opts = Options::new("manual-decision", state.writes.link);
     let affected: Vec<i64> = [Some(facility), before].into_iter().flatten().collect();
-    let internal = |e: LinkError| match e {
+    let applied = super::publish::link_and_publish(
+        &state.pool,
+        &state.cache,
+        &opts,
+        state.writes.nd_policy,
+        Some(&affected),
+    )
+    .await
+    .map_err(|e| match e {
         LinkError::Db(db) => ApiError::Db(db),
         other => ApiError::Internal(other.to_string()),
-    };
-    let links_report = linking::run_recorded(&state.pool, &opts)
-        .await
-        .map_err(internal)?;
-    let mut engine_opts =
-        crate::violations::engine::Options::new(&opts.trigger, state.writes.nd_policy);
-    engine_opts.sync_run_id = opts.sync_run_id;
-    let violations =
-        super::publish::publish(&state.pool, &state.cache, &engine_opts, Some(&affected))
-            .await
-            .report()
-            .map_err(|e| internal(e.into()))?;
-    let applied = linking::Applied {
-        links: links_report,
-        violations,
-    };
+    })?;
     let links: Value = sqlx::query_scalar!(
         r#"select coalesce(jsonb_agg(jsonb_build_object('facilityId', l.facility_id,
                     'method', l.method, 'confidence', l.confidence, 'status', l.status,

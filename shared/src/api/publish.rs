@@ -7,7 +7,8 @@
 use super::dashboard::refresh_snapshots;
 use crate::cache::Cache;
 use crate::http::ApiError;
-use crate::linking::LinkError;
+use crate::linking::{self, Applied, LinkError};
+use crate::violations::NdPolicy;
 use crate::violations::engine::{self, EngineError};
 use sqlx::PgPool;
 
@@ -87,4 +88,23 @@ pub async fn publish(
         dashboards,
         generation,
     }
+}
+
+/// Runs the linker with `opts` ([`linking::run_recorded`]), then [`publish`]es what follows from
+/// its links (the engine with `nd_policy`, for the same trigger and sync run; the dashboards of
+/// `facilities`, or all). Used by `facility-link`, manual link decisions and `xtask link`.
+pub async fn link_and_publish(
+    pool: &PgPool,
+    cache: &Cache,
+    opts: &linking::Options,
+    nd_policy: NdPolicy,
+    facilities: Option<&[i64]>,
+) -> Result<Applied, LinkError> {
+    let links = linking::run_recorded(pool, opts).await?;
+    let mut engine_opts = engine::Options::new(&opts.trigger, nd_policy);
+    engine_opts.sync_run_id = opts.sync_run_id;
+    let violations = publish(pool, cache, &engine_opts, facilities)
+        .await
+        .report()?;
+    Ok(Applied { links, violations })
 }
