@@ -89,6 +89,18 @@ pub(crate) fn limit(max: i64, default: i64) -> Value {
     )
 }
 
+/// `sort`: the list's sort fields, each ascending or (`-`) descending, the default first.
+pub(crate) fn sort(sorts: &super::list::Sorts) -> Value {
+    q(
+        "sort",
+        json!({ "type": "string", "enum": sorts.values(), "default": sorts.default }),
+        &format!(
+            "Order: a field ascending, or descending with `-`; ties by id in the same direction, nulls last. Default `{}`. A cursor is valid only with the sort it was made for.",
+            sorts.default
+        ),
+    )
+}
+
 pub(crate) fn cursor() -> Value {
     text("cursor", "`page.nextCursor` of the previous page.")
 }

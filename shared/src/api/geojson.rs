@@ -90,6 +90,15 @@ fn area(q: &Query, c: &mut Conditions) -> Result<Value, ApiError> {
     }
 }
 
+/// The sorts of the features.
+pub(crate) static SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        list::SortField::required("id", "f.id", "bigint"),
+        list::SortField::required("name", "f.name", "text"),
+    ],
+    default: "id",
+};
+
 /// Handles the request.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     let mut resp = list::respond(state, &req, "facilities-geojson", HOT, None, |q| {
@@ -128,7 +137,7 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         );
     }
     let limit = q.limit(500, 1000)?;
-    let select = "f.id, jsonb_build_object('type', 'Feature', 'id', f.id,
+    let item = "jsonb_build_object('type', 'Feature', 'id', f.id,
          'geometry', jsonb_build_object('type', 'Point',
              'coordinates', jsonb_build_array(f.longitude, f.latitude)),
          'properties', jsonb_build_object('id', f.id, 'name', f.name, 'county', f.county,
@@ -143,18 +152,17 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                   limit 1),
              'nalLevel', coalesce((select max(l.level) from nal_level_current l
                   where l.facility_id = f.id), 'baseline')))";
-    let (features, page) = list::page(
-        state,
-        "GET /api/facilities.geojson",
-        select,
-        "facility f",
-        "f.id",
-        &c,
-        &q,
+    let listing = list::Listing {
+        route: "GET /api/facilities.geojson",
+        item,
+        from: "facility f",
+        id: "f.id",
+        sort: SORTS.parse(&q)?,
+        conditions: &c,
         limit,
-        None,
-    )
-    .await?;
+        known_total: None,
+    };
+    let (features, page) = list::page(state, &listing, &q).await?;
     Ok(json!({
         "type": "FeatureCollection",
         "features": features,

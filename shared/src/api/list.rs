@@ -101,49 +101,199 @@ pub fn date_range(
     Ok((from, to))
 }
 
-/// One page of `select id, <json> from <from> where true <conditions> and id < cursor order by
-/// id desc`, plus the total (counted, unless `known_total` gives it). `select` must produce
-/// `(id bigint, item jsonb)`. The request's cursor must be one this list made: `route` (`GET
-/// /api/violations`) and the order by `id_column` are signed into every cursor.
-#[allow(clippy::too_many_arguments)]
+/// A field a list can be sorted by: `sort=<name>` ascending, `sort=-<name>` descending.
+#[derive(Debug)]
+pub struct SortField {
+    /// The name in `sort` and in the document (`issuanceDate`).
+    pub name: &'static str,
+    /// Its SQL expression over the list's `from` (`t.issuance_date`).
+    pub sql: &'static str,
+    /// Its SQL type, which a cursor's position is cast back to (`date`, `numeric`, `text`).
+    pub sql_type: &'static str,
+    /// Whether the expression can be null (nulls sort last in both directions).
+    pub nullable: bool,
+}
+
+impl SortField {
+    /// A field whose expression may be null.
+    pub const fn nullable(name: &'static str, sql: &'static str, sql_type: &'static str) -> Self {
+        Self {
+            name,
+            sql,
+            sql_type,
+            nullable: true,
+        }
+    }
+
+    /// A field whose expression is never null.
+    pub const fn required(name: &'static str, sql: &'static str, sql_type: &'static str) -> Self {
+        Self {
+            name,
+            sql,
+            sql_type,
+            nullable: false,
+        }
+    }
+}
+
+/// The sorts of one list and its default (`-issuanceDate`: newest first).
+#[derive(Debug)]
+pub struct Sorts {
+    pub fields: &'static [SortField],
+    pub default: &'static str,
+}
+
+/// One parsed `sort`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sort {
+    pub field: &'static SortField,
+    pub descending: bool,
+}
+
+impl Sorts {
+    /// Every accepted `sort` value, the default first (for the document).
+    pub fn values(&self) -> Vec<String> {
+        let mut out = vec![self.default.to_owned()];
+        for f in self.fields {
+            for v in [format!("-{}", f.name), f.name.to_owned()] {
+                if v != self.default {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// The request's `sort` (the default when absent); a 400 listing the values otherwise.
+    pub fn parse(&'static self, q: &Query) -> Result<Sort, ApiError> {
+        let raw = q.text("sort")?;
+        let value = raw.as_deref().unwrap_or(self.default);
+        let (descending, name) = match value.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, value),
+        };
+        self.fields
+            .iter()
+            .find(|f| f.name == name)
+            .map(|field| Sort { field, descending })
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "sort",
+                    format!("must be one of: {}", self.values().join(", ")),
+                )
+            })
+    }
+}
+
+impl Sort {
+    /// `-issuanceDate` / `name`: what the request said (or the default).
+    pub fn name(&self) -> String {
+        format!(
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            self.field.name
+        )
+    }
+}
+
+/// What one list page reads: `item` (a `jsonb` expression) of the rows of `from` matching
+/// `conditions`, ordered by `sort` and then by the unique bigint key `id`.
+pub struct Listing<'a> {
+    /// `GET /api/violations`: with the sort, signed into every cursor, so a cursor of another
+    /// list or of another sort is a 400.
+    pub route: &'a str,
+    pub item: &'a str,
+    pub from: &'a str,
+    pub id: &'a str,
+    pub sort: Sort,
+    pub conditions: &'a Conditions,
+    pub limit: i64,
+    /// The total when known without counting (a stored summary).
+    pub known_total: Option<i64>,
+}
+
+/// A cursor's position: the sort key as text (null for a null key) and the row's id.
+type Position = (Option<String>, i64);
+
+/// Renders the keyset condition after `position` and the order of `sort` (nulls last in both
+/// directions, ties by `id` in the same direction).
+fn push_keyset(qb: &mut QueryBuilder<Postgres>, l: &Listing<'_>, position: Option<Position>) {
+    let f = l.sort.field;
+    let (cmp, dir) = if l.sort.descending {
+        ("<", "desc")
+    } else {
+        (">", "asc")
+    };
+    match position {
+        None => {}
+        Some((Some(v), id)) => {
+            qb.push(format!(" and (({}, {}) {cmp} (", f.sql, l.id))
+                .push_bind(v)
+                .push(format!("::{}, ", f.sql_type))
+                .push_bind(id)
+                .push(")");
+            if f.nullable {
+                qb.push(format!(" or {} is null", f.sql));
+            }
+            qb.push(")");
+        }
+        Some((None, id)) => {
+            qb.push(format!(" and ({} is null and {} {cmp} ", f.sql, l.id))
+                .push_bind(id)
+                .push(")");
+        }
+    }
+    qb.push(format!(
+        " order by {} {dir} nulls last, {} {dir} limit ",
+        f.sql, l.id
+    ))
+    .push_bind(l.limit);
+}
+
+/// One page of a [`Listing`] after the request's `cursor`, and its `page` object (`limit`,
+/// `sort`, `nextCursor`, `total`: counted unless known). Cursors are opaque and signed for the
+/// route and the sort; one of another list or another sort is a 400 naming `cursor`.
 pub async fn page(
     state: &ApiState,
-    route: &str,
-    select: &str,
-    from: &str,
-    id_column: &str,
-    conditions: &Conditions,
+    l: &Listing<'_>,
     q: &Query,
-    limit: i64,
-    known_total: Option<i64>,
 ) -> Result<(Vec<Value>, Value), ApiError> {
-    let cursors = state
-        .cursors(format!("{route} by {id_column} descending"))
-        .await?;
-    let before = cursors.after(q)?;
-    let mut qb = QueryBuilder::<Postgres>::new(format!("select {select} from {from} where true"));
-    conditions.push_to(&mut qb);
-    if let Some(b) = before {
-        qb.push(format!(" and {id_column} < ")).push_bind(b);
-    }
-    qb.push(format!(" order by {id_column} desc limit "))
-        .push_bind(limit);
-    let rows: Vec<(i64, Value)> = qb.build_query_as().fetch_all(&state.pool).await?;
-    let total: i64 = match known_total {
+    let sort = l.sort.name();
+    let cursors = state.cursors(format!("{} sorted by {sort}", l.route)).await?;
+    let position = match cursors.after_text(q)? {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<Position>(&text)
+                .map_err(|_| ApiError::bad("cursor", "not a cursor from a previous page"))?,
+        ),
+    };
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "select {}, ({})::text, {} from {} where true",
+        l.id, l.sort.field.sql, l.item, l.from
+    ));
+    l.conditions.push_to(&mut qb);
+    push_keyset(&mut qb, l, position);
+    let rows: Vec<(i64, Option<String>, Value)> =
+        qb.build_query_as().fetch_all(&state.pool).await?;
+    let total: i64 = match l.known_total {
         Some(n) => n,
         None => {
             let mut count =
-                QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
-            conditions.push_to(&mut count);
+                QueryBuilder::<Postgres>::new(format!("select count(*) from {} where true", l.from));
+            l.conditions.push_to(&mut count);
             count.build_query_scalar().fetch_one(&state.pool).await?
         }
     };
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|(id, _)| cursors.encode(*id)))
+    let next = (rows.len() as i64 == l.limit)
+        .then(|| {
+            rows.last().map(|(id, key, _)| {
+                cursors.encode_text(&serde_json::to_string(&(key, id)).unwrap_or_default())
+            })
+        })
         .flatten();
     Ok((
-        rows.into_iter().map(|(_, v)| v).collect(),
-        json!({ "limit": limit, "nextCursor": next, "total": total }),
+        rows.into_iter().map(|(_, _, v)| v).collect(),
+        json!({ "limit": l.limit, "sort": sort, "nextCursor": next, "total": total }),
     ))
 }
 

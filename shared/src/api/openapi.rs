@@ -72,7 +72,7 @@ fn components() -> Value {
             },
             "Page": {
                 "type": "object", "required": ["limit", "nextCursor"],
-                "properties": { "limit": t("integer"), "nextCursor": t("string?"), "total": t("integer") },
+                "properties": { "limit": t("integer"), "nextCursor": t("string?"), "total": t("integer"), "sort": t("string") },
             },
             "Meta": {
                 "type": "object", "required": ["freshness"],

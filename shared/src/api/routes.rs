@@ -226,7 +226,7 @@ pub static FUNCTIONS: &[Function] = &[
                     ),
                 ],
                 area(),
-                vec![limit(1000, 500), cursor()],
+                vec![limit(1000, 500), sort(&super::geojson::SORTS), cursor()],
             ]
             .concat(),
             ok: json!({
@@ -292,7 +292,7 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Occurrence date"),
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![limit(1000, 50), sort(&super::smarts::VIOLATION_SORTS), cursor(), format_csv()],
                 ]
                 .concat(),
                 ok: page_of(
@@ -329,7 +329,7 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Issuance date"),
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![limit(1000, 50), sort(&super::smarts::ENFORCEMENT_SORTS), cursor(), format_csv()],
                 ]
                 .concat(),
                 ok: page_of(
@@ -361,7 +361,7 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Inspection date"),
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![limit(1000, 50), sort(&super::smarts::INSPECTION_SORTS), cursor(), format_csv()],
                 ]
                 .concat(),
                 ok: page_of(
@@ -391,7 +391,7 @@ pub static FUNCTIONS: &[Function] = &[
                         text("q", "Substring of the name."),
                     ],
                     area(),
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![limit(1000, 50), sort(&super::smarts::FACILITY_SORTS), cursor(), format_csv()],
                 ]
                 .concat(),
                 ok: page_of(
@@ -426,7 +426,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "Computed exceedance events of both programs.",
                 params: [
                     violation_filters(),
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![limit(1000, 50), sort(&super::violation_list::SORTS), cursor(), format_csv()],
                 ]
                 .concat(),
                 ok: page_of(r("ViolationEvent"), None),
@@ -634,6 +634,7 @@ pub static FUNCTIONS: &[Function] = &[
                     params: vec![
                         boolean("includeInactive", "Also list deactivated subscriptions."),
                         limit(100, 50),
+                        sort(&super::subscriptions::SORTS),
                         cursor(),
                     ],
                     ok: json!({ "type": "object", "required": ["data", "page"], "properties": {

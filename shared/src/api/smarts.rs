@@ -50,27 +50,73 @@ fn common(q: &Query) -> Result<Conditions, ApiError> {
     Ok(c)
 }
 
-/// A page of `select` over `from` (keyset on `key`, cursors signed for `route`), `stats` over
-/// the whole filtered set and `meta.freshness`: the body of every SMARTS list.
-#[allow(clippy::too_many_arguments)]
+/// A page of `listing`, `stats` over the whole filtered set (`columns` of the rows, which
+/// `stats` reads as `m`) and `meta.freshness`: the body of every SMARTS list.
 async fn with_stats(
     state: &ApiState,
-    route: &str,
-    select: &str,
-    from: &str,
-    key: &str,
-    c: &Conditions,
+    listing: &list::Listing<'_>,
     q: &Query,
-    limit: i64,
     (columns, stats): (&str, &str),
 ) -> Result<Value, ApiError> {
-    let (data, page) = list::page(state, route, select, from, key, c, q, limit, None).await?;
-    let stats = list::aggregate(&state.pool, columns, stats, from, c).await?;
+    let (data, page) = list::page(state, listing, q).await?;
+    let stats =
+        list::aggregate(&state.pool, columns, stats, listing.from, listing.conditions).await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
         "meta": { "freshness": freshness(&state.pool).await? },
     }))
 }
+
+use list::SortField as F;
+
+/// Sorts of `/api/smarts/violations`: newest occurrence first by default.
+pub(crate) static VIOLATION_SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        F::nullable("occurrenceDate", "t.occurrence_date", "date"),
+        F::nullable("discoveryDate", "t.discovery_date", "date"),
+        F::nullable("violationType", "t.violation_type", "text"),
+        F::required("id", "t.id", "bigint"),
+    ],
+    default: "-occurrenceDate",
+};
+
+/// Sorts of `/api/smarts/enforcement`: newest issuance first by default.
+pub(crate) static ENFORCEMENT_SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        F::nullable("issuanceDate", "t.issuance_date", "date"),
+        F::nullable("adoptionDate", "t.adoption_date", "date"),
+        F::nullable("totalAssessment", "t.total_assessment", "numeric"),
+        F::nullable("receivedAmount", "t.received_amount", "numeric"),
+        F::nullable("balanceDue", "t.balance_due", "numeric"),
+        F::required("id", "t.id", "bigint"),
+    ],
+    default: "-issuanceDate",
+};
+
+/// Sorts of `/api/smarts/inspections`: newest inspection first by default.
+pub(crate) static INSPECTION_SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        F::nullable("inspectionDate", "t.inspection_date", "date"),
+        F::nullable("countOfViolations", "t.count_of_violations", "integer"),
+        F::required("id", "t.id", "bigint"),
+    ],
+    default: "-inspectionDate",
+};
+
+/// One key over both record tables: construction ids after industrial ones.
+const RECORD_KEY: &str =
+    "(case t.kind when 'industrial' then t.source_id else t.source_id + 4611686018427387904 end)";
+
+/// Sorts of `/api/smarts/facilities`: the newest NOI first by default.
+pub(crate) static FACILITY_SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        F::nullable("noiProcessedDate", "t.noi_processed_date", "date"),
+        F::nullable("notEffectiveDate", "t.not_effective_date", "date"),
+        F::nullable("name", "t.facility_name", "text"),
+        F::required("id", RECORD_KEY, "bigint"),
+    ],
+    default: "-noiProcessedDate",
+};
 
 fn provenance(dataset: &str) -> String {
     format!(
@@ -144,7 +190,7 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     .when("t.occurrence_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
-        "t.id, jsonb_build_object('id', t.id, 'violationId', t.violation_id,
+        "jsonb_build_object('id', t.id, 'violationId', t.violation_id,
              'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
              'violationType', t.violation_type, 'violationSource', t.violation_source,
              'violationSourceId', t.violation_source_id, 'serious', t.serious_violation,
@@ -171,18 +217,17 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "violation_type"),
         by_status = list::counts_by("m", "violation_status"),
     );
-    with_stats(
-        state,
-        "GET /api/smarts/violations",
-        &select,
-        from_sql,
-        "t.id",
-        &c,
-        &q,
+    let listing = list::Listing {
+        route: "GET /api/smarts/violations",
+        item: &select,
+        from: from_sql,
+        id: "t.id",
+        sort: VIOLATION_SORTS.parse(&q)?,
+        conditions: &c,
         limit,
-        ("t.serious_violation, t.linked_enforcement_action, t.violation_id, t.violation_type, t.violation_status", &stats),
-    )
-    .await
+        known_total: None,
+    };
+    with_stats(state, &listing, &q, ("t.serious_violation, t.linked_enforcement_action, t.violation_id, t.violation_type, t.violation_status", &stats)).await
 }
 
 const ENFORCEMENT_CSV: &[&str] = &[
@@ -237,7 +282,7 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     .when("t.issuance_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
-        "t.id, jsonb_build_object('id', t.id, 'enforcementId', t.enforcement_id,
+        "jsonb_build_object('id', t.id, 'enforcementId', t.enforcement_id,
              'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
              'enforcementType', t.enforcement_type, 'status', t.enforcement_status,
              'issuanceDate', t.issuance_date, 'dueDate', t.due_date,
@@ -269,18 +314,17 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "enforcement_type"),
         by_status = list::counts_by("m", "enforcement_status"),
     );
-    with_stats(
-        state,
-        "GET /api/smarts/enforcement",
-        &select,
-        from_sql,
-        "t.id",
-        &c,
-        &q,
+    let listing = list::Listing {
+        route: "GET /api/smarts/enforcement",
+        item: &select,
+        from: from_sql,
+        id: "t.id",
+        sort: ENFORCEMENT_SORTS.parse(&q)?,
+        conditions: &c,
         limit,
-        ("t.enforcement_status, t.enforcement_type, t.total_assessment, t.received_amount, t.balance_due", &stats),
-    )
-    .await
+        known_total: None,
+    };
+    with_stats(state, &listing, &q, ("t.enforcement_status, t.enforcement_type, t.total_assessment, t.received_amount, t.balance_due", &stats)).await
 }
 
 const INSPECTION_CSV: &[&str] = &[
@@ -329,7 +373,7 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     .when("t.inspection_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
-        "t.id, jsonb_build_object('id', t.id, 'inspectionId', t.inspection_id,
+        "jsonb_build_object('id', t.id, 'inspectionId', t.inspection_id,
              'facilityId', {FACILITY_ID}, 'wdid', t.wdid, 'appId', t.app_id,
              'inspectionDate', t.inspection_date, 'startTime', t.inspection_start_time,
              'endTime', t.inspection_end_time, 'purpose', t.inspection_purpose,
@@ -358,18 +402,17 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                  'byPurpose', {by_purpose})",
             by_purpose = list::counts_by("m", "inspection_purpose"),
         );
-    with_stats(
-        state,
-        "GET /api/smarts/inspections",
-        &select,
-        from_sql,
-        "t.id",
-        &c,
-        &q,
+    let listing = list::Listing {
+        route: "GET /api/smarts/inspections",
+        item: &select,
+        from: from_sql,
+        id: "t.id",
+        sort: INSPECTION_SORTS.parse(&q)?,
+        conditions: &c,
         limit,
-        ("t.inspection_id, t.inspection_purpose", &stats),
-    )
-    .await
+        known_total: None,
+    };
+    with_stats(state, &listing, &q, ("t.inspection_id, t.inspection_purpose", &stats)).await
 }
 
 const FACILITY_CSV: &[&str] = &[
@@ -435,10 +478,8 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         " || '%'",
     );
     let limit = q.limit(50, 1000)?;
-    // One key over both tables: construction ids after industrial ones.
-    let key = "(case t.kind when 'industrial' then t.source_id else t.source_id + 4611686018427387904 end)";
     let select = format!(
-        "{key}, jsonb_build_object('id', t.kind || ':' || t.source_id, 'kind', t.kind,
+        "jsonb_build_object('id', t.kind || ':' || t.source_id, 'kind', t.kind,
              'facilityId', (select l.facility_id from facility_link l
                  where l.source = 'smarts_' || t.kind and l.source_key = t.source_key
                    and l.status = 'linked'),
@@ -456,16 +497,15 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_kind = list::counts_by("m", "kind"),
         by_status = list::counts_by("m", "status"),
     );
-    with_stats(
-        state,
-        "GET /api/smarts/facilities",
-        &select,
-        "smarts_facility t",
-        key,
-        &c,
-        &q,
+    let listing = list::Listing {
+        route: "GET /api/smarts/facilities",
+        item: &select,
+        from: "smarts_facility t",
+        id: RECORD_KEY,
+        sort: FACILITY_SORTS.parse(&q)?,
+        conditions: &c,
         limit,
-        ("t.kind, t.status", &stats),
-    )
-    .await
+        known_total: None,
+    };
+    with_stats(state, &listing, &q, ("t.kind, t.status", &stats)).await
 }

@@ -383,6 +383,16 @@ async fn create(state: &ApiState, req: &Request, actor: &str) -> Result<Value, A
     Ok(json!({ "data": row }))
 }
 
+/// The sorts of the caller's subscriptions: newest first by default.
+pub(crate) static SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        list::SortField::required("createdAt", "created_at", "timestamptz"),
+        list::SortField::required("name", "name", "text"),
+        list::SortField::required("id", "id", "bigint"),
+    ],
+    default: "-createdAt",
+};
+
 /// The caller's subscriptions, newest first: active ones unless `includeInactive=true`.
 async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, ApiError> {
     let q = Query::of(req);
@@ -393,18 +403,17 @@ async fn owned(state: &ApiState, req: &Request, actor: &str) -> Result<Value, Ap
     if !include_inactive {
         conditions.always("active");
     }
-    let (rows, page) = list::page(
-        state,
-        "/api/subscriptions",
-        &format!("id, {COLUMNS}"),
-        "subscription",
-        "id",
-        &conditions,
-        &q,
+    let listing = list::Listing {
+        route: "/api/subscriptions",
+        item: COLUMNS,
+        from: "subscription",
+        id: "id",
+        sort: SORTS.parse(&q)?,
+        conditions: &conditions,
         limit,
-        None,
-    )
-    .await?;
+        known_total: None,
+    };
+    let (rows, page) = list::page(state, &listing, &q).await?;
     Ok(json!({ "data": rows, "page": page }))
 }
 

@@ -25,6 +25,18 @@ pub(crate) const TYPES: &[&str] = &[
 pub(crate) const SEVERITIES: &[&str] = &["low", "moderate", "high", "critical"];
 pub(crate) const STATUSES: &[&str] = &["open", "under_review", "resolved", "dismissed"];
 
+/// Sorts of the events: the newest sample first by default.
+pub(crate) static SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        list::SortField::nullable("lastDate", "e.last_date", "date"),
+        list::SortField::nullable("firstDate", "e.first_date", "date"),
+        list::SortField::required("detectedAt", "e.detected_at", "timestamptz"),
+        list::SortField::nullable("maxRatio", "e.max_ratio", "numeric"),
+        list::SortField::required("id", "e.id", "bigint"),
+    ],
+    default: "-lastDate",
+};
+
 /// The validated filters.
 struct Filter {
     sources: Vec<&'static str>,
@@ -166,7 +178,7 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 }
 
 async fn page(state: &ApiState, f: &Filter, q: &Query, limit: i64) -> Result<Value, ApiError> {
-    let select = "e.id, jsonb_build_object(
+    let item = "jsonb_build_object(
              'id', e.id, 'facilityId', e.facility_id, 'facilityName', f.name,
              'county', f.county, 'region', f.region, 'source', e.source,
              'pollutant', e.pollutant_key, 'reportingYear', e.reporting_year,
@@ -187,18 +199,17 @@ async fn page(state: &ApiState, f: &Filter, q: &Query, limit: i64) -> Result<Val
         }
         None => None,
     };
-    let (data, page) = list::page(
-        state,
-        "GET /api/violations",
-        select,
-        FROM,
-        "e.id",
-        &f.conditions(),
-        q,
+    let listing = list::Listing {
+        route: "GET /api/violations",
+        item,
+        from: FROM,
+        id: "e.id",
+        sort: SORTS.parse(q)?,
+        conditions: &f.conditions(),
         limit,
-        known,
-    )
-    .await?;
+        known_total: known,
+    };
+    let (data, page) = list::page(state, &listing, q).await?;
     Ok(json!({
         "data": data,
         "page": page,
