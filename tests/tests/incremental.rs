@@ -129,7 +129,12 @@ async fn a_changed_row_updates_only_itself_and_a_vanished_row_is_withdrawn_not_d
             .as_array()
             .unwrap()
             .iter()
-            .all(|f| f["wdid"] != gone_wdid)
+            .all(|f| f["permitIds"]["wdids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|w| w != gone_wdid)),
+        "{body}"
     );
 
     // v1 again: the withdrawn row comes back (updated), the new one is withdrawn.

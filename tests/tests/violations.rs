@@ -275,7 +275,7 @@ async fn nal_rules_on_constructed_cases() {
         .get("api-facilities", "/api/facilities?appId=900011")
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"][0]["facilityId"], f11);
+    assert_eq!(body["data"][0]["id"], f11);
     let (status, body, _) = h
         .get("api-nal-levels", "/api/nal-levels?pollutant=unobtainium")
         .await;

@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
                 "facility fields derived from their records ({} changed)",
                 done.facilities_refreshed
             );
+            println!("facility summaries rebuilt ({} rows)", done.summaries);
             println!("migrations applied ({} known)", done.migrated);
         }
         Some("setup") => {

@@ -1,14 +1,17 @@
-//! `GET /api/facilities`: SMARTS industrial facility records with filters and cursor paging.
+//! `GET /api/facilities`: the facility directory. One item per canonical facility across
+//! SMARTS industrial, SMARTS construction and eSMR, with its linked records, permit ids, worst
+//! ERA Level, counts, penalties and latest dates, all read from its stored summary row
+//! (`facility_summary`, refreshed whenever a state is published and after a review action),
+//! so filters, sorts and counts read one table through its indexes.
 //!
-//! Each item is one SMARTS industrial application record; `facilityId` is the canonical facility
-//! it is linked to, `sources` says which datasets know the record and `counts` how many records
-//! share its keys. Unlike the other lists it maps rows in Rust: built in SQL, a page of 50
-//! took 1.9 ms instead of 1.0 (docs/ARCHITECTURE.md, "SQL").
+//! Triage filters for a notice letter: `windowStart` (default: five years before today)
+//! bounds the look-back window; `exceededInWindow`, `ongoing` (an exceedance in the current
+//! or the previous reporting year) and `enforcedInWindow=false` (no enforcement action issued
+//! in the window: the diligent-prosecution check) combine with every other filter.
 
-use super::list;
+use super::list::{self, Arg, Conditions, SortField as F};
 use super::{ApiState, freshness};
 use crate::http::{ApiError, Query};
-use crate::repo::facilities::{self, FacilityFilter, FacilityRow};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
@@ -28,27 +31,97 @@ pub(crate) const STATUSES: &[&str] = &[
 ];
 pub(crate) const REGIONS: &[&str] = crate::alerts::area::REGIONS;
 
+/// `source` values: which dataset has a record linked to the facility.
+pub(crate) const SOURCES: &[&str] = &["smarts_industrial", "smarts_construction", "esmr"];
+/// `minLevel` values.
+pub(crate) const LEVELS: &[&str] = &["level_1", "level_2"];
+
+/// Sorts of the directory: the latest activity (sample, violation, inspection, enforcement)
+/// first by default.
+pub(crate) static SORTS: list::Sorts = list::Sorts {
+    fields: &[
+        F::nullable("lastActivityDate", "s.last_activity_date", "date"),
+        F::required("name", "s.name", "text"),
+        F::required("openEvents", "s.open_events", "integer"),
+        F::required("events", "s.events", "integer"),
+        F::required("smartsViolations", "s.smarts_violations", "integer"),
+        F::required("enforcementActions", "s.enforcement_actions", "integer"),
+        F::required("inspections", "s.inspections", "integer"),
+        F::required("penaltiesAssessed", "s.penalties_assessed", "numeric"),
+        F::required("penaltiesPaid", "s.penalties_paid", "numeric"),
+        F::nullable("lastSampleDate", "s.last_sample_date", "date"),
+        F::nullable("lastInspectionDate", "s.last_inspection_date", "date"),
+        F::nullable("lastEnforcementDate", "s.last_enforcement_date", "date"),
+        F::nullable("lastExceedanceDate", "s.last_exceedance_date", "date"),
+        F::required("id", "s.facility_id", "bigint"),
+    ],
+    default: "-lastActivityDate",
+};
+
 const CSV_COLUMNS: &[&str] = &[
     "id",
-    "facilityId",
-    "appId",
-    "wdid",
     "name",
-    "operator",
-    "permitType",
-    "status",
-    "region",
     "county",
+    "region",
     "address.street",
     "address.city",
     "address.zip",
     "location.latitude",
     "location.longitude",
-    "sic.primary",
-    "noiProcessedDate",
-    "notEffectiveDate",
-    "provenance.sourceLine",
+    "primarySic",
+    "sources.smartsIndustrial",
+    "sources.smartsConstruction",
+    "sources.esmr",
+    "permitIds.wdids",
+    "permitIds.appIds",
+    "permitIds.esmrPlaceIds",
+    "nalLevel",
+    "counts.openEvents",
+    "counts.events",
+    "counts.smartsViolations",
+    "counts.enforcementActions",
+    "counts.inspections",
+    "penalties.assessed",
+    "penalties.paid",
+    "dates.lastSample",
+    "dates.lastViolation",
+    "dates.lastInspection",
+    "dates.lastEnforcement",
+    "dates.lastExceedance",
+    "dates.lastActivity",
 ];
+
+/// One directory item: the summary `s` and its facility `f`.
+const ITEM: &str = "jsonb_build_object(
+    'id', f.id, 'name', f.name, 'county', f.county, 'region', f.region,
+    'address', jsonb_build_object('street', f.address, 'city', f.city, 'zip', f.zip),
+    'location', case when f.latitude is null then null else jsonb_build_object(
+        'latitude', f.latitude, 'longitude', f.longitude, 'trusted', f.coordinates_trusted) end,
+    'primarySic', f.primary_sic,
+    'sources', jsonb_build_object(
+        'smartsIndustrial', cardinality(s.smarts_industrial_ids) > 0,
+        'smartsConstruction', cardinality(s.smarts_construction_ids) > 0,
+        'esmr', cardinality(s.esmr_place_ids) > 0),
+    'records', s.records,
+    'permitIds', jsonb_build_object(
+        'wdids', s.wdids, 'appIds', s.app_ids, 'esmrPlaceIds', s.esmr_place_ids),
+    'permitTypes', s.permit_types, 'statuses', s.statuses,
+    'nalLevel', case when s.level_2_since <= current_date then 'level_2'
+                     when s.level_1_since <= current_date then 'level_1'
+                     else 'baseline' end,
+    'pollutants', s.pollutants,
+    'counts', jsonb_build_object(
+        'events', s.events, 'openEvents', s.open_events,
+        'smartsViolations', s.smarts_violations,
+        'enforcementActions', s.enforcement_actions, 'inspections', s.inspections),
+    'penalties', jsonb_build_object('assessed', s.penalties_assessed, 'paid', s.penalties_paid),
+    'dates', jsonb_build_object(
+        'lastSample', s.last_sample_date, 'lastViolation', s.last_violation_date,
+        'lastInspection', s.last_inspection_date, 'lastEnforcement', s.last_enforcement_date,
+        'lastExceedance', s.last_exceedance_date,
+        'lastExceedanceReportingYear', s.last_exceedance_year,
+        'lastActivity', s.last_activity_date),
+    'summaryComputedAt', s.computed_at)";
 
 /// Handles the request; every client mistake is a 400 naming the parameter.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
@@ -63,82 +136,180 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     .await
 }
 
-fn filter(q: &Query) -> Result<FacilityFilter, ApiError> {
+/// The first day of the window: `windowStart`, or five years before `today`.
+fn window_start(q: &Query, today: chrono::NaiveDate) -> Result<chrono::NaiveDate, ApiError> {
+    Ok(match q.date("windowStart")? {
+        Some(d) if d > today => {
+            return Err(ApiError::bad("windowStart", "must not be after today"));
+        }
+        Some(d) => d,
+        None => today
+            .checked_sub_months(chrono::Months::new(60))
+            .unwrap_or(chrono::NaiveDate::MIN),
+    })
+}
+
+/// The reporting year (July–June, named by its first year) of `day`.
+fn reporting_year(day: chrono::NaiveDate) -> i64 {
+    use chrono::Datelike;
+    i64::from(if day.month() >= 7 {
+        day.year()
+    } else {
+        day.year() - 1
+    })
+}
+
+/// Only the filters given become SQL, so every query is planned for its own filters.
+fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value), ApiError> {
+    let text = |name: &str| q.text(name).map(|v| v.map(Arg::Text));
+    let one = |name: &str, values: &[&'static str]| {
+        q.one_of(name, values)
+            .map(|v| v.map(|s| Arg::Text(s.to_owned())))
+    };
     let sic = q.text("sic")?;
     if let Some(s) = &sic
         && (!s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4)
     {
         return Err(ApiError::bad("sic", "must be 1 to 4 digits of a SIC code"));
     }
-    Ok(FacilityFilter {
-        county: q.text("county")?,
-        region: q.one_of("region", REGIONS)?.map(str::to_owned),
-        permit_type: q.text("permitType")?,
-        status: q.one_of("status", STATUSES)?.map(str::to_owned),
-        q: q.text("q")?,
-        sic,
-        wdid: q.text("wdid")?,
-        app_id: q.text("appId")?,
-    })
+    let pollutant = q.text("pollutant")?.map(|p| p.to_lowercase());
+    if let Some(p) = &pollutant
+        && !crate::domain::pollutant::KEYS.contains(&p.as_str())
+    {
+        return Err(ApiError::bad("pollutant", "unknown pollutant key"));
+    }
+    let like = |v: Option<String>| {
+        v.map(|s| {
+            Arg::Text(format!(
+                "%{}%",
+                crate::repo::facilities::like_escape(&s.to_lowercase())
+            ))
+        })
+    };
+    let mut c = Conditions::default();
+    c.when("lower(s.county) = lower(", text("county")?, ")")
+        .when("upper(s.region) = upper(", one("region", REGIONS)?, ")")
+        .when("lower(s.name) like ", like(q.text("q")?), "")
+        .when(
+            "s.primary_sic like ",
+            sic.map(|s| Arg::Text(format!("{s}%"))),
+            "",
+        )
+        .when("s.wdids @> array[", text("wdid")?, "::text]")
+        .when("s.app_ids @> array[", text("appId")?, "::text]")
+        .when("s.esmr_place_ids @> array[", text("placeId")?, "::text]")
+        .when(
+            "exists (select 1 from unnest(s.permit_types) p where lower(p) = lower(",
+            text("permitType")?,
+            "))",
+        )
+        .when("s.statuses @> array[", one("status", STATUSES)?, "::text]")
+        .when(
+            "s.pollutants @> array[",
+            pollutant.map(Arg::Text),
+            "::text]",
+        )
+        .when(
+            "s.last_inspection_date >= ",
+            q.date("inspectedSince")?.map(Arg::Date),
+            "",
+        );
+    match q.one_of("source", SOURCES)? {
+        Some("smarts_industrial") => c.always("cardinality(s.smarts_industrial_ids) > 0"),
+        Some("smarts_construction") => c.always("cardinality(s.smarts_construction_ids) > 0"),
+        Some(_) => c.always("cardinality(s.esmr_place_ids) > 0"),
+        None => &mut c,
+    };
+    match list::flag(q, "hasViolations")? {
+        Some(true) => c.always("(s.events > 0 or s.smarts_violations > 0)"),
+        Some(false) => c.always("(s.events = 0 and s.smarts_violations = 0)"),
+        None => &mut c,
+    };
+    match list::flag(q, "hasEnforcement")? {
+        Some(true) => c.always("s.enforcement_actions > 0"),
+        Some(false) => c.always("s.enforcement_actions = 0"),
+        None => &mut c,
+    };
+    match q.one_of("minLevel", LEVELS)? {
+        Some("level_2") => c.always("s.level_2_since <= current_date"),
+        Some(_) => c.always("s.level_1_since <= current_date"),
+        None => &mut c,
+    };
+    // The triage window: one start date for all three questions.
+    let start = window_start(q, today)?;
+    let ongoing_from = reporting_year(today) - 1;
+    match list::flag(q, "exceededInWindow")? {
+        Some(true) => c.when("s.last_exceedance_date >= ", Some(Arg::Date(start)), ""),
+        Some(false) => c.when(
+            "coalesce(s.last_exceedance_date < ",
+            Some(Arg::Date(start)),
+            ", true)",
+        ),
+        None => &mut c,
+    };
+    match list::flag(q, "ongoing")? {
+        Some(true) => c.when(
+            "s.last_exceedance_year >= ",
+            Some(Arg::Int(ongoing_from)),
+            "",
+        ),
+        Some(false) => c.when(
+            "coalesce(s.last_exceedance_year < ",
+            Some(Arg::Int(ongoing_from)),
+            ", true)",
+        ),
+        None => &mut c,
+    };
+    match list::flag(q, "enforcedInWindow")? {
+        Some(true) => c.when("s.last_enforcement_date >= ", Some(Arg::Date(start)), ""),
+        Some(false) => c.when(
+            "coalesce(s.last_enforcement_date < ",
+            Some(Arg::Date(start)),
+            ", true)",
+        ),
+        None => &mut c,
+    };
+    let window = json!({
+        "windowStart": start,
+        "today": today,
+        "ongoingFromReportingYear": ongoing_from,
+    });
+    Ok((c, window))
 }
 
 async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
-    let filter = filter(q)?;
+    let today = chrono::Utc::now().date_naive();
+    let (c, window) = conditions(q, today)?;
     let limit = q.limit(50, 1000)?;
-    let cursors = state
-        .cursors("GET /api/facilities by f.id ascending")
-        .await?;
-    let after = cursors.after(q)?;
-    let rows = facilities::list(&state.pool, &filter, after, limit).await?;
-    let total = facilities::count(&state.pool, &filter).await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| cursors.encode(r.id)))
-        .flatten();
+    let total = list::count(&state.pool, "facility_summary s", &c).await?;
+    let listing = list::Listing {
+        route: "GET /api/facilities",
+        item: ITEM,
+        from: "facility_summary s join facility f on f.id = s.facility_id",
+        id: "s.facility_id",
+        sort: SORTS.parse(q)?,
+        conditions: &c,
+        limit,
+        known_total: Some(total),
+    };
+    let (data, page) = list::page(state, &listing, q).await?;
     Ok(json!({
-        "data": rows.iter().map(item).collect::<Vec<_>>(),
-        "page": { "limit": limit, "nextCursor": next, "total": total },
-        "meta": { "freshness": freshness(&state.pool).await? },
+        "data": data,
+        "page": page,
+        "meta": { "triage": window, "freshness": freshness(&state.pool).await? },
     }))
 }
 
-fn item(r: &FacilityRow) -> Value {
-    let location = match (r.latitude, r.longitude) {
-        (Some(lat), Some(lon)) => json!({ "latitude": lat, "longitude": lon }),
-        _ => Value::Null,
-    };
-    json!({
-        "id": r.id.to_string(),
-        "facilityId": r.facility_id,
-        "appId": r.app_id,
-        "wdid": r.wdid,
-        "wdidStandard": r.wdid.as_deref().is_some_and(crate::domain::wdid::is_standard),
-        "name": r.facility_name,
-        "operator": r.operator_name,
-        "permitType": r.permit_type,
-        "status": r.status,
-        "region": r.region_board,
-        "county": r.county,
-        "address": {
-            "street": r.facility_address,
-            "street2": r.facility_address_2,
-            "city": r.facility_city,
-            "state": r.facility_state,
-            "zip": r.facility_zip,
-        },
-        "location": location,
-        "sic": { "primary": r.primary_sic, "secondary": r.secondary_sic, "tertiary": r.tertiary_sic },
-        "noiProcessedDate": r.noi_processed_date,
-        "notEffectiveDate": r.not_effective_date,
-        "receivingWater": r.receiving_water_name,
-        "sources": { "smartsIndustrial": true, "smartsConstruction": false, "esmr": false },
-        "counts": {
-            "recordsWithSameAppIdAndWdid": r.same_key_records,
-            "recordsWithSameWdid": r.same_wdid_records,
-        },
-        "provenance": {
-            "dataset": "smarts_industrial_facilities",
-            "sourceLine": r.source_line,
-            "changedInRun": r.changed_run_id,
-        },
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn reporting_years_start_on_july_first() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(reporting_year(d(2026, 6, 30)), 2025);
+        assert_eq!(reporting_year(d(2026, 7, 1)), 2026);
+        assert_eq!(reporting_year(d(2026, 12, 1)), 2026);
+    }
 }

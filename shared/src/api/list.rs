@@ -259,7 +259,9 @@ pub async fn page(
     q: &Query,
 ) -> Result<(Vec<Value>, Value), ApiError> {
     let sort = l.sort.name();
-    let cursors = state.cursors(format!("{} sorted by {sort}", l.route)).await?;
+    let cursors = state
+        .cursors(format!("{} sorted by {sort}", l.route))
+        .await?;
     let position = match cursors.after_text(q)? {
         None => None,
         Some(text) => Some(
@@ -275,14 +277,9 @@ pub async fn page(
     push_keyset(&mut qb, l, position);
     let rows: Vec<(i64, Option<String>, Value)> =
         qb.build_query_as().fetch_all(&state.pool).await?;
-    let total: i64 = match l.known_total {
+    let total = match l.known_total {
         Some(n) => n,
-        None => {
-            let mut count =
-                QueryBuilder::<Postgres>::new(format!("select count(*) from {} where true", l.from));
-            l.conditions.push_to(&mut count);
-            count.build_query_scalar().fetch_one(&state.pool).await?
-        }
+        None => count(&state.pool, l.from, l.conditions).await?,
     };
     let next = (rows.len() as i64 == l.limit)
         .then(|| {
@@ -295,6 +292,17 @@ pub async fn page(
         rows.into_iter().map(|(_, _, v)| v).collect(),
         json!({ "limit": l.limit, "sort": sort, "nextCursor": next, "total": total }),
     ))
+}
+
+/// How many rows of `from` match `conditions`.
+pub async fn count(
+    pool: &sqlx::PgPool,
+    from: &str,
+    conditions: &Conditions,
+) -> Result<i64, ApiError> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
+    conditions.push_to(&mut qb);
+    Ok(qb.build_query_scalar().fetch_one(pool).await?)
 }
 
 /// One `jsonb` value computed over the filtered rows, which `expr` sees as `m` with `columns`:

@@ -89,10 +89,12 @@ fn components() -> Value {
                 ("location", "object?"), ("links", "array"), ("sources", "object"),
                 ("counts", "object"), ("nalLevel", "string"),
             ]),
-            "SmartsIndustrialRecord": obj(&[
-                ("id", "string"), ("facilityId", "integer?"), ("appId", "string?"), ("wdid", "string?"),
-                ("name", "string?"), ("status", "string?"), ("county", "string?"), ("location", "object?"),
-                ("sources", "object"), ("provenance", "object"),
+            "DirectoryFacility": obj(&[
+                ("id", "integer"), ("name", "string"), ("county", "string?"), ("region", "string?"),
+                ("address", "object"), ("location", "object?"), ("sources", "object"),
+                ("records", "object"), ("permitIds", "object"), ("nalLevel", "string"),
+                ("pollutants", "array"), ("counts", "object"), ("penalties", "object"),
+                ("dates", "object"), ("summaryComputedAt", "string"),
             ]),
             "SmartsViolation": obj(&[
                 ("id", "integer"), ("violationId", "string?"), ("facilityId", "integer?"),

@@ -1,5 +1,5 @@
 //! Publishing a new state: after records or links changed, the violation engine computes what
-//! follows from them, the stored dashboards are refreshed and a new cache generation starts, so
+//! follows from them, the per-facility summaries and the stored dashboards are refreshed and a new cache generation starts, so
 //! the API serves the new state and nothing older. Every path that changes what the engine sees
 //! ends here: `sync-finalize`, `facility-link`, `violations-compute`, a manual link decision,
 //! `xtask violations` and `xtask link`.
@@ -17,6 +17,9 @@ use sqlx::PgPool;
 #[derive(Debug)]
 pub struct Published {
     pub violations: Result<engine::Report, EngineError>,
+    /// Facility summary rows written (the directory's), or why not: the directory then shows
+    /// the previous summaries.
+    pub summaries: Result<u64, sqlx::Error>,
     /// Dashboards stored (their count), or why not: the dashboard then computes live.
     pub dashboards: Result<usize, ApiError>,
     /// The new cache generation (`None` without a cache, or when it could not be reached).
@@ -30,6 +33,8 @@ pub enum PublishError {
     Engine(#[from] EngineError),
     #[error("dashboard refresh: {0}")]
     Dashboard(ApiError),
+    #[error("facility summaries: {0}")]
+    Summaries(#[from] sqlx::Error),
 }
 
 impl From<PublishError> for LinkError {
@@ -37,6 +42,7 @@ impl From<PublishError> for LinkError {
         match e {
             PublishError::Engine(e) => LinkError::Engine(e),
             PublishError::Dashboard(e) => LinkError::Dashboard(e.to_string()),
+            PublishError::Summaries(e) => LinkError::Db(e),
         }
     }
 }
@@ -45,13 +51,14 @@ impl Published {
     /// The engine's report when every step succeeded.
     pub fn report(self) -> Result<engine::Report, PublishError> {
         let report = self.violations?;
+        self.summaries?;
         self.dashboards.map_err(PublishError::Dashboard)?;
         Ok(report)
     }
 }
 
 /// Runs the engine with `opts` (a failure is recorded in `violation_engine_run`), refreshes the
-/// stored dashboards (those of `facilities` — statewide, their counties and regions — or all
+/// facility summaries and the stored dashboards (those of `facilities` — statewide, their counties and regions — or all
 /// when `None`) and starts a new cache generation.
 pub async fn publish(
     pool: &PgPool,
@@ -65,6 +72,10 @@ pub async fn publish(
         if let Err(db) = engine::record_failure(pool, opts, e).await {
             tracing::error!(error = %db, "could not record the engine failure");
         }
+    }
+    let summaries = crate::repo::summary::refresh(pool, facilities).await;
+    if let Err(e) = &summaries {
+        tracing::error!(error = %e, "facility summaries not refreshed");
     }
     let dashboards = match facilities {
         None => refresh_snapshots(pool, None).await,
@@ -85,6 +96,7 @@ pub async fn publish(
     let generation = cache.bump_generation().await;
     Published {
         violations,
+        summaries,
         dashboards,
         generation,
     }

@@ -78,29 +78,77 @@ pub static FUNCTIONS: &[Function] = &[
             method: "GET",
             path: "/api/facilities",
             handler: handler!(super::facilities::handle),
-            doc: || Op {
-                summary: "SMARTS industrial facility records with filters.",
+            doc: || {
+                Op {
+                summary: "The facility directory: canonical facilities across SMARTS industrial, SMARTS construction and eSMR, with counts from their stored summaries. Every filter and sort reads the summaries.",
                 params: [
                     vec![
                         text("county", "County (case-insensitive)."),
                         one_of("region", super::facilities::REGIONS, "Regional board."),
-                        text("permitType", "Permit type as published."),
-                        one_of("status", super::facilities::STATUSES, "Permit status."),
-                        text("q", "Substring of the facility or operator name."),
+                        one_of(
+                            "source",
+                            super::facilities::SOURCES,
+                            "Only facilities with a record in this dataset.",
+                        ),
+                        text("permitType", "A linked SMARTS record's permit type as published."),
+                        one_of(
+                            "status",
+                            super::facilities::STATUSES,
+                            "A linked SMARTS record's permit status.",
+                        ),
+                        text("q", "Substring of the facility name."),
                         q(
                             "sic",
                             json!({ "type": "string", "pattern": "^[0-9]{1,4}$" }),
-                            "SIC code prefix.",
+                            "SIC code prefix of the primary SIC.",
                         ),
-                        text("wdid", "WDID."),
-                        text("appId", "APP_ID."),
+                        text("wdid", "A linked record's WDID."),
+                        text("appId", "A linked record's APP_ID."),
+                        text("placeId", "A linked eSMR facility place id."),
+                        boolean(
+                            "hasViolations",
+                            "Facilities with (true) or without (false) a computed exceedance event or a SMARTS regulatory violation.",
+                        ),
+                        boolean(
+                            "hasEnforcement",
+                            "Facilities with (true) or without (false) a SMARTS enforcement action.",
+                        ),
+                        one_of(
+                            "minLevel",
+                            super::facilities::LEVELS,
+                            "ERA Level today for at least one pollutant at least this.",
+                        ),
+                        text("pollutant", "Facilities with a computed event for this pollutant key."),
+                        date("inspectedSince", "Last inspection on or after (ISO date)."),
+                        date(
+                            "windowStart",
+                            "Start of the look-back window of the triage filters (ISO date; default: five years before today).",
+                        ),
+                        boolean(
+                            "exceededInWindow",
+                            "An exceedance event with a sample in the window (true), or none (false).",
+                        ),
+                        boolean(
+                            "ongoing",
+                            "An exceedance event in the current or the previous reporting year (true), or none (false).",
+                        ),
+                        boolean(
+                            "enforcedInWindow",
+                            "An enforcement action issued in the window (true), or none (false: the diligent-prosecution check).",
+                        ),
                     ],
-                    vec![limit(1000, 50), cursor(), format_csv()],
+                    vec![
+                        sort(&super::facilities::SORTS),
+                        limit(1000, 50),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
-                ok: page_of(r("SmartsIndustrialRecord"), None),
+                ok: page_of(r("DirectoryFacility"), None),
                 errors: &[],
                 body: None,
+            }
             },
         }],
     },
@@ -292,7 +340,12 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Occurrence date"),
-                    vec![limit(1000, 50), sort(&super::smarts::VIOLATION_SORTS), cursor(), format_csv()],
+                    vec![
+                        limit(1000, 50),
+                        sort(&super::smarts::VIOLATION_SORTS),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -329,7 +382,12 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Issuance date"),
-                    vec![limit(1000, 50), sort(&super::smarts::ENFORCEMENT_SORTS), cursor(), format_csv()],
+                    vec![
+                        limit(1000, 50),
+                        sort(&super::smarts::ENFORCEMENT_SORTS),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -361,7 +419,12 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                     area(),
                     dates("Inspection date"),
-                    vec![limit(1000, 50), sort(&super::smarts::INSPECTION_SORTS), cursor(), format_csv()],
+                    vec![
+                        limit(1000, 50),
+                        sort(&super::smarts::INSPECTION_SORTS),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -391,7 +454,12 @@ pub static FUNCTIONS: &[Function] = &[
                         text("q", "Substring of the name."),
                     ],
                     area(),
-                    vec![limit(1000, 50), sort(&super::smarts::FACILITY_SORTS), cursor(), format_csv()],
+                    vec![
+                        limit(1000, 50),
+                        sort(&super::smarts::FACILITY_SORTS),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -426,7 +494,12 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "Computed exceedance events of both programs.",
                 params: [
                     violation_filters(),
-                    vec![limit(1000, 50), sort(&super::violation_list::SORTS), cursor(), format_csv()],
+                    vec![
+                        limit(1000, 50),
+                        sort(&super::violation_list::SORTS),
+                        cursor(),
+                        format_csv(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(r("ViolationEvent"), None),

@@ -59,8 +59,14 @@ async fn with_stats(
     (columns, stats): (&str, &str),
 ) -> Result<Value, ApiError> {
     let (data, page) = list::page(state, listing, q).await?;
-    let stats =
-        list::aggregate(&state.pool, columns, stats, listing.from, listing.conditions).await?;
+    let stats = list::aggregate(
+        &state.pool,
+        columns,
+        stats,
+        listing.from,
+        listing.conditions,
+    )
+    .await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
         "meta": { "freshness": freshness(&state.pool).await? },
@@ -412,7 +418,13 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         limit,
         known_total: None,
     };
-    with_stats(state, &listing, &q, ("t.inspection_id, t.inspection_purpose", &stats)).await
+    with_stats(
+        state,
+        &listing,
+        &q,
+        ("t.inspection_id, t.inspection_purpose", &stats),
+    )
+    .await
 }
 
 const FACILITY_CSV: &[&str] = &[

@@ -202,13 +202,15 @@ async fn change(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         ReviewError::Conflict(m) => ApiError::Conflict(m),
         ReviewError::Db(db) => ApiError::Db(db),
     })?;
-    // Stored dashboards and cached listings show statuses: refresh the dashboards of the
-    // event's facility (statewide, its county, its region), then start a new generation.
+    // The directory, stored dashboards and cached listings show statuses: refresh the
+    // facility's summary and the dashboards of the event's facility (statewide, its county,
+    // its region), then start a new generation.
     let facility: Option<i64> =
         sqlx::query_scalar!("select facility_id from violation_event where id = $1", id)
             .fetch_optional(&state.pool)
             .await?;
     if let Some(f) = facility {
+        crate::repo::summary::refresh(&state.pool, Some(&[f])).await?;
         super::dashboard::refresh_snapshots(&state.pool, Some(f)).await?;
     }
     state.cache.bump_generation().await;

@@ -164,6 +164,8 @@ pub struct MigrateReport {
     pub benchmarks: u64,
     /// Canonical facilities whose served fields changed.
     pub facilities_refreshed: u64,
+    /// Facility summary rows rebuilt (so a deploy that adds a summary column serves it).
+    pub summaries: u64,
 }
 
 /// One `migrate` invocation (its event is not read): applies pending migrations, loads the
@@ -182,11 +184,13 @@ pub async fn migrate_pool(pool: &sqlx::PgPool) -> Result<MigrateReport, lambda_r
     crate::db::migrate(pool).await?;
     let loaded = crate::repo::benchmarks::load(pool).await?;
     let facilities_refreshed = crate::facility::refresh(pool).await?;
+    let summaries = crate::repo::summary::refresh(pool, None).await?;
     Ok(MigrateReport {
         migrated: crate::MIGRATOR.iter().count(),
         pollutants: loaded.pollutants,
         benchmarks: loaded.benchmarks,
         facilities_refreshed,
+        summaries,
     })
 }
 

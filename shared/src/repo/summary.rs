@@ -1,0 +1,151 @@
+//! The stored per-facility summaries (`facility_summary`, migration 20261201150001): what the
+//! directory lists, filters and sorts by. Rebuilt set-based from the linked source records,
+//! the computed events and the ERA Levels whenever a state is published, and for one facility
+//! after a review action.
+
+use sqlx::PgPool;
+
+/// Rebuilds the summary rows of `facilities` (every canonical facility when `None`) in one
+/// transaction: rows of merged or deleted facilities go, every other facility gets its row.
+/// Returns how many rows were written.
+pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "delete from facility_summary where $1::bigint[] is null or facility_id = any($1)",
+        facilities as _
+    )
+    .execute(&mut *tx)
+    .await?;
+    let written = sqlx::query!(
+        "with fac as (
+           select f.id, f.name, f.county, f.region, f.primary_sic from facility f
+            where f.merged_into is null and ($1::bigint[] is null or f.id = any($1))),
+         links as (
+           select l.facility_id, l.source, l.source_key,
+                  split_part(l.source_key, '|', 1) as app_id,
+                  split_part(l.source_key, '|', 2) as wdid
+             from facility_link l join fac on fac.id = l.facility_id
+            where l.status = 'linked'),
+         rec as (
+           select l.facility_id,
+                  array_agg(s.source_id order by s.source_id)
+                      filter (where s.kind = 'industrial') as industrial,
+                  array_agg(s.source_id order by s.source_id)
+                      filter (where s.kind = 'construction') as construction,
+                  jsonb_agg(jsonb_build_object('id', s.source_id, 'appId', s.app_id,
+                                               'wdid', s.wdid) order by s.source_id)
+                      filter (where s.kind = 'industrial') as industrial_records,
+                  jsonb_agg(jsonb_build_object('id', s.source_id, 'appId', s.app_id,
+                                               'wdid', s.wdid) order by s.source_id)
+                      filter (where s.kind = 'construction') as construction_records,
+                  array_agg(distinct s.permit_type) filter (where s.permit_type is not null)
+                      as permit_types,
+                  array_agg(distinct s.status) filter (where s.status is not null) as statuses
+             from links l
+             join smarts_facility s on s.source_key = l.source_key and 'smarts_' || s.kind = l.source
+            group by 1),
+         -- The SMARTS keys of current records (a withdrawn record's link is history).
+         keys as (
+           select distinct l.facility_id, l.app_id, l.wdid
+             from links l
+            where l.source <> 'esmr'
+              and exists (select 1 from smarts_facility s
+                           where s.source_key = l.source_key and 'smarts_' || s.kind = l.source)),
+         places as (
+           select l.facility_id, l.source_key as place_id
+             from links l join esmr_facility ef on ef.facility_place_id = l.source_key
+            where l.source = 'esmr'),
+         kid as (
+           select facility_id,
+                  array_agg(distinct wdid) filter (where wdid <> '') as wdids,
+                  array_agg(distinct app_id) filter (where app_id <> '') as app_ids
+             from keys group by 1),
+         pid as (
+           select facility_id, array_agg(place_id order by place_id) as places
+             from places group by 1),
+         viol as (
+           select k.facility_id, count(*) as n,
+                  max(coalesce(t.occurrence_date, t.discovery_date)) as last
+             from smarts_violation t
+             join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
+            where t.withdrawn_run_id is null group by 1),
+         enf as (
+           select k.facility_id, count(*) as n, max(t.issuance_date) as last,
+                  coalesce(sum(t.total_assessment), 0) as assessed,
+                  coalesce(sum(t.received_amount), 0) as paid
+             from smarts_enforcement_action t
+             join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
+            where t.withdrawn_run_id is null group by 1),
+         insp as (
+           select k.facility_id, count(*) as n, max(t.inspection_date) as last
+             from smarts_inspection t
+             join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
+            where t.withdrawn_run_id is null group by 1),
+         sampled as (
+           select k.facility_id, max(t.sample_date) as last
+             from smarts_industrial_monitoring t
+             join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
+            where t.withdrawn_run_id is null group by 1
+           union all
+           select k.facility_id, max(t.sample_date)
+             from smarts_construction_monitoring t
+             join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
+            where t.withdrawn_run_id is null group by 1
+           union all
+           select l.facility_id, max(s.sampling_date)
+             from esmr_sample s join places l on s.facility_place_id = l.place_id
+            where s.withdrawn_run_id is null group by 1),
+         samp as (select facility_id, max(last) as last from sampled group by 1),
+         ev as (
+           select e.facility_id, count(*) as n,
+                  count(*) filter (where e.status in ('open', 'under_review')) as open,
+                  array_agg(distinct e.pollutant_key) as pollutants,
+                  max(e.last_date) as last_date, max(e.reporting_year) as last_year
+             from violation_event e join fac on fac.id = e.facility_id
+            where e.retracted_at is null group by 1),
+         lvl as (
+           select n.facility_id, min(n.level_1_since) as l1, min(n.level_2_since) as l2
+             from nal_level n join fac on fac.id = n.facility_id group by 1)
+         insert into facility_summary (
+             facility_id, name, county, region, primary_sic,
+             smarts_industrial_ids, smarts_construction_ids, esmr_place_ids, records, wdids, app_ids,
+             permit_types, statuses, events, open_events, pollutants, last_exceedance_date,
+             last_exceedance_year, level_1_since, level_2_since, smarts_violations,
+             enforcement_actions, inspections, penalties_assessed, penalties_paid,
+             last_sample_date, last_violation_date, last_inspection_date, last_enforcement_date,
+             last_activity_date)
+         select fac.id, fac.name, fac.county, fac.region, fac.primary_sic,
+                coalesce(rec.industrial, '{}'), coalesce(rec.construction, '{}'),
+                coalesce(pid.places, '{}'),
+                jsonb_build_object('smartsIndustrial', coalesce(rec.industrial_records, '[]'),
+                    'smartsConstruction', coalesce(rec.construction_records, '[]'),
+                    'esmr', to_jsonb(coalesce(pid.places, '{}'))),
+                coalesce(kid.wdids, '{}'), coalesce(kid.app_ids, '{}'),
+                coalesce(rec.permit_types, '{}'), coalesce(rec.statuses, '{}'),
+                coalesce(ev.n, 0), coalesce(ev.open, 0), coalesce(ev.pollutants, '{}'),
+                ev.last_date, ev.last_year, lvl.l1, lvl.l2,
+                coalesce(viol.n, 0), coalesce(enf.n, 0), coalesce(insp.n, 0),
+                coalesce(enf.assessed, 0), coalesce(enf.paid, 0),
+                samp.last, viol.last, insp.last, enf.last,
+                -- greatest ignores nulls: null only when all four are
+                greatest(samp.last, viol.last, insp.last, enf.last)
+           from fac
+           left join rec on rec.facility_id = fac.id
+           left join kid on kid.facility_id = fac.id
+           left join pid on pid.facility_id = fac.id
+           left join viol on viol.facility_id = fac.id
+           left join enf on enf.facility_id = fac.id
+           left join insp on insp.facility_id = fac.id
+           left join samp on samp.facility_id = fac.id
+           left join ev on ev.facility_id = fac.id
+           left join lvl on lvl.facility_id = fac.id
+          -- A facility is listed while a current record of it is.
+          where rec.facility_id is not null or pid.places is not null",
+        facilities as _
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(written)
+}
