@@ -270,7 +270,8 @@ pub async fn page(
         ),
     };
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "select {}, ({})::text, {} from {} where true",
+        // Output names of their own: a bare `id` in the order must mean the table's column.
+        "select {} as page_key, ({})::text as page_sort, {} as page_item from {} where true",
         l.id, l.sort.field.sql, l.item, l.from
     ));
     l.conditions.push_to(&mut qb);

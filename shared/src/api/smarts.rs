@@ -490,8 +490,7 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         " || '%'",
     );
     let limit = q.limit(50, 1000)?;
-    let select = format!(
-        "jsonb_build_object('id', t.kind || ':' || t.source_id, 'kind', t.kind,
+    let select = "jsonb_build_object('id', t.kind || ':' || t.source_id, 'kind', t.kind,
              'facilityId', (select l.facility_id from facility_link l
                  where l.source = 'smarts_' || t.kind and l.source_key = t.source_key
                    and l.status = 'linked'),
@@ -502,8 +501,7 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
              'noiProcessedDate', t.noi_processed_date, 'notEffectiveDate', t.not_effective_date,
              'receivingWater', t.receiving_water_name,
              'provenance', jsonb_build_object('dataset', 'smarts_' || t.kind || '_facilities',
-                 'changedInRun', t.changed_run_id))"
-    );
+                 'changedInRun', t.changed_run_id))";
     let stats = format!(
         "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
         by_kind = list::counts_by("m", "kind"),
@@ -511,7 +509,7 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     );
     let listing = list::Listing {
         route: "GET /api/smarts/facilities",
-        item: &select,
+        item: select,
         from: "smarts_facility t",
         id: RECORD_KEY,
         sort: FACILITY_SORTS.parse(&q)?,
