@@ -64,6 +64,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// never interleave.
 pub const LINKING_LOCK: i64 = 7243001;
 
+/// The advisory lock of facility summary rebuilds (`repo::summary`), so a full rebuild at
+/// publish and one facility's after a review never write the same rows at once.
+pub const SUMMARY_LOCK: i64 = 7243002;
+
 /// `true` when `e` says the database cannot serve right now (no connection within the acquire
 /// timeout, a connection refused, reset or cut, the server shutting down or starting up, too
 /// many connections), not that the statement was wrong: the request may succeed when retried.

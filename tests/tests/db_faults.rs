@@ -598,10 +598,7 @@ async fn the_local_server_answers_every_request_of_16_concurrent_clients() {
     let url = h.database_url().await;
     let path = "/api/facilities?county=Los%20Angeles&limit=100";
     let expected_total = h
-        .scalar_i64(
-            "select count(*) from smarts_industrial_facility
-              where lower(county) = 'los angeles' and withdrawn_run_id is null",
-        )
+        .scalar_i64("select count(*) from facility_summary where lower(county) = 'los angeles'")
         .await;
     // Through the cache, as `./dev up` serves it: 4,480 requests.
     let cached = Server::start(&url, &["--cache-namespace", &h.prefix]).await;

@@ -463,6 +463,66 @@ async fn the_directory_matches_the_files() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["parameter"], "windowStart");
 
+    // A review action refreshes the facility's summary: dismissing an open event takes it off
+    // the item's open count at once.
+    let open = all
+        .iter()
+        .find(|i| i["counts"]["openEvents"].as_i64().unwrap() > 0)
+        .expect("an open event");
+    let facility = id(open);
+    let event = h
+        .scalar_i64(&format!(
+            "select min(id) from violation_event where facility_id = {facility}
+               and retracted_at is null and status = 'open'"
+        ))
+        .await;
+    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
+        .await
+        .unwrap();
+    let (status, body) = h
+        .send(
+            "api-violation-status",
+            "PATCH",
+            &format!("/api/violations/{event}/status"),
+            Some(serde_json::json!({ "status": "dismissed" })),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let now = walk(&h, "/api/facilities?limit=1000&sort=id").await;
+    let item = now.iter().find(|i| id(i) == facility).unwrap();
+    assert_eq!(
+        item["counts"]["openEvents"].as_i64().unwrap(),
+        open["counts"]["openEvents"].as_i64().unwrap() - 1
+    );
+    assert_eq!(item["counts"]["events"], open["counts"]["events"]);
+
+    // Rebuilds at once (a publish's full one, a review's single one) never collide, and a
+    // full rebuild writes what the incremental ones left.
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let pool = h.pool().clone();
+            tokio::spawn(async move {
+                let one = [facility];
+                stormwater::repo::summary::refresh(&pool, (i % 2 == 1).then_some(&one[..])).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("concurrent rebuilds");
+    }
+    let strip = |items: Vec<Value>| {
+        items
+            .into_iter()
+            .map(|mut i| {
+                i.as_object_mut().unwrap().remove("summaryComputedAt");
+                i
+            })
+            .collect::<Vec<_>>()
+    };
+    let rebuilt = strip(walk(&h, "/api/facilities?limit=999&sort=id").await);
+    assert_eq!(rebuilt, strip(now));
+
     // Sorts: each walks every item once, in its order.
     for (sort, path) in [
         ("-openEvents", "/counts/openEvents"),

@@ -260,29 +260,43 @@ async fn violation_list_filters_pages_and_exports_csv() {
         assert_eq!(by_severity, expected, "{query}");
         assert!(stats["meta"]["freshness"].is_object());
     }
-    // Paging: every event exactly once, newest first.
-    let mut seen = Vec::new();
-    let mut path = "/api/violations?limit=3".to_owned();
-    loop {
-        let (status, body, _) = h.get("api-violations", &path).await;
-        assert_eq!(status, 200, "{body}");
-        seen.extend(
-            body["data"]
-                .as_array()
-                .expect("data")
-                .iter()
-                .map(|v| v["id"].as_i64().expect("id")),
-        );
-        match body["page"]["nextCursor"].as_str() {
-            Some(c) => path = format!("/api/violations?limit=3&cursor={c}"),
-            None => break,
+    // Paging: every event exactly once, by id with `sort=-id`, and by the newest sample by
+    // default.
+    for sort in ["-id", "-lastDate"] {
+        let mut seen = Vec::new();
+        let mut dates = Vec::new();
+        let mut path = format!("/api/violations?limit=3&sort={sort}");
+        loop {
+            let (status, body, _) = h.get("api-violations", &path).await;
+            assert_eq!(status, 200, "{body}");
+            for v in body["data"].as_array().expect("data") {
+                seen.push(v["id"].as_i64().expect("id"));
+                dates.push(v["lastDate"].as_str().map(str::to_owned));
+            }
+            match body["page"]["nextCursor"].as_str() {
+                Some(c) => path = format!("/api/violations?limit=3&sort={sort}&cursor={c}"),
+                None => break,
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort_unstable_by(|a, b| b.cmp(a));
+        unique.dedup();
+        assert_eq!(unique.len() as i64, all, "{sort}: each once");
+        if sort == "-id" {
+            assert_eq!(seen, unique, "descending id order");
+        } else {
+            assert!(
+                dates.windows(2).all(|w| match (&w[0], &w[1]) {
+                    (Some(a), Some(b)) => a >= b,
+                    (None, Some(_)) => false,
+                    _ => true,
+                }),
+                "newest sample first, undated last: {dates:?}"
+            );
         }
     }
-    let mut sorted = seen.clone();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    sorted.dedup();
-    assert_eq!(seen, sorted, "unique and in descending id order");
-    assert_eq!(seen.len() as i64, all);
+    let (_, first, _) = h.get("api-violations", "/api/violations?limit=1").await;
+    assert_eq!(first["page"]["sort"], "-lastDate", "the default");
     // Bad input: a 400 naming the parameter.
     for (query, parameter) in [
         ("dateFrom=2024-13-01", "dateFrom"),

@@ -6,10 +6,14 @@
 use sqlx::PgPool;
 
 /// Rebuilds the summary rows of `facilities` (every canonical facility when `None`) in one
-/// transaction: rows of merged or deleted facilities go, every other facility gets its row.
+/// transaction, one rebuild at a time (`db::SUMMARY_LOCK`): rows of merged facilities and of
+/// facilities without a current record go, every other facility gets its row.
 /// Returns how many rows were written.
 pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    sqlx::query!("select pg_advisory_xact_lock($1)", crate::db::SUMMARY_LOCK)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query!(
         "delete from facility_summary where $1::bigint[] is null or facility_id = any($1)",
         facilities as _
