@@ -149,16 +149,6 @@ fn window_start(q: &Query, today: chrono::NaiveDate) -> Result<chrono::NaiveDate
     })
 }
 
-/// The reporting year (July–June, named by its first year) of `day`.
-fn reporting_year(day: chrono::NaiveDate) -> i64 {
-    use chrono::Datelike;
-    i64::from(if day.month() >= 7 {
-        day.year()
-    } else {
-        day.year() - 1
-    })
-}
-
 /// Only the filters given become SQL, so every query is planned for its own filters.
 fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value), ApiError> {
     let text = |name: &str| q.text(name).map(|v| v.map(Arg::Text));
@@ -220,16 +210,18 @@ fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value)
         Some(_) => c.always("cardinality(s.esmr_place_ids) > 0"),
         None => &mut c,
     };
-    match list::flag(q, "hasViolations")? {
-        Some(true) => c.always("(s.events > 0 or s.smarts_violations > 0)"),
-        Some(false) => c.always("(s.events = 0 and s.smarts_violations = 0)"),
-        None => &mut c,
-    };
-    match list::flag(q, "hasEnforcement")? {
-        Some(true) => c.always("s.enforcement_actions > 0"),
-        Some(false) => c.always("s.enforcement_actions = 0"),
-        None => &mut c,
-    };
+    c.holds(
+        list::flag(q, "hasViolations")?,
+        "s.events > 0 or s.smarts_violations > 0",
+        None,
+        "",
+    )
+    .holds(
+        list::flag(q, "hasEnforcement")?,
+        "s.enforcement_actions > 0",
+        None,
+        "",
+    );
     match q.one_of("minLevel", LEVELS)? {
         Some("level_2") => c.always("s.level_2_since <= current_date"),
         Some(_) => c.always("s.level_1_since <= current_date"),
@@ -237,38 +229,25 @@ fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value)
     };
     // The triage window: one start date for all three questions.
     let start = window_start(q, today)?;
-    let ongoing_from = reporting_year(today) - 1;
-    match list::flag(q, "exceededInWindow")? {
-        Some(true) => c.when("s.last_exceedance_date >= ", Some(Arg::Date(start)), ""),
-        Some(false) => c.when(
-            "coalesce(s.last_exceedance_date < ",
-            Some(Arg::Date(start)),
-            ", true)",
-        ),
-        None => &mut c,
-    };
-    match list::flag(q, "ongoing")? {
-        Some(true) => c.when(
-            "s.last_exceedance_year >= ",
-            Some(Arg::Int(ongoing_from)),
-            "",
-        ),
-        Some(false) => c.when(
-            "coalesce(s.last_exceedance_year < ",
-            Some(Arg::Int(ongoing_from)),
-            ", true)",
-        ),
-        None => &mut c,
-    };
-    match list::flag(q, "enforcedInWindow")? {
-        Some(true) => c.when("s.last_enforcement_date >= ", Some(Arg::Date(start)), ""),
-        Some(false) => c.when(
-            "coalesce(s.last_enforcement_date < ",
-            Some(Arg::Date(start)),
-            ", true)",
-        ),
-        None => &mut c,
-    };
+    let ongoing_from = i64::from(crate::violations::reporting_year(today)) - 1;
+    c.holds(
+        list::flag(q, "exceededInWindow")?,
+        "s.last_exceedance_date >= ",
+        Some(Arg::Date(start)),
+        "",
+    )
+    .holds(
+        list::flag(q, "ongoing")?,
+        "s.last_exceedance_year >= ",
+        Some(Arg::Int(ongoing_from)),
+        "",
+    )
+    .holds(
+        list::flag(q, "enforcedInWindow")?,
+        "s.last_enforcement_date >= ",
+        Some(Arg::Date(start)),
+        "",
+    );
     let window = json!({
         "windowStart": start,
         "today": today,
@@ -281,6 +260,7 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let today = chrono::Utc::now().date_naive();
     let (c, window) = conditions(q, today)?;
     let limit = q.limit(50, 1000)?;
+    // Every filter is on the summaries: the count needs no facility join.
     let total = list::count(&state.pool, "facility_summary s", &c).await?;
     let listing = list::Listing {
         route: "GET /api/facilities",
@@ -298,18 +278,4 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
         "page": page,
         "meta": { "triage": window, "freshness": freshness(&state.pool).await? },
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::NaiveDate;
-
-    #[test]
-    fn reporting_years_start_on_july_first() {
-        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
-        assert_eq!(reporting_year(d(2026, 6, 30)), 2025);
-        assert_eq!(reporting_year(d(2026, 7, 1)), 2026);
-        assert_eq!(reporting_year(d(2026, 12, 1)), 2026);
-    }
 }

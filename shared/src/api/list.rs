@@ -28,19 +28,41 @@ pub enum Arg {
 
 /// `and`-ed SQL conditions, each `before $n after` with its value.
 #[derive(Debug, Clone, Default)]
-pub struct Conditions(Vec<(String, Option<Arg>, &'static str)>);
+pub struct Conditions(Vec<(String, Option<Arg>, String)>);
 
 impl Conditions {
     /// A condition without a value (`v.withdrawn_run_id is null`).
     pub fn always(&mut self, sql: &str) -> &mut Self {
-        self.0.push((sql.to_owned(), None, ""));
+        self.0.push((sql.to_owned(), None, String::new()));
         self
     }
 
     /// `before $n after` when `value` is present; nothing otherwise.
     pub fn when(&mut self, before: &str, value: Option<Arg>, after: &'static str) -> &mut Self {
         if let Some(v) = value {
-            self.0.push((before.to_owned(), Some(v), after));
+            self.0.push((before.to_owned(), Some(v), after.to_owned()));
+        }
+        self
+    }
+
+    /// A yes/no filter: `before [$n] after` (bound to `value` when there is one) when `wanted`
+    /// is `Some(true)`, its negation when `Some(false)` (a null, as for a missing date, counts
+    /// as not holding), nothing when `None`.
+    pub fn holds(
+        &mut self,
+        wanted: Option<bool>,
+        before: &str,
+        value: Option<Arg>,
+        after: &str,
+    ) -> &mut Self {
+        match wanted {
+            None => {}
+            Some(true) => self.0.push((before.to_owned(), value, after.to_owned())),
+            Some(false) => self.0.push((
+                format!("not coalesce({before}"),
+                value,
+                format!("{after}, false)"),
+            )),
         }
         self
     }
@@ -73,7 +95,7 @@ impl Conditions {
                     qb.push_bind(v);
                 }
             }
-            qb.push(after).push(")");
+            qb.push(after.as_str()).push(")");
         }
     }
 }
@@ -471,6 +493,20 @@ mod tests {
             qb.sql().as_str(),
             "select 1 from v where true and (v.withdrawn_run_id is null) and (v.wdid = $1) \
              and (v.occurrence_date >= $2) and (v.type = any($3))"
+        );
+    }
+
+    #[test]
+    fn a_yes_no_filter_renders_its_condition_or_the_negation() {
+        let mut c = Conditions::default();
+        c.holds(Some(true), "s.n > 0", None, "")
+            .holds(Some(false), "s.d >= ", Some(Arg::Int(3)), "")
+            .holds(None, "s.never", None, "");
+        let mut qb = QueryBuilder::<Postgres>::new("select 1 from s where true");
+        c.push_to(&mut qb);
+        assert_eq!(
+            qb.sql().as_str(),
+            "select 1 from s where true and (s.n > 0) and (not coalesce(s.d >= $1, false))"
         );
     }
 

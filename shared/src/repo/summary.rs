@@ -30,31 +30,31 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
                   split_part(l.source_key, '|', 2) as wdid
              from facility_link l join fac on fac.id = l.facility_id
             where l.status = 'linked'),
+         -- The current SMARTS records behind the links (a withdrawn record's link is history).
+         current as (
+           select l.facility_id, l.app_id as key_app_id, l.wdid as key_wdid, s.kind,
+                  s.source_id, s.app_id, s.wdid, s.permit_type, s.status
+             from links l
+             join smarts_facility s on s.source_key = l.source_key and 'smarts_' || s.kind = l.source),
          rec as (
-           select l.facility_id,
-                  array_agg(s.source_id order by s.source_id)
-                      filter (where s.kind = 'industrial') as industrial,
-                  array_agg(s.source_id order by s.source_id)
-                      filter (where s.kind = 'construction') as construction,
-                  jsonb_agg(jsonb_build_object('id', s.source_id, 'appId', s.app_id,
-                                               'wdid', s.wdid) order by s.source_id)
-                      filter (where s.kind = 'industrial') as industrial_records,
-                  jsonb_agg(jsonb_build_object('id', s.source_id, 'appId', s.app_id,
-                                               'wdid', s.wdid) order by s.source_id)
-                      filter (where s.kind = 'construction') as construction_records,
-                  array_agg(distinct s.permit_type) filter (where s.permit_type is not null)
+           select facility_id,
+                  array_agg(source_id order by source_id)
+                      filter (where kind = 'industrial') as industrial,
+                  array_agg(source_id order by source_id)
+                      filter (where kind = 'construction') as construction,
+                  jsonb_agg(jsonb_build_object('id', source_id, 'appId', app_id, 'wdid', wdid)
+                            order by source_id) filter (where kind = 'industrial')
+                      as industrial_records,
+                  jsonb_agg(jsonb_build_object('id', source_id, 'appId', app_id, 'wdid', wdid)
+                            order by source_id) filter (where kind = 'construction')
+                      as construction_records,
+                  array_agg(distinct permit_type) filter (where permit_type is not null)
                       as permit_types,
-                  array_agg(distinct s.status) filter (where s.status is not null) as statuses
-             from links l
-             join smarts_facility s on s.source_key = l.source_key and 'smarts_' || s.kind = l.source
-            group by 1),
-         -- The SMARTS keys of current records (a withdrawn record's link is history).
+                  array_agg(distinct status) filter (where status is not null) as statuses
+             from current group by 1),
+         -- The keys the SMARTS tables are matched by.
          keys as (
-           select distinct l.facility_id, l.app_id, l.wdid
-             from links l
-            where l.source <> 'esmr'
-              and exists (select 1 from smarts_facility s
-                           where s.source_key = l.source_key and 'smarts_' || s.kind = l.source)),
+           select distinct facility_id, key_app_id as app_id, key_wdid as wdid from current),
          places as (
            select l.facility_id, l.source_key as place_id
              from links l join esmr_facility ef on ef.facility_place_id = l.source_key
