@@ -11,7 +11,8 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The migrations in `migrations/`, embedded at compile time. They are applied by the
 /// `migrate` function or `xtask migrate`, never at a function's cold start.
@@ -32,6 +33,8 @@ pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
         .application_name("stormwater-watch")
         .log_statements(log::LevelFilter::Debug)
         .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(10));
+    // When a pooled connection last failed its ping (see `before_acquire` below).
+    let last_failure: Arc<Mutex<Option<Instant>>> = Arc::default();
     Ok(PgPoolOptions::new()
         .max_connections(cfg.db_max_connections)
         // Also bounds connecting: while the server refuses connections sqlx retries until
@@ -41,14 +44,29 @@ pub fn pool(cfg: &Config) -> Result<PgPool, sqlx::Error> {
         // PING_TIMEOUT, and a connection that fails it is closed and replaced within the
         // same acquire.
         .test_before_acquire(false)
-        .before_acquire(|conn, _meta| {
+        .before_acquire(move |conn, meta| {
+            let last_failure = last_failure.clone();
             Box::pin(async move {
+                // A ping that went unanswered means the server went away for every connection
+                // idle since then too: those are closed at once instead of each costing its
+                // own PING_TIMEOUT (a full pool of them would outlast the acquire timeout).
+                let idle_since = Instant::now().checked_sub(meta.idle_for);
+                let failed = *last_failure.lock().unwrap_or_else(|e| e.into_inner());
+                if let (Some(idle_since), Some(failed)) = (idle_since, failed)
+                    && idle_since <= failed
+                {
+                    return Ok(false);
+                }
                 match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
                     Ok(result) => result.map(|()| true),
-                    Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "pooled connection did not answer a ping",
-                    ))),
+                    Err(_) => {
+                        *last_failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Instant::now());
+                        Err(sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "pooled connection did not answer a ping",
+                        )))
+                    }
                 }
             })
         })

@@ -428,9 +428,13 @@ async fn pooled_connections_left_over_from_a_restart_never_fail_a_later_request(
                 r.status, 200,
                 "{fault:?} with {pooled} pooled connections, request {i}: {r:?}"
             );
+            println!("{fault:?}, {pooled} pooled, request {i}: {:?}", r.elapsed);
+            // One unanswered ping condemns every connection idle since: a pool of four dead
+            // ones costs one PING_TIMEOUT, not one per connection (at least three, 750 ms, on
+            // the first request, which met the 1.5 s acquire timeout on a loaded machine).
             assert!(
-                r.elapsed < Duration::from_millis(1_500),
-                "{fault:?}: {:?}",
+                r.elapsed < stormwater::db::PING_TIMEOUT * 3,
+                "{fault:?} with {pooled} pooled connections, request {i}: {:?}",
                 r.elapsed
             );
         }
