@@ -267,6 +267,13 @@ const KINDS: &[&str] = &[
     "penalty",
 ];
 
+/// The timeline's order: newest first by default, `sort=date` for oldest first (ties by kind,
+/// then id, in the same direction).
+pub static TIMELINE_SORTS: list::Sorts = list::Sorts {
+    fields: &[list::SortField::required("date", "date", "date")],
+    default: "-date",
+};
+
 /// `GET /api/facilities/{id}/timeline`: exceedance events, SMARTS violations, inspections,
 /// enforcement actions and penalties in one feed, newest first (`kind` filters, `dateFrom` /
 /// `dateTo`, cursor, `limit` ≤ 1000). Undated records cannot be placed and are counted in
@@ -293,10 +300,18 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
     let kind = q.one_of("kind", KINDS)?;
     let (from, to) = list::date_range(q)?;
     let limit = q.limit(100, 1000)?;
-    // One facility's feed: a cursor of another facility's timeline is refused too.
+    let sort = TIMELINE_SORTS.parse(q)?;
+    let (cmp, dir) = if sort.descending {
+        ("<", "desc")
+    } else {
+        (">", "asc")
+    };
+    // One facility's feed in one order: a cursor of another facility's timeline, or of
+    // another sort, is refused too.
     let cursors = state
         .cursors(format!(
-            "GET /api/facilities/{id}/timeline by date, kind, id descending"
+            "GET /api/facilities/{id}/timeline by date, kind, id sorted by {}",
+            sort.name()
         ))
         .await?;
     let after = match cursors.after_text(q)? {
@@ -352,15 +367,15 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
                       'receivedDate', t.received_date, 'balanceDue', t.balance_due)
              from {a} and t.total_assessment > 0)
          select coalesce(jsonb_agg(jsonb_build_object('date', x.date, 'kind', x.kind, 'id', x.id,
-                    'detail', x.detail) order by x.date desc, x.kind desc, x.id desc), '[]'),
+                    'detail', x.detail) order by x.date {dir}, x.kind {dir}, x.id {dir}), '[]'),
                 (select count(*) from feed where date is null)
            from (select * from feed
                   where date is not null
                     and ($2::text is null or kind = $2)
                     and ($3::date is null or date >= $3)
                     and ($4::date is null or date <= $4)
-                    and ($5::date is null or (date, kind, id) < ($5, $6, $7))
-                  order by date desc, kind desc, id desc limit $8) x",
+                    and ($5::date is null or (date, kind, id) {cmp} ($5, $6, $7))
+                  order by date {dir}, kind {dir}, id {dir} limit $8) x",
         v = mine("smarts_violation"),
         i = mine("smarts_inspection"),
         a = mine("smarts_enforcement_action"),
@@ -391,7 +406,7 @@ async fn timeline(state: &ApiState, id: i64, q: &Query) -> Result<Value, ApiErro
         });
     Ok(json!({
         "data": items,
-        "page": { "limit": limit, "nextCursor": next },
+        "page": { "limit": limit, "sort": sort.name(), "nextCursor": next },
         "meta": { "facilityId": id, "undated": undated, "freshness": freshness(&state.pool).await? },
     }))
 }

@@ -206,7 +206,7 @@ pub static FUNCTIONS: &[Function] = &[
             path: "/api/facilities/{id}/timeline",
             handler: handler!(super::facility::handle_timeline),
             doc: || Op {
-                summary: "One facility's dated feed, newest first.",
+                summary: "One facility's dated feed, newest first (or oldest first with sort=date).",
                 params: [
                     vec![one_of(
                         "kind",
@@ -220,7 +220,11 @@ pub static FUNCTIONS: &[Function] = &[
                         "Only this kind of entry.",
                     )],
                     dates("Entry date"),
-                    vec![limit(1000, 100), cursor()],
+                    vec![
+                        limit(1000, 100),
+                        sort(&super::facility::TIMELINE_SORTS),
+                        cursor(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -622,7 +626,11 @@ pub static FUNCTIONS: &[Function] = &[
                         facility_id(),
                     ],
                     area(),
-                    vec![limit(1000, 100), cursor()],
+                    vec![
+                        limit(1000, 100),
+                        sort(&super::facility_link_list::SORTS),
+                        cursor(),
+                    ],
                 ]
                 .concat(),
                 ok: page_of(
@@ -638,6 +646,7 @@ pub static FUNCTIONS: &[Function] = &[
                         ("notes", "string?"),
                         ("verifiedBy", "string?"),
                         ("verifiedAt", "date-time?"),
+                        ("createdAt", "date-time"),
                     ]),
                     None,
                 ),
@@ -665,7 +674,7 @@ pub static FUNCTIONS: &[Function] = &[
                         facility_id(),
                     ],
                     area(),
-                    vec![limit(1000, 100), cursor()],
+                    vec![limit(1000, 100), sort(&super::nal_levels::SORTS), cursor()],
                 ]
                 .concat(),
                 ok: page_of(
