@@ -463,6 +463,8 @@ async fn the_directory_matches_the_files() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["parameter"], "windowStart");
 
+    check_violation_feed(&h, &manifest, dir.path(), &files, &all).await;
+
     // A review action refreshes the facility's summary: dismissing an open event takes it off
     // the item's open count at once.
     let open = all
@@ -539,6 +541,331 @@ async fn the_directory_matches_the_files() {
     }
 }
 
+/// One published violation row, as the feed should show it.
+#[derive(Debug, Clone)]
+struct FileViolation {
+    violation_id: String,
+    key: Option<(String, String)>,
+    kind: String,
+    status: String,
+    serious: Option<bool>,
+    county: String,
+    date: Option<String>,
+    violation_type: String,
+    priority: String,
+    description: String,
+}
+
+/// `GET /api/violations`: regulatory items are the published rows (every one, with its fields,
+/// program, facility, county, status, date and links), the filters pick what the files say,
+/// the totals and stats add up over both kinds.
+async fn check_violation_feed(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    files: &Files,
+    directory: &[Value],
+) {
+    let rows: Vec<FileViolation> = column_values(
+        &manifest.path(dir, "smarts_violations"),
+        &[
+            "VIOLATION_ID",
+            "APP_ID",
+            "WDID",
+            "PERMIT_TYPE",
+            "VIOLATION_STATUS",
+            "SERIOUS_VIOLATION",
+            "PLACE_COUNTY",
+            "OCCURRENCE_DATE",
+            "DISCOVERY_DATE",
+            "VIOLATION_TYPE",
+            "VIOLATION_PRIORITY",
+            "DESCRIPTION",
+        ],
+    )
+    .into_iter()
+    .map(|r| {
+        let key = key(&r[1], &r[2]);
+        // The program of the record the key belongs to (industrial first, as links are read),
+        // else the published permit type.
+        let kind = match &key {
+            Some(k) if files.industrial.contains(k) => "smarts_industrial",
+            Some(k) if files.construction.contains(k) => "smarts_construction",
+            _ if r[3].to_lowercase().contains("construction") => "smarts_construction",
+            _ => "smarts_industrial",
+        };
+        FileViolation {
+            violation_id: r[0].clone(),
+            key,
+            kind: kind.to_owned(),
+            status: r[4].to_lowercase(),
+            serious: match r[5].to_uppercase().as_str() {
+                "Y" | "YES" | "TRUE" | "T" => Some(true),
+                "N" | "NO" | "FALSE" | "F" => Some(false),
+                _ => None,
+            },
+            county: r[6].clone(),
+            date: day(&r[7]).or_else(|| day(&r[8])),
+            violation_type: r[9].clone(),
+            priority: r[10].clone(),
+            description: r[11].clone(),
+        }
+    })
+    .collect();
+    assert!(rows.len() > 20, "{} violation rows", rows.len());
+    let by_id: HashMap<&str, &FileViolation> =
+        rows.iter().map(|r| (r.violation_id.as_str(), r)).collect();
+    assert_eq!(
+        by_id.len(),
+        rows.len(),
+        "violation ids are unique in the file"
+    );
+    let owner: HashMap<(String, String), i64> = directory
+        .iter()
+        .flat_map(|i| item_keys(i).into_iter().map(move |k| (k, id(i))))
+        .collect();
+
+    // Every published row is one regulatory item, with the file's fields.
+    let regulatory = walk(h, "/api/violations?kind=regulatory&limit=1000").await;
+    assert_eq!(regulatory.len(), rows.len());
+    let mut seen = HashSet::new();
+    for item in &regulatory {
+        assert_eq!(item["kind"], "regulatory");
+        let vid = item["violationId"].as_str().unwrap();
+        assert!(seen.insert(vid.to_owned()), "{vid} twice");
+        let row = by_id[vid];
+        assert_eq!(item["source"], row.kind.as_str(), "{item}");
+        assert_eq!(
+            item["facilityId"].as_i64(),
+            row.key.as_ref().and_then(|k| owner.get(k)).copied(),
+            "{item}"
+        );
+        assert_eq!(item["status"].as_str().unwrap().to_lowercase(), row.status);
+        assert_eq!(item["seriousViolation"].as_bool(), row.serious, "{item}");
+        assert_eq!(item["lastDate"].as_str().map(str::to_owned), row.date);
+        for (field, want) in [
+            ("type", &row.violation_type),
+            ("priority", &row.priority),
+            ("description", &row.description),
+            ("county", &row.county),
+        ] {
+            let want = present(want).then_some(want.as_str());
+            assert_eq!(item[field].as_str(), want, "{field} of {item}");
+        }
+        assert_eq!(
+            item["links"]["record"].as_str().unwrap(),
+            format!("/api/smarts/violations?violationId={vid}")
+        );
+    }
+
+    // The links lead to the records they name.
+    let inspections: HashMap<String, (String, String)> = column_values(
+        &manifest.path(dir, "smarts_inspections"),
+        &["INSPECTION_ID", "APP_ID", "WDID"],
+    )
+    .into_iter()
+    .filter_map(|r| Some((r[0].clone(), key(&r[1], &r[2])?)))
+    .collect();
+    let mut followed = 0;
+    for item in regulatory.iter().filter(|i| {
+        !i["links"]["inspections"].as_array().unwrap().is_empty()
+            || !i["links"]["enforcement"].as_array().unwrap().is_empty()
+    }) {
+        let vid = item["violationId"].as_str().unwrap();
+        for link in item["links"]["inspections"].as_array().unwrap() {
+            let found = get(h, link.as_str().unwrap()).await;
+            let inspection = &found["data"][0];
+            let iid = inspection["inspectionId"].as_str().unwrap();
+            assert_eq!(found["data"].as_array().unwrap().len(), 1, "{link}");
+            assert_eq!(Some(&inspections[iid]), by_id[vid].key.as_ref(), "{link}");
+            assert!(
+                inspection["violations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["violationId"] == vid),
+                "{link} lists {vid}"
+            );
+            followed += 1;
+        }
+        for link in item["links"]["enforcement"].as_array().unwrap() {
+            let found = get(h, link.as_str().unwrap()).await;
+            assert!(
+                found["data"][0]["violations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["violationId"] == vid),
+                "{link} lists {vid}"
+            );
+            followed += 1;
+        }
+        let record = get(h, item["links"]["record"].as_str().unwrap()).await;
+        assert_eq!(record["data"][0]["violationId"], vid);
+    }
+    assert!(
+        followed > 0,
+        "the generated files link violations to inspections"
+    );
+    println!(
+        "violations feed: {} regulatory rows, {followed} links followed",
+        rows.len()
+    );
+
+    // Filters on the regulatory kind: the rows the file predicts.
+    let check = async |query: &str, keep: &dyn Fn(&FileViolation) -> bool| {
+        let got = walk(
+            h,
+            &format!("/api/violations?kind=regulatory&limit=1000&{query}"),
+        )
+        .await;
+        let got: HashSet<String> = got
+            .iter()
+            .map(|i| i["violationId"].as_str().unwrap().to_owned())
+            .collect();
+        let want: HashSet<String> = rows
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| r.violation_id.clone())
+            .collect();
+        assert_eq!(got, want, "{query}");
+        want.len()
+    };
+    for source in ["smarts_industrial", "smarts_construction"] {
+        check(&format!("source={source}"), &|r| r.kind == source).await;
+    }
+    assert_eq!(check("source=esmr", &|_| false).await, 0);
+    assert!(check("serious=true", &|r| r.serious == Some(true)).await > 0);
+    check("serious=false", &|r| r.serious == Some(false)).await;
+    for status in ["violation", "potential", "dismissed"] {
+        check(&format!("status={status}"), &|r| r.status == status).await;
+    }
+    assert!(
+        check("includeResolved=false", &|r| r.status != "dismissed").await < rows.len(),
+        "some generated violations are dismissed"
+    );
+    let county = rows
+        .iter()
+        .find(|r| present(&r.county))
+        .unwrap()
+        .county
+        .clone();
+    check(
+        &format!("county={}", county.to_lowercase().replace(' ', "%20")),
+        &|r| r.county.eq_ignore_ascii_case(&county),
+    )
+    .await;
+    check("dateFrom=2020-07-01&dateTo=2022-06-30", &|r| {
+        r.date
+            .as_deref()
+            .is_some_and(|d| ("2020-07-01"..="2022-06-30").contains(&d))
+    })
+    .await;
+    check("year=2021", &|r| {
+        r.date
+            .as_deref()
+            .is_some_and(|d| ("2021-07-01"..="2022-06-30").contains(&d))
+    })
+    .await;
+    let busiest = directory
+        .iter()
+        .max_by_key(|i| i["counts"]["smartsViolations"].as_i64().unwrap())
+        .unwrap();
+    let keys: HashSet<_> = item_keys(busiest).into_iter().collect();
+    let n = check(&format!("facilityId={}", id(busiest)), &|r| {
+        r.key.as_ref().is_some_and(|k| keys.contains(k))
+    })
+    .await;
+    assert_eq!(
+        busiest["counts"]["smartsViolations"].as_i64().unwrap() as usize,
+        n
+    );
+    // What regulatory items lack leaves them out.
+    assert_eq!(check("severity=high", &|_| false).await, 0);
+
+    // Both kinds: each total is the sum of the kinds', and the stats say the same.
+    let total = async |query: &str| {
+        get(h, &format!("/api/violations?limit=1&{query}")).await["page"]["total"]
+            .as_i64()
+            .unwrap()
+    };
+    let computed = walk(h, "/api/violations?kind=computed&limit=1000").await;
+    assert!(computed.iter().all(|i| i["kind"] == "computed"));
+    assert!(!computed.is_empty());
+    assert_eq!(total("kind=computed").await, computed.len() as i64);
+    assert_eq!(total("kind=regulatory").await, rows.len() as i64);
+    let both = walk(h, "/api/violations?limit=1000").await;
+    println!(
+        "violations feed: {} computed events, {} items of both kinds",
+        computed.len(),
+        both.len()
+    );
+    assert_eq!(both.len(), computed.len() + rows.len());
+    assert_eq!(total("").await, both.len() as i64);
+    let stats = get(h, "/api/violations/stats").await["data"].clone();
+    assert_eq!(stats["total"], both.len() as i64);
+    assert_eq!(stats["byKind"]["computed"], computed.len() as i64);
+    assert_eq!(stats["byKind"]["regulatory"], rows.len() as i64);
+    let mut types: HashMap<String, i64> = HashMap::new();
+    for r in &rows {
+        let t = if present(&r.violation_type) {
+            r.violation_type.clone()
+        } else {
+            "unknown".into()
+        };
+        *types.entry(t).or_default() += 1;
+    }
+    assert_eq!(
+        as_counts(&stats["byViolationType"]),
+        types,
+        "regulatory types"
+    );
+    for source in ["smarts_industrial", "smarts_construction", "esmr"] {
+        let computed_here = computed.iter().filter(|i| i["source"] == source).count();
+        let regulatory_here = rows.iter().filter(|r| r.kind == source).count();
+        assert_eq!(
+            total(&format!("source={source}")).await,
+            (computed_here + regulatory_here) as i64,
+            "{source}"
+        );
+        assert_eq!(
+            stats["bySource"][source].as_i64().unwrap_or(0),
+            total(&format!("source={source}")).await
+        );
+        let live = get(
+            h,
+            &format!("/api/violations/stats?source={source}&kind=regulatory"),
+        )
+        .await;
+        assert_eq!(live["data"]["total"], regulatory_here as i64, "{source}");
+    }
+    let smarts_stats = get(h, "/api/violations/stats?source=smarts").await["data"].clone();
+    assert_eq!(
+        smarts_stats["total"],
+        both.iter().filter(|i| i["source"] != "esmr").count() as i64
+    );
+    // includeResolved=false leaves out the reviewed items of both kinds.
+    let reviewed = both
+        .iter()
+        .filter(|i| {
+            let s = i["status"].as_str().unwrap_or("").to_lowercase();
+            s == "resolved" || s == "dismissed"
+        })
+        .count();
+    assert_eq!(
+        total("includeResolved=false").await,
+        (both.len() - reviewed) as i64
+    );
+}
+
+fn as_counts(v: &Value) -> HashMap<String, i64> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_i64().unwrap()))
+        .collect()
+}
+
 /// The reporting year (July–June, named by its first year) of an item's latest exceedance.
 fn reporting_year_of(item: &Value) -> Option<i64> {
     use chrono::Datelike;
@@ -585,8 +912,19 @@ fn assert_ordered(items: &[Value], pointer: &str, descending: bool, what: &str) 
             pair[0].pointer(pointer).unwrap_or(&Value::Null),
             pair[1].pointer(pointer).unwrap_or(&Value::Null),
         );
-        // Ties go by id in the same direction (numeric ids; a composite id's key is not shown).
-        let o = cmp(a, b).then_with(|| match (pair[0]["id"].as_i64(), pair[1]["id"].as_i64()) {
+        // Ties go by id in the same direction (numeric ids; a composite id's key is not shown;
+        // the feed keys regulatory items after every event, at id + 2^62).
+        let tie = |v: &Value| {
+            v["id"].as_i64().map(|id| {
+                i128::from(id)
+                    + if v["kind"] == "regulatory" {
+                        1 << 62
+                    } else {
+                        0
+                    }
+            })
+        };
+        let o = cmp(a, b).then_with(|| match (tie(&pair[0]), tie(&pair[1])) {
             (Some(x), Some(y)) if descending => y.cmp(&x),
             (Some(x), Some(y)) => x.cmp(&y),
             _ => Ordering::Equal,
@@ -630,10 +968,12 @@ async fn every_list_walks_each_record_once_under_every_sort() {
             path.clone()
         };
         let everything = walk(&h, &with(path, "limit=1000")).await;
-        // ERA Level rows are keyed by facility and pollutant.
-        let key = |v: &Value| match v.get("id") {
-            Some(id) => id.to_string(),
-            None => format!("{}/{}", v["facility"]["id"], v["pollutant"]),
+        // ERA Level rows are keyed by facility and pollutant, the violations feed's items by
+        // kind and id.
+        let key = |v: &Value| match (v.get("kind"), v.get("id")) {
+            (Some(kind), Some(id)) => format!("{kind}/{id}"),
+            (None, Some(id)) => id.to_string(),
+            _ => format!("{}/{}", v["facility"]["id"], v["pollutant"]),
         };
         let all: HashSet<String> = everything.iter().map(key).collect();
         assert_eq!(all.len(), everything.len(), "{path}");
@@ -659,9 +999,10 @@ async fn every_list_walks_each_record_once_under_every_sort() {
                     .is_some()
             };
             // Text orders follow the database's collation, and a composite id's key is not
-            // shown: those are checked for completeness only.
+            // shown (nor the feed's, whose regulatory items follow every event): those are
+            // checked for completeness only.
             let comparable = !matches!(field, "name" | "violationType")
-                && (field != "id" || walked[0]["id"].is_i64());
+                && (field != "id" || (walked[0]["id"].is_i64() && walked[0].get("kind").is_none()));
             if comparable && walked.iter().all(item_has) {
                 let pointer = if walked[0].get(field).is_some() {
                     format!("/{field}")

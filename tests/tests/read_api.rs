@@ -535,24 +535,35 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
         as_tally(&stats["data"]["bySeverity"]),
         counts.into_iter().collect::<HashMap<_, _>>()
     );
+    // Facilities with an event there, or with a regulatory violation published there (both
+    // kinds are counted by default).
     let facilities = h
         .scalar_i64(&format!(
-            "select count(distinct e.facility_id) from violation_event e
-               join facility f on f.id = e.facility_id where {where_la}"
+            "select count(distinct id) from (
+               select e.facility_id as id from violation_event e
+                 join facility f on f.id = e.facility_id where {where_la}
+               union
+               select l.facility_id from smarts_violation t
+                 join facility_link l on l.status = 'linked' and l.source like 'smarts%'
+                  and l.source_key = coalesce(t.app_id, '') || '|' || t.wdid
+                where t.withdrawn_run_id is null and t.place_county = 'Los Angeles') x"
         ))
         .await;
     assert_eq!(stats["data"]["facilities"], facilities);
     // List totals by source and area come from the stored dashboards: equal to a count.
     for (path, sql) in [
-        ("/api/violations", "true"),
-        ("/api/violations?source=smarts", "e.source like 'smarts%'"),
+        ("/api/violations?kind=computed", "true"),
+        (
+            "/api/violations?kind=computed&source=smarts",
+            "e.source like 'smarts%'",
+        ),
         ("/api/violations?source=esmr", "e.source = 'esmr'"),
         (
-            "/api/violations?county=los%20angeles",
+            "/api/violations?kind=computed&county=los%20angeles",
             "lower(f.county) = 'los angeles'",
         ),
         (
-            "/api/violations?region=4&source=smarts",
+            "/api/violations?region=4&source=smarts&kind=computed",
             "f.region = '4' and e.source like 'smarts%'",
         ),
         (
@@ -570,6 +581,15 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
         assert!(n > 0 || path.contains("esmr"), "{path} finds something");
         assert_eq!(body["page"]["total"], n, "{path}");
     }
+    // Both kinds by default: the events and the current regulatory violations.
+    let everything = get(&h, "api-violations", "/api/violations").await;
+    let n = h
+        .scalar_i64(
+            "select (select count(*) from violation_event where retracted_at is null)
+                  + (select count(*) from smarts_violation where withdrawn_run_id is null)",
+        )
+        .await;
+    assert_eq!(everything["page"]["total"], n);
     assert_eq!(
         ranged["data"]["summary"]["smartsViolations"],
         d.violations

@@ -215,15 +215,38 @@ pub(crate) fn violation_filters() -> Vec<Value> {
     [
         vec![
             one_of(
+                "kind",
+                super::violation_list::KINDS,
+                "computed: exceedance events this service computes from monitoring results; \
+                 regulatory: violations SMARTS records; all (default): both.",
+            ),
+            one_of(
                 "source",
                 super::violation_list::SOURCES,
-                "Program whose results were evaluated.",
+                "Program: esmr, smarts_industrial, smarts_construction, or smarts for both \
+                 SMARTS programs (all by default).",
             ),
             facility_id(),
-            text("pollutant", "Pollutant key (copper, zinc, ph, …)."),
-            one_of("type", super::violation_list::TYPES, "Benchmark type."),
-            one_of("severity", super::violation_list::SEVERITIES, "Severity."),
-            one_of("status", super::violation_list::STATUSES, "Review status."),
+            text(
+                "pollutant",
+                "Pollutant key (copper, zinc, ph, …); computed events only.",
+            ),
+            one_of(
+                "type",
+                super::violation_list::TYPES,
+                "Benchmark type; computed events only.",
+            ),
+            one_of(
+                "severity",
+                super::violation_list::SEVERITIES,
+                "Severity; computed events only.",
+            ),
+            one_of(
+                "status",
+                super::violation_list::STATUSES,
+                "Review status of a computed event, or the SMARTS status of a regulatory \
+                 violation (violation, potential, dismissed).",
+            ),
             q(
                 "year",
                 json!({ "type": "integer", "minimum": 1990, "maximum": 2100 }),
@@ -231,11 +254,25 @@ pub(crate) fn violation_filters() -> Vec<Value> {
             ),
             boolean(
                 "screening",
-                "Screening comparisons only (true) or like-for-like only (false).",
+                "Screening comparisons only (true) or like-for-like only (false); computed \
+                 events only.",
+            ),
+            boolean(
+                "includeResolved",
+                "false leaves out reviewed items: resolved or dismissed events and dismissed \
+                 regulatory violations (default true: the whole history).",
+            ),
+            text(
+                "violationType",
+                "SMARTS violation type; regulatory violations only.",
+            ),
+            boolean(
+                "serious",
+                "SMARTS serious-violation flag; regulatory violations only.",
             ),
         ],
         area(),
-        dates("Sample date"),
+        dates("Sample date of an event, occurrence date of a regulatory violation"),
     ]
     .concat()
 }

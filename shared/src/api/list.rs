@@ -280,6 +280,19 @@ pub async fn page(
     l: &Listing<'_>,
     q: &Query,
 ) -> Result<(Vec<Value>, Value), ApiError> {
+    merged_page(state, l, &[], q).await
+}
+
+/// [`page`] of a listing whose `from` is a union of `branches` (relations with the same
+/// columns, each aliased as `from` is): the page is read from each branch in order, with the
+/// conditions and the keyset, and the branches' pages merged, so every branch is read through
+/// its own indexes and only the rows of the page build their item. `from` itself is counted.
+pub async fn merged_page(
+    state: &ApiState,
+    l: &Listing<'_>,
+    branches: &[&str],
+    q: &Query,
+) -> Result<(Vec<Value>, Value), ApiError> {
     let sort = l.sort.name();
     let cursors = state
         .cursors(format!("{} sorted by {sort}", l.route))
@@ -291,13 +304,43 @@ pub async fn page(
                 .map_err(|_| ApiError::bad("cursor", "not a cursor from a previous page"))?,
         ),
     };
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
-        // Output names of their own: a bare `id` in the order must mean the table's column.
-        "select {} as page_key, ({})::text as page_sort, {} as page_item from {} where true",
-        l.id, l.sort.field.sql, l.item, l.from
-    ));
-    l.conditions.push_to(&mut qb);
-    push_keyset(&mut qb, l, position);
+    // Output names of their own: a bare `id` in the order must mean the table's column.
+    // A branch's rows carry their sort value too, for the merge.
+    let select = |from: &str, merged: bool| {
+        format!(
+            "select {} as page_key, ({})::text as page_sort, {} as page_item{} from {from} where true",
+            l.id,
+            l.sort.field.sql,
+            l.item,
+            if merged {
+                format!(", {} as page_order", l.sort.field.sql)
+            } else {
+                String::new()
+            }
+        )
+    };
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    if branches.is_empty() {
+        qb.push(select(l.from, false));
+        l.conditions.push_to(&mut qb);
+        push_keyset(&mut qb, l, position);
+    } else {
+        qb.push("select page_key, page_sort, page_item from (");
+        for (i, branch) in branches.iter().enumerate() {
+            if i > 0 {
+                qb.push(" union all ");
+            }
+            qb.push("(").push(select(branch, true));
+            l.conditions.push_to(&mut qb);
+            push_keyset(&mut qb, l, position.clone());
+            qb.push(")");
+        }
+        let dir = if l.sort.descending { "desc" } else { "asc" };
+        qb.push(format!(
+            ") p order by page_order {dir} nulls last, page_key {dir} limit "
+        ))
+        .push_bind(l.limit);
+    }
     let rows: Vec<(i64, Option<String>, Value)> =
         qb.build_query_as().fetch_all(&state.pool).await?;
     let total = match l.known_total {

@@ -113,13 +113,25 @@ fn components() -> Value {
                 ("wdid", "string?"), ("inspectionDate", "date?"), ("purpose", "string?"),
                 ("violations", "array"), ("place", "object"), ("provenance", "object"),
             ]),
-            "ViolationEvent": obj(&[
+            "ViolationEvent": tagged("computed", obj(&[
                 ("id", "integer"), ("facilityId", "integer"), ("facilityName", "string"),
                 ("source", "string"), ("pollutant", "string"), ("reportingYear", "integer"),
                 ("benchmarkType", "string"), ("value", "number?"), ("maxRatio", "number?"),
                 ("severity", "string?"), ("status", "string"), ("firstDate", "date?"),
                 ("lastDate", "date?"), ("screening", "boolean"), ("unverified", "boolean"),
-            ]),
+                ("links", "object"),
+            ])),
+            "RegulatoryViolation": tagged("regulatory", obj(&[
+                ("id", "integer"), ("facilityId", "integer?"), ("facilityName", "string?"),
+                ("county", "string?"), ("region", "string?"), ("source", "string"),
+                ("violationId", "string?"), ("wdid", "string?"), ("appId", "string?"),
+                ("type", "string?"), ("seriousViolation", "boolean?"), ("priority", "string?"),
+                ("status", "string?"), ("description", "string?"), ("occurrenceDate", "date?"),
+                ("discoveryDate", "date?"), ("firstDate", "date?"), ("lastDate", "date?"),
+                ("reportingYear", "integer?"), ("links", "object"), ("provenance", "object"),
+            ])),
+            "Violation": { "oneOf": [r("ViolationEvent"), r("RegulatoryViolation")],
+                           "discriminator": { "propertyName": "kind" } },
         },
         "securitySchemes": {
             "apiKey": { "type": "apiKey", "in": "header", "name": crate::auth::API_KEY_HEADER },
@@ -219,6 +231,15 @@ fn document() -> Value {
         "paths": paths,
         "components": components(),
     })
+}
+
+/// `schema` (an object) with a required `kind` that is always `kind`.
+fn tagged(kind: &str, mut schema: Value) -> Value {
+    schema["properties"]["kind"] = json!({ "type": "string", "enum": [kind] });
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.push(json!("kind"));
+    }
+    schema
 }
 
 #[cfg(test)]

@@ -331,6 +331,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "SMARTS regulatory violations.",
                 params: [
                     vec![
+                        text("violationId", "SMARTS violation id."),
                         text("wdid", "WDID."),
                         text("appId", "APP_ID."),
                         facility_id(),
@@ -375,6 +376,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "SMARTS enforcement actions.",
                 params: [
                     vec![
+                        text("enforcementId", "SMARTS enforcement action id."),
                         text("wdid", "WDID."),
                         text("appId", "APP_ID."),
                         facility_id(),
@@ -416,6 +418,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "SMARTS inspections with their linked violations.",
                 params: [
                     vec![
+                        text("inspectionId", "SMARTS inspection id."),
                         text("wdid", "WDID."),
                         text("appId", "APP_ID."),
                         facility_id(),
@@ -495,7 +498,7 @@ pub static FUNCTIONS: &[Function] = &[
             path: "/api/violations",
             handler: handler!(super::violation_list::handle),
             doc: || Op {
-                summary: "Computed exceedance events of both programs.",
+                summary: "One feed of violations: exceedance events computed from eSMR and SMARTS monitoring results (kind=computed) and the violations SMARTS records (kind=regulatory), newest first; both by default.",
                 params: [
                     violation_filters(),
                     vec![
@@ -506,7 +509,7 @@ pub static FUNCTIONS: &[Function] = &[
                     ],
                 ]
                 .concat(),
-                ok: page_of(r("ViolationEvent"), None),
+                ok: page_of(r("Violation"), None),
                 errors: &[],
                 body: None,
             },
@@ -519,9 +522,11 @@ pub static FUNCTIONS: &[Function] = &[
             path: "/api/violations/stats",
             handler: handler!(super::violation_list::handle_stats),
             doc: || Op {
-                summary: "Aggregates of the computed exceedance events.",
+                summary: "Aggregates of the violations feed under the same filters (both kinds by default).",
                 params: violation_filters(),
                 ok: single(obj(&[
+                    ("total", "integer"),
+                    ("byKind", "object"),
                     ("events", "integer"),
                     ("facilities", "integer"),
                     ("bySeverity", "object"),
@@ -530,6 +535,8 @@ pub static FUNCTIONS: &[Function] = &[
                     ("bySource", "object"),
                     ("byPollutant", "object"),
                     ("byReportingYear", "object"),
+                    ("serious", "integer"),
+                    ("byViolationType", "object"),
                 ])),
                 errors: &[],
                 body: None,

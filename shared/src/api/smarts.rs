@@ -159,7 +159,7 @@ const VIOLATION_CSV: &[&str] = &[
     "provenance.sourceLine",
 ];
 
-/// `GET /api/smarts/violations`: `wdid`, `appId`, `facilityId`, `violationType`, `status`,
+/// `GET /api/smarts/violations`: `violationId`, `wdid`, `appId`, `facilityId`, `violationType`, `status`,
 /// `seriousOnly`, `region`, `county`, `dateFrom`/`dateTo` (occurrence date).
 pub async fn handle_violations(state: &ApiState, req: Request) -> Response<Body> {
     list::respond(
@@ -177,6 +177,11 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let mut c = common(&q)?;
     let (from, to) = list::date_range(&q)?;
     c.when(
+        "t.violation_id = ",
+        q.text("violationId")?.map(Arg::Text),
+        "",
+    )
+    .when(
         "t.violation_type = ",
         q.text("violationType")?.map(Arg::Text),
         "",
@@ -257,7 +262,7 @@ const ENFORCEMENT_CSV: &[&str] = &[
     "provenance.sourceLine",
 ];
 
-/// `GET /api/smarts/enforcement`: `wdid`, `appId`, `facilityId`, `enforcementType`, `status`,
+/// `GET /api/smarts/enforcement`: `enforcementId`, `wdid`, `appId`, `facilityId`, `enforcementType`, `status`,
 /// `region`, `county`, `dateFrom`/`dateTo` (issuance date).
 pub async fn handle_enforcement(state: &ApiState, req: Request) -> Response<Body> {
     list::respond(
@@ -275,6 +280,11 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let mut c = common(&q)?;
     let (from, to) = list::date_range(&q)?;
     c.when(
+        "t.enforcement_id = ",
+        q.text("enforcementId")?.map(Arg::Text),
+        "",
+    )
+    .when(
         "t.enforcement_type = ",
         q.text("enforcementType")?.map(Arg::Text),
         "",
@@ -353,7 +363,7 @@ const INSPECTION_CSV: &[&str] = &[
     "provenance.sourceLine",
 ];
 
-/// `GET /api/smarts/inspections`: `wdid`, `appId`, `facilityId`, `purpose`, `region`, `county`,
+/// `GET /api/smarts/inspections`: `inspectionId`, `wdid`, `appId`, `facilityId`, `purpose`, `region`, `county`,
 /// `dateFrom`/`dateTo` (inspection date); each inspection with the violations linked to it.
 pub async fn handle_inspections(state: &ApiState, req: Request) -> Response<Body> {
     list::respond(
@@ -371,6 +381,11 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let mut c = common(&q)?;
     let (from, to) = list::date_range(&q)?;
     c.when(
+        "t.inspection_id = ",
+        q.text("inspectionId")?.map(Arg::Text),
+        "",
+    )
+    .when(
         "lower(t.inspection_purpose) = lower(",
         q.text("purpose")?.map(Arg::Text),
         ")",
