@@ -12,7 +12,8 @@ create index smarts_violation_feed_idx on smarts_violation
     ((coalesce(occurrence_date, discovery_date)) desc nulls last, (id + 4611686018427387904) desc)
     where withdrawn_run_id is null;
 
--- The stored violation stats now count both kinds under the same keys: stats stored before
--- this migration (computed events only) are dropped, so the stats are computed live until the
--- next publish stores them again.
-delete from dashboard_snapshot where scope like 'stats:%';
+-- The stored violation stats now count both kinds under the same keys, and the stored
+-- dashboards gained fields (facilities by source, with enforcement, historical actions, the
+-- top offenders' enforcement): what was stored before this migration is dropped, so both are
+-- computed live until the next publish stores them again.
+delete from dashboard_snapshot;

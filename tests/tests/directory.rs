@@ -464,6 +464,8 @@ async fn the_directory_matches_the_files() {
     assert_eq!(body["error"]["parameter"], "windowStart");
 
     check_violation_feed(&h, &manifest, dir.path(), &files, &all).await;
+    check_dashboard(&h, &manifest, dir.path(), &all, &want).await;
+    check_complete(&h, &manifest, dir.path(), &all, &want).await;
 
     // A review action refreshes the facility's summary: dismissing an open event takes it off
     // the item's open count at once.
@@ -783,6 +785,9 @@ async fn check_violation_feed(
     // What regulatory items lack leaves them out.
     assert_eq!(check("severity=high", &|_| false).await, 0);
 
+    // Where each violating sample was taken, and the monitoring-location filter.
+    check_sample_locations(h, manifest, dir, directory).await;
+
     // Both kinds: each total is the sum of the kinds', and the stats say the same.
     let total = async |query: &str| {
         get(h, &format!("/api/violations?limit=1&{query}")).await["page"]["total"]
@@ -856,6 +861,379 @@ async fn check_violation_feed(
         total("includeResolved=false").await,
         (both.len() - reviewed) as i64
     );
+}
+
+/// Each sample of a facility's events says where it was taken (a location the files record
+/// for the facility's keys on that day), and `monitoringLocation` picks the events with an
+/// exceeding sample there.
+async fn check_sample_locations(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+) {
+    let rows = column_values(
+        &manifest.path(dir, "smarts_industrial_monitoring"),
+        &["APP_ID", "WDID", "SAMPLE_DATE", "MONITORING_LOCATION_NAME"],
+    );
+    let facility = directory
+        .iter()
+        .filter(|i| i["sources"]["smartsIndustrial"] == true)
+        .max_by_key(|i| (i["counts"]["events"].as_i64(), id(i)))
+        .unwrap();
+    let keys: HashSet<_> = item_keys(facility).into_iter().collect();
+    let named: HashSet<(String, String)> = rows
+        .iter()
+        .filter(|r| key(&r[0], &r[1]).is_some_and(|k| keys.contains(&k)))
+        .filter_map(|r| Some((day(&r[2])?, r[3].to_lowercase())))
+        .collect();
+    let events = walk(
+        h,
+        &format!(
+            "/api/violations?kind=computed&limit=1000&facilityId={}",
+            id(facility)
+        ),
+    )
+    .await;
+    assert!(!events.is_empty());
+    let mut at: HashMap<String, HashSet<i64>> = HashMap::new();
+    for e in events.iter().filter(|e| e["source"] == "smarts_industrial") {
+        let detail = get(h, &format!("/api/violations/{}", e["id"])).await;
+        for sample in detail["data"]["samples"].as_array().unwrap() {
+            let name = sample["location"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase();
+            let date = sample["date"].as_str().unwrap().to_owned();
+            assert!(named.contains(&(date, name.clone())), "{sample}");
+            if sample["exceeds"] == true {
+                at.entry(name)
+                    .or_default()
+                    .insert(e["id"].as_i64().unwrap());
+            }
+        }
+    }
+    let (location, expected) = at
+        .iter()
+        .max_by_key(|(l, e)| (e.len(), (*l).clone()))
+        .expect("an exceeding sample with a location");
+    let got = walk(
+        h,
+        &format!(
+            "/api/violations?limit=1000&facilityId={}&monitoringLocation={}",
+            id(facility),
+            location.to_uppercase().replace(' ', "%20")
+        ),
+    )
+    .await;
+    assert_eq!(
+        got.iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect::<HashSet<_>>(),
+        *expected,
+        "{location}"
+    );
+}
+
+/// The stored statewide dashboard: facilities by source and linked, with enforcement, active
+/// and historical actions, and the top offenders' enforcement, against the files (through the
+/// directory's records, whose keys are checked against the files above).
+async fn check_dashboard(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+    want: &HashMap<i64, Expected>,
+) {
+    let body = get(h, "/api/dashboard").await;
+    assert!(body["meta"]["snapshotAt"].is_string(), "stored at publish");
+    let d = &body["data"];
+    let with = |field: &str| {
+        directory
+            .iter()
+            .filter(|i| i["sources"][field] == true)
+            .count() as i64
+    };
+    let by_source = &d["summary"]["facilitiesBySource"];
+    for field in ["smartsIndustrial", "smartsConstruction", "esmr"] {
+        assert_eq!(by_source[field], with(field), "{field}");
+        assert!(with(field) > 0, "{field}");
+    }
+    let linked = directory
+        .iter()
+        .filter(|i| {
+            ["smartsIndustrial", "smartsConstruction", "esmr"]
+                .iter()
+                .filter(|f| i["sources"][**f] == true)
+                .count()
+                > 1
+        })
+        .count() as i64;
+    assert_eq!(by_source["linked"], linked);
+    let enforced = want.values().filter(|e| e.enforcement > 0).count() as i64;
+    assert_eq!(d["summary"]["facilitiesWithEnforcement"], enforced);
+    assert_eq!(d["enforcement"]["facilities"], enforced);
+    let statuses = column_values(
+        &manifest.path(dir, "smarts_enforcement_actions"),
+        &["ENFORCEMENT_STATUS"],
+    );
+    let active = statuses
+        .iter()
+        .filter(|r| r[0].eq_ignore_ascii_case("active"))
+        .count() as i64;
+    assert!(active > 0);
+    assert_eq!(d["enforcement"]["active"], active);
+    assert_eq!(
+        d["enforcement"]["historical"],
+        statuses.len() as i64 - active
+    );
+    let top = d["topOffenders"].as_array().unwrap();
+    assert!(!top.is_empty());
+    for t in top {
+        let e = &want[&t["facilityId"].as_i64().unwrap()];
+        assert_eq!(t["enforcementActions"], e.enforcement, "{t}");
+        assert_eq!(t["smartsViolations"], e.violations, "{t}");
+        assert_eq!(t["inspections"], e.inspections, "{t}");
+    }
+    // The live path computes the same.
+    let live = get(h, "/api/dashboard?dateFrom=1900-01-01").await;
+    assert!(live["meta"]["snapshotAt"].is_null());
+    assert_eq!(live["data"]["summary"]["facilitiesBySource"], *by_source);
+}
+
+/// `/complete` of the facilities with the most enforcement, the most construction monitoring
+/// and eSMR results: permit ids, active and historical enforcement, the last inspection, the
+/// construction monitoring summary, site acreage and construction type, eSMR locations with
+/// their latest results, against the files.
+async fn check_complete(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+    want: &HashMap<i64, Expected>,
+) {
+    let mine = |item: &Value| item_keys(item).into_iter().collect::<HashSet<_>>();
+    let in_keys = |keys: &HashSet<(String, String)>, r: &[String]| {
+        key(&r[0], &r[1]).is_some_and(|k| keys.contains(&k))
+    };
+    // Enforcement and inspections.
+    let enforcement = column_values(
+        &manifest.path(dir, "smarts_enforcement_actions"),
+        &["APP_ID", "WDID", "ENFORCEMENT_STATUS"],
+    );
+    let most = directory
+        .iter()
+        .max_by_key(|i| (i["counts"]["enforcementActions"].as_i64(), id(i)))
+        .unwrap();
+    let keys = mine(most);
+    let c = get(h, &format!("/api/facilities/{}/complete", id(most))).await["data"].clone();
+    let rows: Vec<_> = enforcement.iter().filter(|r| in_keys(&keys, r)).collect();
+    let active = rows
+        .iter()
+        .filter(|r| r[2].eq_ignore_ascii_case("active"))
+        .count();
+    let e = &c["smarts"]["enforcement"];
+    assert!(!rows.is_empty());
+    assert_eq!(e["active"], active as i64);
+    assert_eq!(e["historical"], (rows.len() - active) as i64);
+    assert_eq!(
+        c["smarts"]["inspections"]["lastInspectionDate"]
+            .as_str()
+            .map(str::to_owned),
+        want[&id(most)].last_inspection
+    );
+    let wdids: HashSet<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    let served: HashSet<&str> = c["permitIds"]["wdids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(served, wdids);
+
+    // Construction: the monitoring summary and each record's site.
+    let monitoring = column_values(
+        &manifest.path(dir, "smarts_construction_monitoring"),
+        &["APP_ID", "WDID", "SAMPLE_DATE", "PARAMETER", "REPORT_ID"],
+    );
+    let sites: HashMap<(String, String), Vec<String>> = column_values(
+        &manifest.path(dir, "smarts_construction_facilities"),
+        &[
+            "APP_ID",
+            "WDID",
+            "SITE_TOTAL_SIZE",
+            "SITE_TOTAL_DISTURBED_ACREAGE",
+            "TYPE_OF_CONSTRUCTION",
+        ],
+    )
+    .into_iter()
+    .filter_map(|r| Some((key(&r[0], &r[1])?, r)))
+    .collect();
+    let rows_of = |item: &Value| {
+        let keys = mine(item);
+        monitoring
+            .iter()
+            .filter(|r| in_keys(&keys, r))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let builder = directory
+        .iter()
+        .filter(|i| i["sources"]["smartsConstruction"] == true)
+        .max_by_key(|i| (rows_of(i).len(), id(i)))
+        .unwrap();
+    let rows = rows_of(builder);
+    assert!(!rows.is_empty(), "a construction site with monitoring");
+    let c = get(h, &format!("/api/facilities/{}/complete", id(builder))).await["data"].clone();
+    let m = &c["smarts"]["constructionMonitoring"];
+    assert_eq!(m["results"], rows.len() as i64);
+    let dates: Vec<String> = rows.iter().filter_map(|r| day(&r[2])).collect();
+    assert_eq!(
+        m["lastSampleDate"].as_str().map(str::to_owned),
+        dates.iter().max().cloned()
+    );
+    assert_eq!(
+        m["firstSampleDate"].as_str().map(str::to_owned),
+        dates.iter().min().cloned()
+    );
+    let reports: HashSet<&str> = rows
+        .iter()
+        .filter(|r| present(&r[4]))
+        .map(|r| r[4].as_str())
+        .collect();
+    assert_eq!(m["reports"], reports.len() as i64);
+    let mut by_parameter: HashMap<String, i64> = HashMap::new();
+    for r in &rows {
+        let p = if present(&r[3]) {
+            r[3].clone()
+        } else {
+            "unknown".into()
+        };
+        *by_parameter.entry(p).or_default() += 1;
+    }
+    let served: HashMap<String, i64> = m["byParameter"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["results"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(served, by_parameter);
+    let number = |raw: &str| raw.parse::<f64>().ok().filter(|v| v.is_finite());
+    let mut checked = 0;
+    for record in c["smarts"]["records"].as_array().unwrap() {
+        if record["kind"] != "construction" {
+            continue;
+        }
+        let k = key(
+            record["appId"].as_str().unwrap_or(""),
+            record["wdid"].as_str().unwrap(),
+        )
+        .unwrap();
+        let row = &sites[&k];
+        let site = &record["site"];
+        assert_eq!(site["totalSize"].as_f64(), number(&row[2]), "{record}");
+        assert_eq!(
+            site["disturbedAcreage"].as_f64(),
+            number(&row[3]),
+            "{record}"
+        );
+        assert_eq!(
+            site["typeOfConstruction"].as_str(),
+            present(&row[4]).then_some(row[4].as_str()),
+            "{record}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0);
+
+    // eSMR: every monitoring location of the place, each parameter's latest result.
+    let esmr = column_values(
+        &manifest.path(dir, "esmr"),
+        &[
+            "facility_place_id",
+            "location_place_id",
+            "location_place_type",
+            "parameter",
+            "sampling_date",
+            "result",
+        ],
+    );
+    let place_rows = |item: &Value| {
+        let places: HashSet<&str> = item["permitIds"]["esmrPlaceIds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        esmr.iter()
+            .filter(|r| places.contains(r[0].as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let plant = directory
+        .iter()
+        .filter(|i| i["sources"]["esmr"] == true)
+        .max_by_key(|i| (place_rows(i).len(), id(i)))
+        .unwrap();
+    let rows = place_rows(plant);
+    assert!(!rows.is_empty());
+    let c = get(h, &format!("/api/facilities/{}/complete", id(plant))).await["data"].clone();
+    let locations = c["esmr"]["locations"].as_array().unwrap();
+    let want_locations: HashSet<&str> = rows
+        .iter()
+        .filter(|r| present(&r[1]))
+        .map(|r| r[1].as_str())
+        .collect();
+    let served: HashSet<&str> = locations
+        .iter()
+        .map(|l| l["locationPlaceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(served, want_locations);
+    let mut results = 0;
+    for l in locations {
+        let lid = l["locationPlaceId"].as_str().unwrap();
+        let here: Vec<_> = rows.iter().filter(|r| r[1] == lid).collect();
+        assert!(
+            here.iter()
+                .any(|r| l["type"].as_str() == Some(r[2].as_str())),
+            "{l}"
+        );
+        let parameters: HashSet<&str> = here
+            .iter()
+            .filter(|r| present(&r[3]))
+            .map(|r| r[3].as_str())
+            .collect();
+        let recent = l["recentResults"].as_array().unwrap();
+        assert_eq!(
+            recent
+                .iter()
+                .map(|x| x["parameter"].as_str().unwrap())
+                .collect::<HashSet<_>>(),
+            parameters,
+            "{lid}"
+        );
+        for x in recent {
+            let p = x["parameter"].as_str().unwrap();
+            let of_p: Vec<_> = here.iter().filter(|r| r[3] == p).collect();
+            let last = of_p.iter().filter_map(|r| day(&r[4])).max();
+            assert_eq!(x["date"].as_str().map(str::to_owned), last, "{lid} {p}");
+            let on_last: Vec<Option<f64>> = of_p
+                .iter()
+                .filter(|r| day(&r[4]) == last)
+                .map(|r| number(&r[5]))
+                .collect();
+            assert!(
+                on_last.iter().any(|v| match (v, x["result"].as_f64()) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                    (None, None) => true,
+                    _ => false,
+                }),
+                "{lid} {p}: {x} not among {on_last:?}"
+            );
+            results += 1;
+        }
+    }
+    assert!(results > 0);
 }
 
 fn as_counts(v: &Value) -> HashMap<String, i64> {

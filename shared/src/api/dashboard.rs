@@ -262,10 +262,29 @@ pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::
             ")",
         );
     cte(&mut qb, "fa", "t.id", "facility t", &fc);
+    // The canonical facilities of the scope's enforcement actions (through the link of their
+    // APP_ID|WDID).
+    qb.push(
+        ", enforced as materialized (select distinct l.facility_id from se
+             join facility_link l on l.status = 'linked'
+              and l.source in ('smarts_industrial', 'smarts_construction')
+              and l.source_key = coalesce(se.app_id, '') || '|' || se.wdid)",
+    );
     qb.push(format!(
         " select jsonb_build_object(
            'summary', jsonb_build_object(
                'facilities', (select count(*) from fa),
+               -- By the sources of their current records (a facility with records of
+               -- several programs counts under each, and once under linked).
+               'facilitiesBySource', (select jsonb_build_object(
+                   'smartsIndustrial', count(*) filter (where cardinality(s.smarts_industrial_ids) > 0),
+                   'smartsConstruction', count(*) filter (where cardinality(s.smarts_construction_ids) > 0),
+                   'esmr', count(*) filter (where cardinality(s.esmr_place_ids) > 0),
+                   'linked', count(*) filter (where (cardinality(s.smarts_industrial_ids) > 0)::int
+                                                   + (cardinality(s.smarts_construction_ids) > 0)::int
+                                                   + (cardinality(s.esmr_place_ids) > 0)::int > 1))
+                 from fa join facility_summary s on s.facility_id = fa.id),
+               'facilitiesWithEnforcement', (select count(*) from enforced),
                'facilitiesWithOpenViolations', (select count(distinct facility_id) from ev
                    where status in ('open', 'under_review')),
                'violationEvents', (select count(*) from ev),
@@ -284,6 +303,9 @@ pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::
            'enforcement', jsonb_build_object(
                'byType', {etype},
                'active', (select count(*) from se where lower(enforcement_status) = 'active'),
+               'historical', (select count(*) from se
+                               where lower(enforcement_status) is distinct from 'active'),
+               'facilities', (select count(*) from enforced),
                'totalAssessed', (select coalesce(sum(total_assessment), 0) from se),
                'totalReceived', (select coalesce(sum(received_amount), 0) from se)),
            'recentActivity', coalesce((select jsonb_agg(a order by a->>'date' desc, a->>'kind', (a->>'id')::bigint desc)
@@ -305,16 +327,22 @@ pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::
                         'wdid', wdid, 'facilityName', place_name, 'summary', enforcement_type) a
                       from se where issuance_date is not null order by issuance_date desc, id desc limit 20)
                  ) u order by a->>'date' desc, a->>'kind', (a->>'id')::bigint desc limit 20) r), '[]'),
-           'topOffenders', coalesce((select jsonb_agg(x order by (x->>'openViolationEvents')::bigint desc,
-                   (x->>'facilityId')::bigint)
-               from (select jsonb_build_object('facilityId', facility_id, 'name', min(facility_name),
+           'topOffenders', coalesce((select jsonb_agg(x || jsonb_build_object(
+                       -- The facility's whole record (not only the scope's dates).
+                       'enforcementActions', coalesce(s.enforcement_actions, 0),
+                       'penaltiesAssessed', coalesce(s.penalties_assessed, 0),
+                       'smartsViolations', coalesce(s.smarts_violations, 0),
+                       'inspections', coalesce(s.inspections, 0))
+                   order by (x->>'openViolationEvents')::bigint desc, (x->>'facilityId')::bigint)
+               from (select facility_id, jsonb_build_object('facilityId', facility_id, 'name', min(facility_name),
                         'openViolationEvents', count(*),
                         'critical', count(*) filter (where severity = 'critical'),
                         'high', count(*) filter (where severity = 'high'),
                         'maxRatio', max(max_ratio),
                         'pollutants', count(distinct pollutant_key)) x
                        from ev where status in ('open', 'under_review')
-                      group by facility_id order by count(*) desc, facility_id limit 10) t), '[]'),
+                      group by facility_id order by count(*) desc, facility_id limit 10) t
+               left join facility_summary s on s.facility_id = t.facility_id), '[]'),
            'timeline', coalesce((select jsonb_agg(jsonb_build_object('month', to_char(m, 'YYYY-MM'),
                    'violationEvents', coalesce(e, 0), 'smartsViolations', coalesce(v, 0),
                    'inspections', coalesce(i, 0), 'enforcementActions', coalesce(a, 0),

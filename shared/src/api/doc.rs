@@ -266,6 +266,11 @@ pub(crate) fn violation_filters() -> Vec<Value> {
                 "violationType",
                 "SMARTS violation type; regulatory violations only.",
             ),
+            text(
+                "monitoringLocation",
+                "Monitoring location (a SMARTS location name or an eSMR location code, any \
+                 case) of an exceeding sample; computed events only.",
+            ),
             boolean(
                 "serious",
                 "SMARTS serious-violation flag; regulatory violations only.",

@@ -200,12 +200,43 @@ fn complete_sql() -> String {
     format!(
         "with {LINKED}
          select {profile} || jsonb_build_object(
+           'permitIds', jsonb_build_object(
+               'wdids', coalesce((select jsonb_agg(distinct k.wdid) from keys k where k.wdid <> ''), '[]'),
+               'appIds', coalesce((select jsonb_agg(distinct k.app_id) from keys k where k.app_id <> ''), '[]'),
+               'esmrPlaceIds', coalesce((select jsonb_agg(p.place_id order by p.place_id) from places p), '[]')),
            'smarts', jsonb_build_object(
                'records', coalesce((select jsonb_agg(jsonb_build_object('kind', s.kind,
                    'id', s.kind || ':' || s.source_id, 'wdid', s.wdid, 'appId', s.app_id,
                    'name', s.facility_name, 'operator', s.operator_name, 'status', s.status,
                    'permitType', s.permit_type, 'noiProcessedDate', s.noi_processed_date,
-                   'notEffectiveDate', s.not_effective_date, 'receivingWater', s.receiving_water_name)
+                   'notEffectiveDate', s.not_effective_date, 'receivingWater', s.receiving_water_name,
+                   'site', case s.kind when 'construction' then (
+                       select jsonb_build_object('totalSize', c.site_total_size,
+                           'totalSizeUnit', c.site_total_size_unit,
+                           'disturbedAcreage', c.site_total_disturbed_acreage,
+                           'disturbedAcreageUnit', c.total_disturbed_acreage_unit,
+                           'typeOfConstruction', c.type_of_construction,
+                           'constructionTypes', to_jsonb(array_remove(array[
+                               case when c.construction_residential then 'residential' end,
+                               case when c.construction_commertial then 'commercial' end,
+                               case when c.construction_industrial then 'industrial' end,
+                               case when c.construction_reconstruction then 'reconstruction' end,
+                               case when c.construction_transportation then 'transportation' end,
+                               case when c.type_of_construction_utility then 'utility' end,
+                               case when c.construction_other then 'other' end], null)),
+                           'otherDescription', c.construction_other_desription,
+                           'commencementDate', c.construction_commencement_date,
+                           'completeGradingDate', c.complete_grading_date,
+                           'completeProjectDate', c.complete_project_date,
+                           'riskLevel', c.project_combined_risk)
+                         from smarts_construction_facility c where c.id = s.source_id)
+                     else (select jsonb_build_object('totalSize', i.facility_total_size,
+                           'totalSizeUnit', i.facility_total_size_unit,
+                           'activityArea', i.facility_area_activity,
+                           'activityAreaUnit', i.facility_area_activity_unit,
+                           'percentImpervious', i.percent_of_site_imperviousness,
+                           'primarySic', i.primary_sic)
+                         from smarts_industrial_facility i where i.id = s.source_id) end)
                    order by s.kind, s.source_id)
                  from keys k cross join lateral (select * from smarts_facility s
                        where s.wdid = k.wdid and coalesce(s.app_id, '') = k.app_id
@@ -215,8 +246,14 @@ fn complete_sql() -> String {
                'violations', {violations},
                'enforcement', {enforcement} || jsonb_build_object(
                    'totalAssessed', (select coalesce(sum(t.total_assessment), 0) from {a}),
-                   'totalReceived', (select coalesce(sum(t.received_amount), 0) from {a})),
-               'inspections', {inspections},
+                   'totalReceived', (select coalesce(sum(t.received_amount), 0) from {a}),
+                   -- Active: the status SMARTS publishes; historical: every other action.
+                   'active', (select count(*) from {a} and lower(t.enforcement_status) = 'active'),
+                   'historical', (select count(*) from {a}
+                                   and lower(t.enforcement_status) is distinct from 'active'),
+                   'lastIssuanceDate', (select max(t.issuance_date) from {a})),
+               'inspections', {inspections} || jsonb_build_object(
+                   'lastInspectionDate', (select max(t.inspection_date) from {i})),
                'monitoring', (select jsonb_build_object(
                    'results', count(*), 'reports', count(distinct t.report_id),
                    'firstSampleDate', min(t.sample_date), 'lastSampleDate', max(t.sample_date),
@@ -226,7 +263,23 @@ fn complete_sql() -> String {
                       from (select coalesce(t.parameter, 'unknown') as parameter, count(*) n,
                                    min(t.sample_date) first, max(t.sample_date) last
                               from {m} group by 1) p), '{{}}'))
-                 from {m})),
+                 from {m}),
+               'constructionMonitoring', (select jsonb_build_object(
+                   'results', count(*), 'reports', count(distinct t.report_id),
+                   'events', count(distinct (t.event_type, t.event_start_date))
+                       filter (where t.event_type is not null or t.event_start_date is not null),
+                   'firstSampleDate', min(t.sample_date), 'lastSampleDate', max(t.sample_date),
+                   'nonDetects', count(*) filter (where t.result_qualifier = 'ND'),
+                   'byEventType', coalesce((select jsonb_object_agg(x.k, x.n)
+                      from (select coalesce(t.event_type, 'unknown') as k,
+                                   count(distinct (t.event_type, t.event_start_date)) n
+                              from {cm} group by 1) x), '{{}}'),
+                   'byParameter', coalesce((select jsonb_object_agg(p.parameter, jsonb_build_object(
+                        'results', p.n, 'firstSampleDate', p.first, 'lastSampleDate', p.last))
+                      from (select coalesce(t.parameter, 'unknown') as parameter, count(*) n,
+                                   min(t.sample_date) first, max(t.sample_date) last
+                              from {cm} group by 1) p), '{{}}'))
+                 from {cm})),
            'esmr', jsonb_build_object(
                'facilities', coalesce((select jsonb_agg(jsonb_build_object('placeId', ef.facility_place_id,
                    'name', ef.facility_name, 'region', ef.region_code,
@@ -235,6 +288,30 @@ fn complete_sql() -> String {
                                   where el.facility_place_id = ef.facility_place_id))
                    order by ef.facility_place_id)
                  from esmr_facility ef join places p on p.place_id = ef.facility_place_id), '[]'),
+               -- Each monitoring location with the latest result of every parameter measured
+               -- there (ties on the date: the latest published row).
+               'locations', coalesce((select jsonb_agg(jsonb_build_object(
+                   'placeId', el.facility_place_id, 'locationPlaceId', el.location_place_id,
+                   'location', el.location, 'type', el.location_place_type,
+                   'latitude', el.latitude, 'longitude', el.longitude,
+                   'description', el.location_desc, 'lastSampleDate', r.last,
+                   'recentResults', coalesce(r.results, '[]'))
+                   order by el.facility_place_id, el.location, el.location_place_id)
+                 from esmr_location el join places p on p.place_id = el.facility_place_id
+                 left join (select x.location_place_id, max(x.sampling_date) as last,
+                                   jsonb_agg(jsonb_build_object('parameter', x.parameter,
+                                       'date', x.sampling_date, 'time', x.sampling_time,
+                                       'qualifier', x.qualifier, 'result', x.result,
+                                       'units', x.units, 'calculatedMethod', x.calculated_method,
+                                       'sourceLine', x.source_line)
+                                       order by x.parameter) as results
+                              from (select distinct on (s.location_place_id, s.parameter) s.*
+                                      from esmr_sample s join places p on p.place_id = s.facility_place_id
+                                     where s.withdrawn_run_id is null
+                                     order by s.location_place_id, s.parameter,
+                                              s.sampling_date desc nulls last,
+                                              s.sampling_time desc nulls last, s.id desc) x
+                             group by 1) r on r.location_place_id = el.location_place_id), '[]'),
                'monitoring', (select jsonb_build_object('results', count(*),
                    'firstSampleDate', min(s.sampling_date), 'lastSampleDate', max(s.sampling_date),
                    'parameters', count(distinct s.parameter_id))
@@ -255,7 +332,9 @@ fn complete_sql() -> String {
          from facility f where f.id = $1",
         profile = profile_sql(),
         a = mine("smarts_enforcement_action"),
+        i = mine("smarts_inspection"),
         m = mine("smarts_industrial_monitoring"),
+        cm = mine("smarts_construction_monitoring"),
     )
 }
 

@@ -192,7 +192,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "Everything both programs know about one facility.",
                 params: vec![],
                 ok: single(json!({ "allOf": [r("FacilityProfile"), obj(&[
-                ("smarts", "object"), ("esmr", "object"), ("violationEvents", "object"), ("nal", "object"),
+                ("permitIds", "object"), ("smarts", "object"), ("esmr", "object"), ("violationEvents", "object"), ("nal", "object"),
             ])] })),
                 errors: &[308, 404],
                 body: None,

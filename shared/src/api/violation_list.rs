@@ -9,10 +9,10 @@
 //! July–June), `dateFrom` / `dateTo` (ISO; items whose dates overlap the range),
 //! `includeResolved` (`false` leaves out reviewed events: resolved or dismissed, and dismissed
 //! regulatory violations). Filters on what only one kind has (`pollutant`, `type`, `severity`,
-//! `screening` of computed events; `violationType`, `serious` of regulatory ones) leave out
-//! the other kind. A regulatory violation is placed by its own published county and regional
-//! board and belongs to the canonical facility linked to its APP_ID|WDID. Retracted events and
-//! withdrawn rows are never listed. Newest first; opaque cursor; `limit` ≤ 1000; `format=csv`.
+//! `screening`, `monitoringLocation` of computed events; `violationType`, `serious` of
+//! regulatory ones) leave out the other kind. A regulatory violation is placed by its own
+//! published county and regional board and belongs to the canonical facility linked to its
+//! APP_ID|WDID. Retracted events and withdrawn rows are never listed. Newest first; opaque cursor; `limit` ≤ 1000; `format=csv`.
 
 use super::list::{self, Arg, Conditions, HOT};
 use super::{ApiState, freshness};
@@ -187,6 +187,7 @@ struct Filter {
     include_resolved: bool,
     violation_type: Option<String>,
     serious: Option<bool>,
+    monitoring_location: Option<String>,
 }
 
 impl Filter {
@@ -225,7 +226,21 @@ impl Filter {
                 text(self.violation_type.as_deref()),
                 "",
             )
-            .when("v.serious = ", self.serious.map(Arg::Bool), "");
+            .when("v.serious = ", self.serious.map(Arg::Bool), "")
+            .when(
+                // Computed events with an exceeding sample taken at that monitoring location
+                // (a SMARTS location name, an eSMR location code).
+                "v.kind = 'computed' and exists (select 1 from violation_sample s
+                   where s.event_id = v.uid and s.exceeds and lower(case s.source_table
+                     when 'smarts_industrial_monitoring' then (select m.monitoring_location_name
+                       from smarts_industrial_monitoring m where m.id = s.source_row_id)
+                     when 'smarts_construction_monitoring' then (select m.monitoring_location_name
+                       from smarts_construction_monitoring m where m.id = s.source_row_id)
+                     else (select x.location from esmr_sample x where x.id = s.source_row_id)
+                   end) = lower(",
+                text(self.monitoring_location.as_deref()),
+                "))",
+            );
         if !self.include_resolved {
             c.always("coalesce(v.status, '') not in ('resolved', 'dismissed')");
         }
@@ -269,6 +284,7 @@ fn filter(q: &Query) -> Result<Filter, ApiError> {
         include_resolved: list::flag(q, "includeResolved")?.unwrap_or(true),
         violation_type: q.text("violationType")?,
         serious: list::flag(q, "serious")?,
+        monitoring_location: q.text("monitoringLocation")?,
     })
 }
 
@@ -384,7 +400,8 @@ fn stored_key(f: &Filter) -> Option<String> {
         && f.screening.is_none()
         && f.include_resolved
         && f.violation_type.is_none()
-        && f.serious.is_none();
+        && f.serious.is_none()
+        && f.monitoring_location.is_none();
     let area = match (&f.county, &f.region) {
         _ if !only_area => return None,
         (None, None) => String::new(),

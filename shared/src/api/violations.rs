@@ -94,7 +94,29 @@ pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
              'benchmarkFraction', b.fraction, 'benchmarkValue', s.benchmark_value,
              'benchmarkUnit', s.benchmark_unit, 'unverified', b.unverified,
              'ratio', s.ratio, 'exceeds', s.exceeds, 'severity', s.severity,
-             'screening', s.screening)
+             'screening', s.screening,
+             'location', case s.source_table
+                 when 'smarts_industrial_monitoring' then (
+                   select jsonb_build_object('name', m.monitoring_location_name,
+                       'type', m.monitoring_location_type,
+                       'description', m.monitor_location_description,
+                       'latitude', m.monitoring_latitude, 'longitude', m.monitoring_longitude)
+                     from smarts_industrial_monitoring m where m.id = s.source_row_id)
+                 when 'smarts_construction_monitoring' then (
+                   select jsonb_build_object('name', m.monitoring_location_name,
+                       'type', m.monitoring_location_type,
+                       'description', m.monitor_location_description,
+                       'latitude', m.monitoring_latitude, 'longitude', m.monitoring_longitude)
+                     from smarts_construction_monitoring m where m.id = s.source_row_id)
+                 else (
+                   select jsonb_build_object('name', x.location,
+                       'type', x.location_place_type, 'description', x.location_desc,
+                       'locationPlaceId', x.location_place_id,
+                       'latitude', coalesce(el.latitude, x.latitude),
+                       'longitude', coalesce(el.longitude, x.longitude))
+                     from esmr_sample x
+                     left join esmr_location el on el.location_place_id = x.location_place_id
+                    where x.id = s.source_row_id) end)
          as "v!" from violation_sample s join benchmark b on b.id = s.benchmark_id
          where s.event_id = $1
          order by s.detected_on, s.source_row_id, s.benchmark_id"#,
