@@ -466,6 +466,7 @@ async fn the_directory_matches_the_files() {
     check_violation_feed(&h, &manifest, dir.path(), &files, &all).await;
     check_dashboard(&h, &manifest, dir.path(), &all, &want).await;
     check_complete(&h, &manifest, dir.path(), &all, &want).await;
+    check_sampling(&h, &manifest, dir.path(), &all, &start).await;
 
     // A review action refreshes the facility's summary: dismissing an open event takes it off
     // the item's open count at once.
@@ -933,6 +934,167 @@ async fn check_sample_locations(
         *expected,
         "{location}"
     );
+}
+
+/// Half-years of one facility judged by the IGP's sampling frequency, from the files:
+/// `(first day, sampled QSE days)` of every half-year wholly inside its coverage that has ended.
+fn sampling_halves(
+    item: &Value,
+    records: &HashMap<(String, String), Vec<String>>,
+    qse: &HashMap<(String, String), HashSet<chrono::NaiveDate>>,
+    today: chrono::NaiveDate,
+) -> Vec<(chrono::NaiveDate, usize)> {
+    use chrono::{Datelike, Months, NaiveDate};
+    let date = |raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    let igp: Vec<(&(String, String), &Vec<String>)> = item["records"]["smartsIndustrial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let k = key(r["appId"].as_str().unwrap_or(""), r["wdid"].as_str()?)?;
+            records.get_key_value(&k)
+        })
+        // Covered: Active, or Terminated / Expired with a termination date.
+        .filter(|(_, r)| {
+            r[0].trim().eq_ignore_ascii_case("industrial")
+                && (r[3].eq_ignore_ascii_case("active")
+                    || (["terminated", "expired"].contains(&r[3].to_lowercase().as_str())
+                        && date(&r[2]).is_some()))
+        })
+        .collect();
+    if igp.is_empty() {
+        return vec![];
+    }
+    let days: HashSet<NaiveDate> = igp
+        .iter()
+        .flat_map(|(k, _)| qse.get(*k).into_iter().flatten().copied())
+        .collect();
+    let noi = igp.iter().filter_map(|(_, r)| date(&r[1])).min();
+    let Some(first) = noi.or_else(|| days.iter().min().copied()) else {
+        return vec![];
+    };
+    let start = first.max(NaiveDate::from_ymd_opt(2015, 7, 1).unwrap());
+    let stop = igp
+        .iter()
+        .map(|(_, r)| {
+            if r[3].eq_ignore_ascii_case("active") {
+                today
+            } else {
+                date(&r[2]).unwrap()
+            }
+        })
+        .max()
+        .unwrap()
+        .min(today);
+    let mut out = vec![];
+    let mut h = NaiveDate::from_ymd_opt(start.year(), 1, 1).unwrap();
+    while h <= stop {
+        let next = h + Months::new(6);
+        let end = next.pred_opt().unwrap();
+        if h >= start && end <= stop && next <= today {
+            out.push((h, days.iter().filter(|d| (h..=end).contains(*d)).count()));
+        }
+        h = next;
+    }
+    out
+}
+
+/// Monitoring completeness: every directory item's judged and short half-years, the filter in
+/// the triage window, and one facility's half-years on `/complete`, against the files.
+async fn check_sampling(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+    window_start: &str,
+) {
+    let today = chrono::Utc::now().date_naive();
+    let records: HashMap<(String, String), Vec<String>> = column_values(
+        &manifest.path(dir, "smarts_industrial_facilities"),
+        &[
+            "APP_ID",
+            "WDID",
+            "PERMIT_TYPE",
+            "NOI_PROCESSED_DATE",
+            "NOT_EFFECTIVE_DATE",
+            "STATUS",
+        ],
+    )
+    .into_iter()
+    .filter_map(|r| Some((key(&r[0], &r[1])?, r[2..].to_vec())))
+    .collect();
+    let mut qse: HashMap<(String, String), HashSet<chrono::NaiveDate>> = HashMap::new();
+    for r in column_values(
+        &manifest.path(dir, "smarts_industrial_monitoring"),
+        &["APP_ID", "WDID", "EVENT_TYPE", "SAMPLE_DATE"],
+    ) {
+        let day = chrono::NaiveDate::parse_from_str(&r[3], "%Y-%m-%d").ok();
+        if let (Some(k), Some(d)) = (key(&r[0], &r[1]), day)
+            && r[2].trim().eq_ignore_ascii_case("qualifying storm event")
+        {
+            qse.entry(k).or_default().insert(d);
+        }
+    }
+    let mut judged_total = 0;
+    let mut short_somewhere = HashSet::new();
+    for item in directory {
+        let halves = sampling_halves(item, &records, &qse, today);
+        judged_total += halves.len();
+        let short: Vec<String> = halves
+            .iter()
+            .filter(|(_, n)| *n < 2)
+            .map(|(d, _)| d.to_string())
+            .collect();
+        assert_eq!(
+            item["sampling"]["judgedHalfYears"],
+            halves.len() as i64,
+            "{item}"
+        );
+        assert_eq!(item["sampling"]["shortHalfYears"], json!(short), "{item}");
+        if short.iter().any(|d| d.as_str() >= window_start) {
+            short_somewhere.insert(id(item));
+        }
+    }
+    assert!(judged_total > 0);
+    assert!(!short_somewhere.is_empty());
+    let flagged = walk(h, "/api/facilities?limit=1000&fewerThanRequired=true").await;
+    assert_eq!(ids(&flagged), short_somewhere);
+    let unflagged = walk(h, "/api/facilities?limit=1000&fewerThanRequired=false").await;
+    assert_eq!(flagged.len() + unflagged.len(), directory.len());
+
+    // One facility's half-years, each with its sampled days.
+    let item = directory
+        .iter()
+        .filter(|i| {
+            let halves = sampling_halves(i, &records, &qse, today);
+            halves.iter().any(|(_, n)| *n >= 2) && halves.iter().any(|(_, n)| *n < 2)
+        })
+        .max_by_key(|i| id(i))
+        .expect("a facility with complete and short half-years");
+    let halves = sampling_halves(item, &records, &qse, today);
+    let body = get(h, &format!("/api/facilities/{}/complete", id(item))).await;
+    assert_eq!(body["meta"]["sampling"]["required"], 2);
+    let served: Vec<(String, i64, bool)> = body["data"]["sampling"]["halfYears"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            assert_eq!(
+                x["eventDates"].as_array().unwrap().len() as i64,
+                x["sampledEvents"].as_i64().unwrap()
+            );
+            (
+                x["from"].as_str().unwrap().to_owned(),
+                x["sampledEvents"].as_i64().unwrap(),
+                x["fewerThanRequired"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, i64, bool)> = halves
+        .iter()
+        .map(|(d, n)| (d.to_string(), *n as i64, *n < 2))
+        .collect();
+    assert_eq!(served, expected);
 }
 
 /// The stored statewide dashboard: facilities by source and linked, with enforcement, active

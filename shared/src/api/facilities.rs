@@ -53,6 +53,11 @@ pub(crate) static SORTS: list::Sorts = list::Sorts {
         F::nullable("lastInspectionDate", "s.last_inspection_date", "date"),
         F::nullable("lastEnforcementDate", "s.last_enforcement_date", "date"),
         F::nullable("lastExceedanceDate", "s.last_exceedance_date", "date"),
+        F::required(
+            "samplingShortfalls",
+            "cardinality(s.sampling_shortfalls)",
+            "integer",
+        ),
         F::required("id", "s.facility_id", "bigint"),
     ],
     default: "-lastActivityDate",
@@ -121,6 +126,8 @@ const ITEM: &str = "jsonb_build_object(
         'lastExceedance', s.last_exceedance_date,
         'lastExceedanceReportingYear', s.last_exceedance_year,
         'lastActivity', s.last_activity_date),
+    'sampling', jsonb_build_object('judgedHalfYears', s.sampling_halves,
+        'shortHalfYears', s.sampling_shortfalls),
     'summaryComputedAt', s.computed_at)";
 
 /// Handles the request; every client mistake is a 400 naming the parameter.
@@ -247,6 +254,13 @@ fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value)
         "s.last_enforcement_date >= ",
         Some(Arg::Date(start)),
         "",
+    )
+    // A half-year starting in the window sampled fewer QSEs than the IGP asks for.
+    .holds(
+        list::flag(q, "fewerThanRequired")?,
+        "exists (select 1 from unnest(s.sampling_shortfalls) d where d >= ",
+        Some(Arg::Date(start)),
+        ")",
     );
     let window = json!({
         "windowStart": start,
@@ -276,6 +290,10 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     Ok(json!({
         "data": data,
         "page": page,
-        "meta": { "triage": window, "freshness": freshness(&state.pool).await? },
+        "meta": {
+            "triage": window,
+            "sampling": crate::domain::sampling::note(),
+            "freshness": freshness(&state.pool).await?,
+        },
     }))
 }

@@ -139,7 +139,10 @@ pub async fn handle_complete(state: &ApiState, req: Request) -> Response<Body> {
             let id = id?;
             not_merged(state, id, &path).await?;
             let data = one(state, &complete_sql(), id).await?;
-            Ok(json!({ "data": data, "meta": { "freshness": freshness(&state.pool).await? } }))
+            Ok(json!({ "data": data, "meta": {
+                "sampling": crate::domain::sampling::note(),
+                "freshness": freshness(&state.pool).await?,
+            } }))
         },
     )
     .await
@@ -317,6 +320,16 @@ fn complete_sql() -> String {
                    'parameters', count(distinct s.parameter_id))
                  from esmr_sample s join places p on p.place_id = s.facility_place_id
                  where s.withdrawn_run_id is null)),
+           -- Monitoring completeness per judged half-year (docs/SAMPLING.md).
+           'sampling', jsonb_build_object(
+               'halfYears', coalesce((select jsonb_agg(jsonb_build_object(
+                   'reportingYear', extract(year from h.half_start - interval '6 months')::integer,
+                   'half', case when extract(month from h.half_start) = 7 then 'Jul-Dec' else 'Jan-Jun' end,
+                   'from', h.half_start, 'to', h.half_end,
+                   'sampledEvents', h.sampled_events, 'eventDates', h.event_dates,
+                   'required', {required},
+                   'fewerThanRequired', h.sampled_events < {required}) order by h.half_start)
+                 from igp_sampling_halves(array[f.id]) h), '[]')),
            'violationEvents', {events},
            'nal', jsonb_build_object(
                'levels', coalesce((select jsonb_agg(jsonb_build_object('pollutant', l.pollutant_key,
@@ -335,6 +348,7 @@ fn complete_sql() -> String {
         i = mine("smarts_inspection"),
         m = mine("smarts_industrial_monitoring"),
         cm = mine("smarts_construction_monitoring"),
+        required = crate::domain::sampling::REQUIRED_PER_HALF,
     )
 }
 

@@ -94,7 +94,7 @@ fn components() -> Value {
                 ("address", "object"), ("location", "object?"), ("sources", "object"),
                 ("records", "object"), ("permitIds", "object"), ("nalLevel", "string"),
                 ("pollutants", "array"), ("counts", "object"), ("penalties", "object"),
-                ("dates", "object"), ("summaryComputedAt", "string"),
+                ("dates", "object"), ("sampling", "object"), ("summaryComputedAt", "string"),
             ]),
             "SmartsViolation": obj(&[
                 ("id", "integer"), ("violationId", "string?"), ("facilityId", "integer?"),

@@ -136,6 +136,10 @@ pub static FUNCTIONS: &[Function] = &[
                             "enforcedInWindow",
                             "An enforcement action issued in the window (true), or none (false: the diligent-prosecution check).",
                         ),
+                        boolean(
+                            "fewerThanRequired",
+                            "A judged half-year starting in the window whose industrial monitoring rows sampled fewer than the two qualifying storm events the IGP asks for (true), or none (false); see meta.sampling for what the published data cannot show.",
+                        ),
                     ],
                     vec![
                         sort(&super::facilities::SORTS),
@@ -192,7 +196,7 @@ pub static FUNCTIONS: &[Function] = &[
                 summary: "Everything both programs know about one facility.",
                 params: vec![],
                 ok: single(json!({ "allOf": [r("FacilityProfile"), obj(&[
-                ("permitIds", "object"), ("smarts", "object"), ("esmr", "object"), ("violationEvents", "object"), ("nal", "object"),
+                ("permitIds", "object"), ("smarts", "object"), ("esmr", "object"), ("sampling", "object"), ("violationEvents", "object"), ("nal", "object"),
             ])] })),
                 errors: &[308, 404],
                 body: None,

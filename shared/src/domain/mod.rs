@@ -2,5 +2,6 @@
 pub mod benchmarks;
 pub mod names;
 pub mod pollutant;
+pub mod sampling;
 pub mod units;
 pub mod wdid;

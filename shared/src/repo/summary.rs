@@ -109,7 +109,13 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
             where e.retracted_at is null group by 1),
          lvl as (
            select n.facility_id, min(n.level_1_since) as l1, min(n.level_2_since) as l2
-             from nal_level n join fac on fac.id = n.facility_id group by 1)
+             from nal_level n join fac on fac.id = n.facility_id group by 1),
+         -- Monitoring completeness: the judged half-years, and those with fewer than two QSEs.
+         halves as (
+           select h.facility_id, count(*) as judged,
+                  array_agg(h.half_start order by h.half_start)
+                      filter (where h.sampled_events < 2) as short
+             from igp_sampling_halves($1) h join fac on fac.id = h.facility_id group by 1)
          insert into facility_summary (
              facility_id, name, county, region, primary_sic,
              smarts_industrial_ids, smarts_construction_ids, esmr_place_ids, records, wdids, app_ids,
@@ -117,7 +123,7 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
              last_exceedance_year, level_1_since, level_2_since, smarts_violations,
              enforcement_actions, inspections, penalties_assessed, penalties_paid,
              last_sample_date, last_violation_date, last_inspection_date, last_enforcement_date,
-             last_activity_date)
+             last_activity_date, sampling_halves, sampling_shortfalls)
          select fac.id, fac.name, fac.county, fac.region, fac.primary_sic,
                 coalesce(rec.industrial, '{}'), coalesce(rec.construction, '{}'),
                 coalesce(pid.places, '{}'),
@@ -132,7 +138,8 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
                 coalesce(enf.assessed, 0), coalesce(enf.paid, 0),
                 samp.last, viol.last, insp.last, enf.last,
                 -- greatest ignores nulls: null only when all four are
-                greatest(samp.last, viol.last, insp.last, enf.last)
+                greatest(samp.last, viol.last, insp.last, enf.last),
+                coalesce(halves.judged, 0), coalesce(halves.short, '{}')
            from fac
            left join rec on rec.facility_id = fac.id
            left join kid on kid.facility_id = fac.id
@@ -143,6 +150,7 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
            left join samp on samp.facility_id = fac.id
            left join ev on ev.facility_id = fac.id
            left join lvl on lvl.facility_id = fac.id
+           left join halves on halves.facility_id = fac.id
           -- A facility is listed while a current record of it is.
           where rec.facility_id is not null or pid.places is not null",
         facilities as _
