@@ -467,6 +467,7 @@ async fn the_directory_matches_the_files() {
     check_dashboard(&h, &manifest, dir.path(), &all, &want).await;
     check_complete(&h, &manifest, dir.path(), &all, &want).await;
     check_sampling(&h, &manifest, dir.path(), &all, &start).await;
+    check_evidence(&h, &manifest, dir.path(), &all).await;
 
     // A review action refreshes the facility's summary: dismissing an open event takes it off
     // the item's open count at once.
@@ -1095,6 +1096,263 @@ async fn check_sampling(
         .map(|(d, n)| (d.to_string(), *n as i64, *n < 2))
         .collect();
     assert_eq!(served, expected);
+}
+
+/// The file a ZIP member holds, as CSV records keyed by column name.
+fn zip_csv(
+    zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+    name: &str,
+) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_reader(zip.by_name(name).unwrap_or_else(|_| panic!("{name}")));
+    let header = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            header
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The evidence ZIP of the facility with the most events: its manifest lists every file with
+/// its rows and SHA-256; the events are the facility's with a sample in the window; every
+/// figure is redone from the listed rows (annual averages under two non-detect conventions,
+/// ratios, counts); every sample row is the record on the line of the file it names; the
+/// SMARTS record and the half-years are what the files say.
+async fn check_evidence(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+) {
+    let item = directory
+        .iter()
+        .filter(|i| i["sources"]["smartsIndustrial"] == true)
+        .max_by_key(|i| (i["counts"]["events"].as_i64(), id(i)))
+        .unwrap();
+    let facility = id(item);
+    let start = "2016-07-01";
+    let (status, _, _) = h
+        .get(
+            "api-facility-evidence",
+            &format!("/api/facilities/{facility}/evidence?windowStart=2999-01-01"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let req = lambda_http::http::Request::builder()
+        .uri(format!(
+            "https://api.test/api/facilities/{facility}/evidence?windowStart={start}"
+        ))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    use lambda_http::RequestExt;
+    let req = req
+        .with_query_string_parameters(HashMap::from([(
+            "windowStart".to_owned(),
+            vec![start.to_owned()],
+        )]))
+        .with_path_parameters(HashMap::from([("id".to_owned(), facility.to_string())]));
+    let resp = stormwater::api::routes::function("api-facility-evidence")
+        .unwrap()
+        .handle(&h.api, req)
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    let lambda_http::Body::Binary(bytes) = resp.body() else {
+        panic!("a binary body");
+    };
+    assert!(bytes.len() <= stormwater::api::evidence::MAX_ZIP_BYTES);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+    let m: Value = serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
+    assert_eq!(m["facility"]["id"], facility);
+    assert_eq!(m["window"]["from"], start);
+    for f in m["files"].as_array().unwrap() {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut zip.by_name(f["name"].as_str().unwrap()).unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            f["sha256"],
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "{f}"
+        );
+        if f["name"].as_str().unwrap().ends_with(".csv") {
+            let rows = csv::Reader::from_reader(&bytes[..]).records().count();
+            assert_eq!(f["rows"], rows as i64, "{f}");
+        }
+    }
+
+    // The events: the facility's with a sample in the window.
+    let events = zip_csv(&mut zip, "exceedances.csv");
+    let listed = walk(
+        h,
+        &format!("/api/violations?kind=computed&limit=1000&facilityId={facility}&dateFrom={start}"),
+    )
+    .await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect::<HashSet<_>>(),
+        listed
+            .iter()
+            .map(|e| e["id"].to_string())
+            .collect::<HashSet<_>>()
+    );
+    assert!(!events.is_empty());
+
+    // Every figure from the listed rows.
+    let samples = zip_csv(&mut zip, "samples.csv");
+    let annual = zip_csv(&mut zip, "nal_annual.csv");
+    let num = |s: &str| {
+        s.parse::<f64>()
+            .unwrap_or_else(|_| panic!("a number: {s:?}"))
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let mut annual_checked = 0;
+    for e in &events {
+        let rows: Vec<_> = samples.iter().filter(|s| s["eventId"] == e["id"]).collect();
+        assert!(!rows.is_empty(), "{e:?}");
+        for r in &rows {
+            if !r["ratio"].is_empty() {
+                assert!(
+                    close(
+                        num(&r["ratio"]),
+                        num(&r["value"]) / num(&r["benchmarkValue"])
+                    ),
+                    "{r:?}"
+                );
+            }
+        }
+        if e["benchmarkType"] == "NAL_ANNUAL" {
+            let a = annual
+                .iter()
+                .find(|a| {
+                    a["pollutant"] == e["pollutant"] && a["reportingYear"] == e["reportingYear"]
+                })
+                .expect("the event's annual statistics");
+            assert_eq!(num(&a["sampleCount"]) as usize, rows.len(), "{e:?}");
+            assert_eq!(num(&e["sampleCount"]) as usize, rows.len());
+            let nd = |r: &HashMap<String, String>| r["nonDetect"] == "true";
+            assert_eq!(
+                num(&a["ndCount"]) as usize,
+                rows.iter().filter(|r| nd(r)).count()
+            );
+            let zero: f64 = rows
+                .iter()
+                .map(|r| if nd(r) { 0.0 } else { num(&r["value"]) })
+                .sum::<f64>()
+                / rows.len() as f64;
+            assert!(close(zero, num(&a["averageNdZero"])), "{e:?} {zero}");
+            let detected: Vec<f64> = rows
+                .iter()
+                .filter(|r| !nd(r))
+                .map(|r| num(&r["value"]))
+                .collect();
+            if !detected.is_empty() {
+                let dropped = detected.iter().sum::<f64>() / detected.len() as f64;
+                assert!(close(dropped, num(&a["averageNdDropped"])), "{e:?}");
+            }
+            assert!(close(num(&e["value"]), num(&a["average"])), "{e:?}");
+            assert!(
+                close(num(&e["maxRatio"]), num(&e["value"]) / num(&a["nal"])),
+                "{e:?}"
+            );
+            assert!(num(&a["average"]) > num(&a["nal"]));
+            annual_checked += 1;
+        } else {
+            assert_eq!(num(&e["exceedanceCount"]) as usize, rows.len(), "{e:?}");
+            let max = rows
+                .iter()
+                .map(|r| num(&r["ratio"]))
+                .fold(f64::MIN, f64::max);
+            assert!(close(max, num(&e["maxRatio"])), "{e:?}");
+            assert!(rows.iter().all(|r| r["exceeds"] == "true"));
+        }
+    }
+    assert!(annual_checked > 0, "an annual NAL event in the evidence");
+
+    // Every sample row is the record on the line of the file it names.
+    let mut by_file: HashMap<String, HashMap<u64, csv::StringRecord>> = HashMap::new();
+    let mut headers: HashMap<String, csv::StringRecord> = HashMap::new();
+    for s in &samples {
+        let path = s["file"]
+            .strip_prefix("file://")
+            .expect("a file the sync read")
+            .to_owned();
+        if !by_file.contains_key(&path) {
+            let mut r = csv::Reader::from_path(&path).unwrap();
+            headers.insert(path.clone(), r.headers().unwrap().clone());
+            let mut lines = HashMap::new();
+            let mut rec = csv::StringRecord::new();
+            while r.read_record(&mut rec).unwrap() {
+                lines.insert(rec.position().unwrap().line(), rec.clone());
+            }
+            by_file.insert(path.clone(), lines);
+        }
+        let header = &headers[&path];
+        let line: u64 = s["line"].parse().unwrap();
+        let record = &by_file[&path][&line];
+        let field = |name: &str| {
+            record
+                .get(header.iter().position(|h| h == name).unwrap())
+                .unwrap()
+        };
+        let (date, parameter, result) = match s["dataset"].as_str() {
+            "esmr" => ("sampling_date", "parameter", "result"),
+            _ => ("SAMPLE_DATE", "PARAMETER", "RESULT"),
+        };
+        assert_eq!(field(date), s["date"], "{s:?}");
+        assert_eq!(field(parameter), s["parameter"], "{s:?}");
+        // A non-detect may publish no result.
+        if s["rawValue"].is_empty() {
+            assert!(!present(field(result)), "{s:?} vs {record:?}");
+        } else {
+            assert!(
+                close(num(field(result)), num(&s["rawValue"])),
+                "{s:?} vs {record:?}"
+            );
+        }
+        assert_eq!(
+            manifest.path(dir, &s["dataset"]).to_str(),
+            Some(path.as_str()),
+            "{s:?}"
+        );
+    }
+
+    // The SMARTS record, the benchmarks and the half-years.
+    let keys: HashSet<_> = item_keys(item).into_iter().collect();
+    for (member, dataset) in [
+        ("enforcement.csv", "smarts_enforcement_actions"),
+        ("inspections.csv", "smarts_inspections"),
+        ("violations.csv", "smarts_violations"),
+    ] {
+        let rows = zip_csv(&mut zip, member);
+        let expected = column_values(&manifest.path(dir, dataset), &["APP_ID", "WDID"])
+            .iter()
+            .filter(|r| key(&r[0], &r[1]).is_some_and(|k| keys.contains(&k)))
+            .count();
+        assert_eq!(rows.len(), expected, "{member}");
+    }
+    let benchmarks = zip_csv(&mut zip, "benchmarks.csv");
+    for s in &samples {
+        let b = benchmarks
+            .iter()
+            .find(|b| b["id"] == s["benchmarkId"])
+            .expect("its benchmark");
+        assert!(!b["source"].is_empty(), "{b:?}");
+    }
+    let sampling = zip_csv(&mut zip, "sampling.csv");
+    assert_eq!(
+        sampling.len() as i64,
+        item["sampling"]["judgedHalfYears"].as_i64().unwrap()
+    );
 }
 
 /// The stored statewide dashboard: facilities by source and linked, with enforcement, active

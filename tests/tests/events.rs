@@ -376,6 +376,7 @@ struct HttpAnswer {
     status: u16,
     headers: lambda_http::http::HeaderMap,
     text: String,
+    bytes: Vec<u8>,
 }
 
 impl HttpAnswer {
@@ -387,16 +388,18 @@ impl HttpAnswer {
 async fn call_http(h: &Harness, function: &routes::Function, event: &Value) -> HttpAnswer {
     let req = lambda_http::request::from_str(&event.to_string()).expect("a payload 2.0 request");
     let resp = function.handle(&h.api, req).await;
-    let text = match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Empty => String::new(),
-        Body::Binary(b) => String::from_utf8(b.clone()).unwrap(),
+    let bytes = match resp.body() {
+        Body::Text(t) => t.clone().into_bytes(),
+        Body::Empty => Vec::new(),
+        Body::Binary(b) => b.clone(),
         _ => panic!("unexpected body"),
     };
     HttpAnswer {
         status: resp.status().as_u16(),
         headers: resp.headers().clone(),
-        text,
+        // A ZIP is not text; everything else is UTF-8.
+        text: String::from_utf8(bytes.clone()).unwrap_or_default(),
+        bytes,
     }
 }
 
@@ -407,6 +410,23 @@ fn check_http_outcome(function: &routes::Function, event: &Value, answer: &HttpA
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if content_type == "application/zip" {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(answer.bytes.clone()))
+            .unwrap_or_else(|e| panic!("{what}: a ZIP: {e}"));
+        let manifest: Value =
+            serde_json::from_reader(zip.by_name("manifest.json").expect("a manifest")).unwrap();
+        let path_id: i64 = event["pathParameters"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(manifest["facility"]["id"], path_id, "{what}");
+        assert!(
+            manifest["files"].as_array().unwrap().len() >= 9,
+            "{what}: {manifest}"
+        );
+        return;
+    }
     if content_type.starts_with("text/csv") {
         assert!(
             answer.text.lines().count() >= 2,

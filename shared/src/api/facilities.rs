@@ -144,7 +144,10 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 }
 
 /// The first day of the window: `windowStart`, or five years before `today`.
-fn window_start(q: &Query, today: chrono::NaiveDate) -> Result<chrono::NaiveDate, ApiError> {
+pub(crate) fn window_start(
+    q: &Query,
+    today: chrono::NaiveDate,
+) -> Result<chrono::NaiveDate, ApiError> {
     Ok(match q.date("windowStart")? {
         Some(d) if d > today => {
             return Err(ApiError::bad("windowStart", "must not be after today"));

@@ -15,7 +15,7 @@ const PREFIX: &str = "/api/facilities/";
 
 /// CTEs over `$1` (the facility id): `keys` (its SMARTS WDID / APP_ID pairs) and `places`
 /// (its eSMR place ids).
-const LINKED: &str = "keys as (select split_part(l.source_key, '|', 2) as wdid,
+pub(crate) const LINKED: &str = "keys as (select split_part(l.source_key, '|', 2) as wdid,
                                     split_part(l.source_key, '|', 1) as app_id, l.source
                                from facility_link l
                               where l.facility_id = $1 and l.status = 'linked'
@@ -24,7 +24,7 @@ const LINKED: &str = "keys as (select split_part(l.source_key, '|', 2) as wdid,
                    where l.facility_id = $1 and l.status = 'linked' and l.source = 'esmr')";
 
 /// Rows of a SMARTS table `t` that belong to the facility (current rows only).
-fn mine(table: &str) -> String {
+pub(crate) fn mine(table: &str) -> String {
     format!(
         "{table} t join keys k on t.wdid = k.wdid and coalesce(t.app_id, '') = k.app_id
          where t.withdrawn_run_id is null"
@@ -86,7 +86,7 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 /// A 308 to the canonical facility when `id` was merged into another (`facility.merged_into`),
 /// keeping the rest of the path (`/complete`, `/timeline`).
-async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiError> {
+pub(crate) async fn not_merged(state: &ApiState, id: i64, path: &str) -> Result<(), ApiError> {
     // The linker sets merged_into to the facility the record is linked to, which is always a
     // canonical one: one lookup, never a chain.
     let target: Option<i64> = sqlx::query_scalar!(

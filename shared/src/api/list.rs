@@ -485,18 +485,26 @@ where
 }
 
 fn csv_rows<'a>(body: &'a Value, columns: &'a [&str]) -> impl Iterator<Item = Vec<String>> + 'a {
-    body["data"].as_array().into_iter().flatten().map(|item| {
-        columns
-            .iter()
-            .map(
-                |c| match item.pointer(&format!("/{}", c.replace('.', "/"))) {
-                    None | Some(Value::Null) => String::new(),
-                    Some(Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                },
-            )
-            .collect()
-    })
+    body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| csv_cells(item, columns))
+}
+
+/// The CSV cells of `item` for `columns` (dotted paths; a missing value or null is blank, a
+/// string as is, anything else as JSON).
+pub(crate) fn csv_cells(item: &Value, columns: &[&str]) -> Vec<String> {
+    columns
+        .iter()
+        .map(
+            |c| match item.pointer(&format!("/{}", c.replace('.', "/"))) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]

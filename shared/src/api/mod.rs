@@ -3,6 +3,7 @@
 
 pub mod dashboard;
 pub mod doc;
+pub mod evidence;
 pub mod facilities;
 pub mod facility;
 pub mod facility_link_list;

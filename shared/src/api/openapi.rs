@@ -160,6 +160,8 @@ fn document() -> Value {
         let mut content = Map::new();
         let media = if path.ends_with(".geojson") {
             "application/geo+json"
+        } else if path.ends_with("/evidence") {
+            "application/zip"
         } else {
             "application/json"
         };

@@ -246,6 +246,24 @@ pub static FUNCTIONS: &[Function] = &[
         }],
     },
     Function {
+        name: "api-facility-evidence",
+        routes: &[Route {
+            method: "GET",
+            path: "/api/facilities/{id}/evidence",
+            handler: handler!(super::evidence::handle),
+            doc: || Op {
+                summary: "The evidence behind a notice letter, as a ZIP (CSV + JSON): every exceedance with a sample in the window and the source rows behind it (dataset, file, line, raw and converted values), the benchmarks with their citation, NAL statistics, the Level history, monitoring completeness, the SMARTS violation, enforcement and inspection record, and a manifest saying how each number was computed. 413 when the window holds more than a response can carry.",
+                params: vec![date(
+                    "windowStart",
+                    "Start of the look-back window (ISO date, not after today; default: five years before today).",
+                )],
+                ok: json!({ "type": "string", "contentMediaType": "application/zip" }),
+                errors: &[308, 404, 413],
+                body: None,
+            },
+        }],
+    },
+    Function {
         name: "api-facilities-geojson",
         routes: &[Route {
             method: "GET",
