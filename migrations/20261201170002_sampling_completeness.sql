@@ -11,6 +11,7 @@
 -- Required, NONA, Undetermined, ...) carry no sampling obligation the data can show.
 -- What the published data cannot show (a half-year without a QSE, a No Exposure Certification,
 -- a Sampling Frequency Reduction, a Compliance Group's schedule) is the reader's to check.
+-- `facility_ids`: the canonical facilities to judge, or null for all.
 create function igp_sampling_halves(facility_ids bigint[])
 returns table (facility_id bigint, half_start date, half_end date, sampled_events integer,
                event_dates date[])

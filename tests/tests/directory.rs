@@ -468,6 +468,7 @@ async fn the_directory_matches_the_files() {
     check_complete(&h, &manifest, dir.path(), &all, &want).await;
     check_sampling(&h, &manifest, dir.path(), &all, &start).await;
     check_evidence(&h, &manifest, dir.path(), &all).await;
+    check_feed(&h, &manifest, dir.path()).await;
 
     // A review action refreshes the facility's summary: dismissing an open event takes it off
     // the item's open count at once.
@@ -1142,22 +1143,12 @@ async fn check_evidence(
         )
         .await;
     assert_eq!(status, 400);
-    let req = lambda_http::http::Request::builder()
-        .uri(format!(
-            "https://api.test/api/facilities/{facility}/evidence?windowStart={start}"
-        ))
-        .body(lambda_http::Body::Empty)
-        .unwrap();
-    use lambda_http::RequestExt;
-    let req = req
-        .with_query_string_parameters(HashMap::from([(
-            "windowStart".to_owned(),
-            vec![start.to_owned()],
-        )]))
-        .with_path_parameters(HashMap::from([("id".to_owned(), facility.to_string())]));
-    let resp = stormwater::api::routes::function("api-facility-evidence")
-        .unwrap()
-        .handle(&h.api, req)
+    let resp = h
+        .raw(
+            "api-facility-evidence",
+            &format!("/api/facilities/{facility}/evidence?windowStart={start}"),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/zip");
@@ -1353,6 +1344,213 @@ async fn check_evidence(
         sampling.len() as i64,
         item["sampling"]["judgedHalfYears"].as_i64().unwrap()
     );
+}
+
+/// Runs the RFC 4287 validator (tests/fixtures/atom: the RFC's RELAX NG grammar with lxml, its
+/// Schematron rules, atoma) on `xml`; the reasons when it is invalid.
+fn atom_errors(xml: &str) -> Option<String> {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut child = std::process::Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/fixtures/atom/validate_atom.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the project venv's python (./dev installs lxml, rnc2rng, atoma)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (!out.status.success()).then_some(text)
+}
+
+/// One Atom document as (entry id, title, updated, alternate href) per entry.
+fn atom_entries(xml: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for chunk in xml.split("<entry>").skip(1) {
+        let tag = |name: &str| {
+            let open = format!("<{name}");
+            let start = chunk.find(&open).unwrap();
+            let after = &chunk[start..];
+            let body = &after[after.find('>').unwrap() + 1..];
+            body[..body.find(&format!("</{name}>")).unwrap()].to_owned()
+        };
+        let href = chunk
+            .split("<link ")
+            .nth(1)
+            .and_then(|l| l.split("href=\"").nth(1))
+            .and_then(|l| l.split('"').next())
+            .unwrap()
+            .to_owned();
+        out.push((tag("id"), tag("title"), tag("updated"), href));
+    }
+    out
+}
+
+/// The Atom feed: valid per RFC 4287 statewide, for a county and for a subscription's area;
+/// a county's entries are that county's events and the enforcement actions the file places
+/// there; every entry links to the document it summarises; newest first.
+async fn check_feed(h: &Harness, manifest: &Manifest, dir: &std::path::Path) {
+    let fetch = async |path: &str, key: Option<&str>| {
+        let resp = h.raw("api-feed", path, key).await;
+        let status = resp.status().as_u16();
+        let text = match resp.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        (status, resp.headers().clone(), text)
+    };
+    let (status, headers, state) = fetch("/api/feed.atom?limit=200", None).await;
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(
+        headers["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
+    assert_eq!(atom_errors(&state), None);
+    let entries = atom_entries(&state);
+    assert_eq!(entries.len(), 200);
+    assert!(entries.windows(2).all(|w| w[0].2 >= w[1].2), "newest first");
+    // The validator discriminates: a feed without its id is refused.
+    let broken = state
+        .replacen("<id>", "<idx>", 1)
+        .replacen("</id>", "</idx>", 1);
+    assert!(atom_errors(&broken).is_some());
+
+    // A county: the events of its facilities and the enforcement actions the file places there.
+    let enforcement = column_values(
+        &manifest.path(dir, "smarts_enforcement_actions"),
+        &["ENFORCEMENT_ID", "PLACE_COUNTY"],
+    );
+    let mut counties: HashMap<String, usize> = HashMap::new();
+    for r in &enforcement {
+        *counties.entry(r[1].clone()).or_default() += 1;
+    }
+    // A county whose whole feed fits in one document, with events and enforcement in it.
+    let mut ranked: Vec<(String, usize)> =
+        counties.into_iter().filter(|(c, _)| present(c)).collect();
+    ranked.sort_by_key(|(c, n)| (std::cmp::Reverse(*n), c.clone()));
+    let mut chosen = None;
+    for (county, n) in ranked {
+        let events = walk(
+            h,
+            &format!(
+                "/api/violations?kind=computed&limit=1000&county={}",
+                county.replace(' ', "%20")
+            ),
+        )
+        .await;
+        if !events.is_empty() && events.len() + n < 200 {
+            chosen = Some((county, events));
+            break;
+        }
+    }
+    let (county, events) = chosen.expect("a county with events and enforcement");
+    let county = county.as_str();
+    let path = format!(
+        "/api/feed.atom?limit=200&county={}",
+        county.replace(' ', "%20")
+    );
+    let (status, _, xml) = fetch(&path, None).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(atom_errors(&xml), None);
+    let entries = atom_entries(&xml);
+    let want_enforcement: HashSet<String> = enforcement
+        .iter()
+        .filter(|r| r[1].eq_ignore_ascii_case(county))
+        .map(|r| r[0].clone())
+        .collect();
+    let got_enforcement: HashSet<String> = entries
+        .iter()
+        .filter_map(|e| e.3.split("enforcementId=").nth(1).map(str::to_owned))
+        .collect();
+    let got_events: HashSet<String> = entries
+        .iter()
+        .filter(|e| e.0.contains("violation-event/") && !e.0.contains("/escalated/"))
+        .map(|e| e.3.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert!(!want_enforcement.is_empty());
+    assert_eq!(got_enforcement, want_enforcement, "{county}");
+    assert_eq!(
+        got_events,
+        events
+            .iter()
+            .map(|e| e["id"].to_string())
+            .collect::<HashSet<_>>(),
+        "{county}"
+    );
+    // Each entry's link answers with what the entry says.
+    for (id, title, _, href) in entries.iter().take(25) {
+        let path = href.strip_prefix("http://127.0.0.1:9000").expect(href);
+        let (function, _) = route_of(path);
+        let (status, body, _) = h.get(function.name, path).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        if id.contains("violation-event/") {
+            assert_eq!(
+                body["data"]["id"].to_string(),
+                path.rsplit('/').next().unwrap()
+            );
+            assert!(
+                title.contains(&xml_escape(
+                    body["data"]["facility"]["name"].as_str().unwrap()
+                )),
+                "{title}"
+            );
+        } else {
+            assert_eq!(body["data"].as_array().unwrap().len(), 1, "{href}");
+        }
+    }
+
+    // A subscription's area: its owner's credentials; the same county's entries.
+    let key = stormwater::auth::create_key(h.pool(), "feed-reader", "test")
+        .await
+        .unwrap();
+    let (status, sub) = h
+        .send(
+            "api-subscriptions",
+            "POST",
+            "/api/subscriptions",
+            Some(
+                json!({ "name": "my county", "mode": "jurisdiction", "counties": [county],
+                         "delivery": "email", "email": "reader@example.org" }),
+            ),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    let sub_path = format!(
+        "/api/feed.atom?limit=200&subscription={}",
+        sub["data"]["id"]
+    );
+    let (status, headers, mine) = fetch(&sub_path, Some(&key)).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    assert_eq!(atom_errors(&mine), None);
+    let ids = |xml: &str| {
+        atom_entries(xml)
+            .into_iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&mine), ids(&xml));
+    assert_eq!(fetch(&sub_path, None).await.0, 401);
+    let other = stormwater::auth::create_key(h.pool(), "someone-else", "test")
+        .await
+        .unwrap();
+    assert_eq!(fetch(&sub_path, Some(&other)).await.0, 404);
+    let (status, _, body) = fetch("/api/feed.atom?county=Atlantis", None).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = fetch(&format!("{sub_path}&county=Marin"), Some(&key)).await;
+    assert_eq!(status, 400);
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The stored statewide dashboard: facilities by source and linked, with enforcement, active

@@ -427,6 +427,14 @@ fn check_http_outcome(function: &routes::Function, event: &Value, answer: &HttpA
         );
         return;
     }
+    if content_type.starts_with("application/atom+xml") {
+        assert!(
+            answer.text.starts_with("<?xml") && answer.text.contains("<entry>"),
+            "{what}: an Atom feed with entries: {}",
+            answer.text
+        );
+        return;
+    }
     if content_type.starts_with("text/csv") {
         assert!(
             answer.text.lines().count() >= 2,

@@ -4,7 +4,9 @@
 //! Coordinates are WGS84. GeoJSON positions are `[longitude, latitude]`; everything else here
 //! takes latitude first, as people write it.
 
-use geo::{Distance, Haversine, Intersects, MultiPolygon, Point, Polygon, Validation};
+use geo::{
+    BoundingRect, Distance, Haversine, Intersects, MultiPolygon, Point, Polygon, Validation,
+};
 use geojson::{GeoJson, GeometryValue, PolygonType, Position};
 use serde::Deserialize;
 
@@ -129,6 +131,30 @@ pub enum Area {
     },
 }
 
+/// A subscription's area as stored (`subscription.mode` and the columns of that mode); `None`
+/// when the stored columns do not make a valid area.
+pub fn from_stored(
+    mode: &str,
+    polygon: Option<&serde_json::Value>,
+    center: Option<(f64, f64)>,
+    radius_m: Option<f64>,
+    counties: Option<&[String]>,
+    regions: Option<&[String]>,
+) -> Option<Area> {
+    match mode {
+        "polygon" => parse_polygon(polygon?).ok().map(Area::Polygon),
+        "buffer" => {
+            let (lat, lon) = center?;
+            buffer(lat, lon, radius_m?).ok()
+        }
+        "jurisdiction" => Some(Area::Jurisdiction {
+            counties: counties.unwrap_or_default().to_vec(),
+            regions: regions.unwrap_or_default().to_vec(),
+        }),
+        _ => None,
+    }
+}
+
 /// What is known about where something (a facility, a sample site) is.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Place<'a> {
@@ -151,6 +177,29 @@ impl Place<'_> {
 }
 
 impl Area {
+    /// `(min_lat, max_lat, min_lon, max_lon)` around a polygon or a buffer (a prefilter for
+    /// [`Area::contains`]); `None` for a jurisdiction.
+    pub fn bounds(&self) -> Option<(f64, f64, f64, f64)> {
+        match self {
+            Self::Polygon(shape) => shape
+                .bounding_rect()
+                .map(|r| (r.min().y, r.max().y, r.min().x, r.max().x)),
+            Self::Buffer { lat, lon, radius_m } => {
+                // A degree of latitude is at least 110.5 km; a degree of longitude shrinks
+                // with cos(latitude) (a pole's buffer takes every longitude).
+                let dlat = radius_m / 110_500.0;
+                let cos = lat.to_radians().cos();
+                let dlon = if cos > 1e-6 {
+                    (radius_m / (110_500.0 * cos)).min(180.0)
+                } else {
+                    180.0
+                };
+                Some((lat - dlat, lat + dlat, lon - dlon, lon + dlon))
+            }
+            Self::Jurisdiction { .. } => None,
+        }
+    }
+
     /// True when `place` is inside this area.
     ///
     /// Polygons use geo's `Intersects`, so a place exactly on an edge or vertex is inside;

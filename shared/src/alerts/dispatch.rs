@@ -72,17 +72,14 @@ struct Candidate {
 
 impl Subscription {
     fn area(&self) -> Option<Area> {
-        match self.mode.as_str() {
-            "polygon" => area::parse_polygon(self.polygon.as_ref()?)
-                .ok()
-                .map(Area::Polygon),
-            "buffer" => area::buffer(self.center_lat?, self.center_lon?, self.radius_m?).ok(),
-            "jurisdiction" => Some(Area::Jurisdiction {
-                counties: self.counties.clone().unwrap_or_default(),
-                regions: self.regions.clone().unwrap_or_default(),
-            }),
-            _ => None,
-        }
+        area::from_stored(
+            &self.mode,
+            self.polygon.as_ref(),
+            self.center_lat.zip(self.center_lon),
+            self.radius_m,
+            self.counties.as_deref(),
+            self.regions.as_deref(),
+        )
     }
 }
 

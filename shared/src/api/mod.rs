@@ -8,6 +8,7 @@ pub mod facilities;
 pub mod facility;
 pub mod facility_link_list;
 pub mod facility_links;
+pub mod feed;
 pub mod geojson;
 pub mod health;
 pub mod list;

@@ -162,6 +162,8 @@ fn document() -> Value {
             "application/geo+json"
         } else if path.ends_with("/evidence") {
             "application/zip"
+        } else if path.ends_with(".atom") {
+            "application/atom+xml"
         } else {
             "application/json"
         };

@@ -264,6 +264,32 @@ pub static FUNCTIONS: &[Function] = &[
         }],
     },
     Function {
+        name: "api-feed",
+        routes: &[Route {
+            method: "GET",
+            path: "/api/feed.atom",
+            handler: handler!(super::feed::handle),
+            doc: || Op {
+                summary: "An Atom feed (RFC 4287) of new and escalated exceedance events and newly published SMARTS enforcement actions, newest first, statewide or for a county, a region or one of your subscriptions (credentials required for that one); each entry links to the API document it summarises.",
+                params: [
+                    area(),
+                    vec![
+                        q(
+                            "subscription",
+                            json!({ "type": "integer", "minimum": 1 }),
+                            "The area of one of your active subscriptions (API key or JWT).",
+                        ),
+                        limit(super::feed::MAX_LIMIT, 50),
+                    ],
+                ]
+                .concat(),
+                ok: json!({ "type": "string", "contentMediaType": "application/atom+xml" }),
+                errors: &[401, 404, 409],
+                body: None,
+            },
+        }],
+    },
+    Function {
         name: "api-facilities-geojson",
         routes: &[Route {
             method: "GET",

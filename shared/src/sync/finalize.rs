@@ -161,7 +161,14 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let loaded: Vec<&str> = finals
+        .iter()
+        .filter(|f| matches!(f.status.as_str(), "succeeded" | "partial"))
+        .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
+        .collect();
+    analyze(&ctx.pool, &loaded).await;
     let facility_links = link_facilities(ctx, run_id).await;
+    analyze(&ctx.pool, &["facility", "facility_link"]).await;
     // A failed engine run does not undo the finalized run: it is recorded, and the engine's
     // watermark makes the next run pick the rows up. Without stored dashboards the dashboard
     // computes live; the next run stores them again.
@@ -202,6 +209,21 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
 /// Links facilities for what the run changed (before the engine, which then computes events
 /// for the linked facilities), and adds the counts to the run's notes. A failure does not undo
 /// the finalized run: it is recorded, and the next run catches up.
+/// Refreshes the planner's statistics of `tables` (bulk loads outrun autovacuum: a plan made
+/// before it has looked at a freshly loaded table can scan it once per row of another). A
+/// failure is logged; the statistics then follow with autovacuum.
+async fn analyze(pool: &sqlx::PgPool, tables: &[&str]) {
+    if tables.is_empty() {
+        return;
+    }
+    // Runtime SQL: the table names come from the dataset registry and this module, never
+    // from a request.
+    let sql = format!("analyze {}", tables.join(", "));
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await {
+        tracing::warn!(error = %e, ?tables, "analyze after the load failed");
+    }
+}
+
 async fn link_facilities(ctx: &Context, run_id: i64) -> Option<Box<crate::linking::Report>> {
     let mut opts = crate::linking::Options::new("finalize", ctx.cfg.link);
     opts.sync_run_id = Some(run_id);

@@ -363,6 +363,37 @@ impl Harness {
         self.call(function, req).await
     }
 
+    /// `GET path_and_query` through `function` (with an API key, when given), the response as
+    /// the handler made it (for bodies that are not JSON: a ZIP, an Atom feed).
+    pub async fn raw(
+        &self,
+        function: &str,
+        path_and_query: &str,
+        api_key: Option<&str>,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let mut b = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri(format!("https://api.test{path_and_query}"))
+            .header("host", "127.0.0.1:9000");
+        if let Some(k) = api_key {
+            b = b.header(stormwater::auth::API_KEY_HEADER, k);
+        }
+        let req = b.body(lambda_http::Body::Empty).expect("request");
+        let mut query: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+            query
+                .entry(k.into_owned())
+                .or_default()
+                .push(v.into_owned());
+        }
+        use lambda_http::RequestExt;
+        let req = req.with_query_string_parameters(query);
+        stormwater::api::routes::function(function)
+            .unwrap_or_else(|| panic!("no HTTP function {function}"))
+            .handle(&self.api, req)
+            .await
+    }
+
     /// Sends a request with a JSON body (and an API key, when given) through `function`.
     pub async fn send(
         &self,
