@@ -131,7 +131,9 @@ fn components() -> Value {
                 ("reportingYear", "integer?"), ("links", "object"), ("provenance", "object"),
             ])),
             "Violation": { "oneOf": [r("ViolationEvent"), r("RegulatoryViolation")],
-                           "discriminator": { "propertyName": "kind" } },
+                           "discriminator": { "propertyName": "kind", "mapping": {
+                               "computed": "#/components/schemas/ViolationEvent",
+                               "regulatory": "#/components/schemas/RegulatoryViolation" } } },
         },
         "securitySchemes": {
             "apiKey": { "type": "apiKey", "in": "header", "name": crate::auth::API_KEY_HEADER },
