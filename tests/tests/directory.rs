@@ -947,7 +947,7 @@ fn sampling_halves(
     today: chrono::NaiveDate,
 ) -> Vec<(chrono::NaiveDate, usize)> {
     use chrono::{Datelike, Months, NaiveDate};
-    let date = |raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    let date = |raw: &str| file_date(raw);
     let igp: Vec<(&(String, String), &Vec<String>)> = item["records"]["smartsIndustrial"]
         .as_array()
         .unwrap()
@@ -1001,18 +1001,50 @@ fn sampling_halves(
     out
 }
 
-/// Monitoring completeness: every directory item's judged and short half-years, the filter in
-/// the triage window, and one facility's half-years on `/complete`, against the files.
-async fn check_sampling(
-    h: &Harness,
-    manifest: &Manifest,
-    dir: &std::path::Path,
-    directory: &[Value],
-    window_start: &str,
-) {
-    let today = chrono::Utc::now().date_naive();
-    let records: HashMap<(String, String), Vec<String>> = column_values(
-        &manifest.path(dir, "smarts_industrial_facilities"),
+/// A date as the files write it: ISO (the portal) or MM/DD/YYYY (the raw SMARTS downloads).
+fn file_date(raw: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(raw, "%m/%d/%Y"))
+        .ok()
+}
+
+/// The columns `columns` of every record of the tab-separated file `path`.
+fn tsv_values(path: &std::path::Path, columns: &[&str]) -> Vec<Vec<String>> {
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .quoting(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
+    let header = r.headers().unwrap().clone();
+    let idx: Vec<usize> = columns
+        .iter()
+        .map(|c| header.iter().position(|h| h == *c).unwrap())
+        .collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            idx.iter()
+                .map(|&i| rec.get(i).unwrap_or("").to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// The industrial records (`[PERMIT_TYPE, NOI, NOT, STATUS]` by key) and the QSE sample days
+/// by key of a facility file and a monitoring file (read by `read`).
+type SamplingFiles = (
+    HashMap<(String, String), Vec<String>>,
+    HashMap<(String, String), HashSet<chrono::NaiveDate>>,
+);
+
+fn sampling_files(
+    read: &dyn Fn(&std::path::Path, &[&str]) -> Vec<Vec<String>>,
+    facilities: &std::path::Path,
+    monitoring: &std::path::Path,
+) -> SamplingFiles {
+    let records = read(
+        facilities,
         &[
             "APP_ID",
             "WDID",
@@ -1026,17 +1058,76 @@ async fn check_sampling(
     .filter_map(|r| Some((key(&r[0], &r[1])?, r[2..].to_vec())))
     .collect();
     let mut qse: HashMap<(String, String), HashSet<chrono::NaiveDate>> = HashMap::new();
-    for r in column_values(
-        &manifest.path(dir, "smarts_industrial_monitoring"),
-        &["APP_ID", "WDID", "EVENT_TYPE", "SAMPLE_DATE"],
-    ) {
-        let day = chrono::NaiveDate::parse_from_str(&r[3], "%Y-%m-%d").ok();
-        if let (Some(k), Some(d)) = (key(&r[0], &r[1]), day)
+    for r in read(monitoring, &["APP_ID", "WDID", "EVENT_TYPE", "SAMPLE_DATE"]) {
+        if let (Some(k), Some(d)) = (key(&r[0], &r[1]), file_date(&r[3]))
             && r[2].trim().eq_ignore_ascii_case("qualifying storm event")
         {
             qse.entry(k).or_default().insert(d);
         }
     }
+    (records, qse)
+}
+
+/// The real Region 1 download (facilities and monitoring, raw SMARTS TSV): every directory
+/// item's judged and short half-years are what the two files say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_region1_sampling_matches_the_files() {
+    let dir = "real/tientalkenvi/Region_1_-_North_Coast_-_Industrial_";
+    let facilities = support::shared_data(&format!("{dir}Application_Specific_Data.txt"));
+    let monitoring = support::shared_data(&format!("{dir}Ad_Hoc_Reports_-_Parameter_Data.txt"));
+    let h = harness("sampling-region1", None).await;
+    let source = |dataset: &str, path: &std::path::Path| stormwater::sync::manifest::Source {
+        dataset: dataset.into(),
+        url: support::file_url(path),
+        scope: None,
+    };
+    h.sync(vec![
+        source("smarts_industrial_facilities", &facilities),
+        source("smarts_industrial_monitoring", &monitoring),
+    ])
+    .await;
+    let (records, qse) = sampling_files(&tsv_values, &facilities, &monitoring);
+    assert!(!qse.is_empty());
+    let today = chrono::Utc::now().date_naive();
+    let all = walk(&h, "/api/facilities?limit=1000").await;
+    let (mut judged, mut sampled) = (0, 0);
+    for item in &all {
+        let halves = sampling_halves(item, &records, &qse, today);
+        judged += halves.len();
+        sampled += halves.iter().filter(|(_, n)| *n > 0).count();
+        let short: Vec<String> = halves
+            .iter()
+            .filter(|(_, n)| *n < 2)
+            .map(|(d, _)| d.to_string())
+            .collect();
+        assert_eq!(
+            item["sampling"]["judgedHalfYears"],
+            halves.len() as i64,
+            "{item}"
+        );
+        assert_eq!(item["sampling"]["shortHalfYears"], json!(short), "{item}");
+    }
+    assert!(
+        judged > 100 && sampled > 0,
+        "{judged} judged, {sampled} sampled"
+    );
+}
+
+/// Monitoring completeness: every directory item's judged and short half-years, the filter in
+/// the triage window, and one facility's half-years on `/complete`, against the files.
+async fn check_sampling(
+    h: &Harness,
+    manifest: &Manifest,
+    dir: &std::path::Path,
+    directory: &[Value],
+    window_start: &str,
+) {
+    let today = chrono::Utc::now().date_naive();
+    let (records, qse) = sampling_files(
+        &column_values,
+        &manifest.path(dir, "smarts_industrial_facilities"),
+        &manifest.path(dir, "smarts_industrial_monitoring"),
+    );
     let mut judged_total = 0;
     let mut short_somewhere = HashSet::new();
     for item in directory {
