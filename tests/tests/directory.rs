@@ -1038,8 +1038,11 @@ type SamplingFiles = (
     HashMap<(String, String), HashSet<chrono::NaiveDate>>,
 );
 
+/// Reads the columns of a file: `column_values` (CSV) or `tsv_values`.
+type ReadColumns = dyn Fn(&std::path::Path, &[&str]) -> Vec<Vec<String>>;
+
 fn sampling_files(
-    read: &dyn Fn(&std::path::Path, &[&str]) -> Vec<Vec<String>>,
+    read: &ReadColumns,
     facilities: &std::path::Path,
     monitoring: &std::path::Path,
 ) -> SamplingFiles {

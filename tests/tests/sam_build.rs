@@ -131,7 +131,11 @@ fn every_function_is_built_by_the_makefile_and_every_package_is_a_function() {
     assert_eq!(binaries, packages);
     // Every HTTP function of the route table is deployed.
     for f in stormwater::api::routes::FUNCTIONS {
-        assert!(binaries.contains(f.name), "{} is not in template.yaml", f.name);
+        assert!(
+            binaries.contains(f.name),
+            "{} is not in template.yaml",
+            f.name
+        );
     }
 }
 
