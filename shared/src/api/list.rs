@@ -67,6 +67,21 @@ impl Conditions {
         self
     }
 
+    /// The request's `region` and `county` (case-insensitive) on the facility alias `f`.
+    pub fn facility_area(&mut self, q: &Query, f: &str) -> Result<&mut Self, ApiError> {
+        self.when(
+            &format!("upper({f}.region) = upper("),
+            q.text("region")?.map(Arg::Text),
+            ")",
+        )
+        .when(
+            &format!("lower({f}.county) = lower("),
+            q.text("county")?.map(Arg::Text),
+            ")",
+        );
+        Ok(self)
+    }
+
     /// Appends ` and (…)` for every condition (so the caller writes `where true`).
     pub fn push_to(&self, qb: &mut QueryBuilder<Postgres>) {
         for (before, arg, after) in &self.0 {

@@ -100,16 +100,7 @@ async fn respond(state: &ApiState, q: Query) -> Result<Value, ApiError> {
             q.int("facilityId", 1..=i64::MAX)?.map(Arg::Int),
             "",
         )
-        .when(
-            "upper(f.region) = upper(",
-            text(q.text("region")?.as_deref()),
-            ")",
-        )
-        .when(
-            "lower(f.county) = lower(",
-            text(q.text("county")?.as_deref()),
-            ")",
-        );
+        .facility_area(&q, "f")?;
     let listing = list::Listing {
         route: "GET /api/nal-levels",
         item: ITEM,
