@@ -146,7 +146,32 @@ const REGULATORY: Leg = Leg {
 /// kind on its own with its item (what a page reads, one index-ordered branch per kind).
 struct Feed {
     union: String,
+    /// `union` without the computed events' facility join (their `county` and `region` are
+    /// null): what a count or stats without an area filter read.
+    union_without_area: String,
     branches: [String; 2],
+}
+
+/// The computed events' columns without their facility's place (no join needed).
+const COMPUTED_WITHOUT_AREA: Leg = Leg {
+    columns: "e.id as uid, 'computed'::text as kind, e.source, e.facility_id,
+         null::text as county, null::text as region,
+         e.pollutant_key, e.benchmark_type, e.severity, e.status, e.reporting_year,
+         e.first_date, e.last_date, e.detected_at, e.max_ratio, e.screening, e.unverified,
+         null::text as violation_type, null::boolean as serious",
+    item: "null",
+    from: "violation_event e where e.retracted_at is null",
+};
+
+impl Feed {
+    /// The union a count or stats of `f` reads.
+    fn counted(&self, f: &Filter) -> &str {
+        if f.county.is_none() && f.region.is_none() {
+            &self.union_without_area
+        } else {
+            &self.union
+        }
+    }
 }
 
 fn feed() -> &'static Feed {
@@ -157,11 +182,15 @@ fn feed() -> &'static Feed {
                 l.columns, l.item, l.from
             )
         };
-        Feed {
-            union: format!(
+        let union = |computed: &Leg| {
+            format!(
                 "(select {} from {} union all select {} from {}) v",
-                COMPUTED.columns, COMPUTED.from, REGULATORY.columns, REGULATORY.from
-            ),
+                computed.columns, computed.from, REGULATORY.columns, REGULATORY.from
+            )
+        };
+        Feed {
+            union: union(&COMPUTED),
+            union_without_area: union(&COMPUTED_WITHOUT_AREA),
             branches: [branch(&COMPUTED), branch(&REGULATORY)],
         }
     });
@@ -336,15 +365,20 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn page(state: &ApiState, f: &Filter, q: &Query, limit: i64) -> Result<Value, ApiError> {
     let feed = feed();
+    let conditions = f.conditions();
+    let known_total = match stored_total(state, f).await? {
+        Some(n) => n,
+        None => list::count(&state.pool, feed.counted(f), &conditions).await?,
+    };
     let listing = list::Listing {
         route: "GET /api/violations",
         item: "v.item",
         from: &feed.union,
         id: "v.uid",
         sort: SORTS.parse(q)?,
-        conditions: &f.conditions(),
+        conditions: &conditions,
         limit,
-        known_total: stored_total(state, f).await?,
+        known_total: Some(known_total),
     };
     let branches = [feed.branches[0].as_str(), feed.branches[1].as_str()];
     let (data, page) = list::merged_page(state, &listing, &branches, q).await?;
@@ -475,7 +509,7 @@ async fn stats_of(pool: &sqlx::PgPool, f: &Filter) -> Result<Value, ApiError> {
          v.pollutant_key, v.reporting_year, v.screening, v.unverified, v.violation_type,
          v.serious",
         &expr,
-        &feed().union,
+        feed().counted(f),
         &f.conditions(),
     )
     .await
