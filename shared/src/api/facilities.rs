@@ -97,37 +97,12 @@ const CSV_COLUMNS: &[&str] = &[
 ];
 
 /// One directory item: the summary `s` and its facility `f`.
-const ITEM: &str = "jsonb_build_object(
-    'id', f.id, 'name', f.name, 'county', f.county, 'region', f.region,
-    'address', jsonb_build_object('street', f.address, 'city', f.city, 'zip', f.zip),
-    'location', case when f.latitude is null then null else jsonb_build_object(
-        'latitude', f.latitude, 'longitude', f.longitude, 'trusted', f.coordinates_trusted) end,
-    'primarySic', f.primary_sic,
-    'sources', jsonb_build_object(
-        'smartsIndustrial', cardinality(s.smarts_industrial_ids) > 0,
-        'smartsConstruction', cardinality(s.smarts_construction_ids) > 0,
-        'esmr', cardinality(s.esmr_place_ids) > 0),
-    'records', s.records,
-    'permitIds', jsonb_build_object(
-        'wdids', s.wdids, 'appIds', s.app_ids, 'esmrPlaceIds', s.esmr_place_ids),
-    'permitTypes', s.permit_types, 'statuses', s.statuses,
+/// One directory item: the stored item of the summary `s` (`repo::summary::refresh`) with the
+/// ERA Level as of today and the time of the rebuild.
+const ITEM: &str = "s.item || jsonb_build_object(
     'nalLevel', case when s.level_2_since <= current_date then 'level_2'
                      when s.level_1_since <= current_date then 'level_1'
                      else 'baseline' end,
-    'pollutants', s.pollutants,
-    'counts', jsonb_build_object(
-        'events', s.events, 'openEvents', s.open_events,
-        'smartsViolations', s.smarts_violations,
-        'enforcementActions', s.enforcement_actions, 'inspections', s.inspections),
-    'penalties', jsonb_build_object('assessed', s.penalties_assessed, 'paid', s.penalties_paid),
-    'dates', jsonb_build_object(
-        'lastSample', s.last_sample_date, 'lastViolation', s.last_violation_date,
-        'lastInspection', s.last_inspection_date, 'lastEnforcement', s.last_enforcement_date,
-        'lastExceedance', s.last_exceedance_date,
-        'lastExceedanceReportingYear', s.last_exceedance_year,
-        'lastActivity', s.last_activity_date),
-    'sampling', jsonb_build_object('judgedHalfYears', s.sampling_halves,
-        'shortHalfYears', s.sampling_shortfalls),
     'summaryComputedAt', s.computed_at)";
 
 /// Handles the request; every client mistake is a 400 naming the parameter.
@@ -282,7 +257,7 @@ async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let listing = list::Listing {
         route: "GET /api/facilities",
         item: ITEM,
-        from: "facility_summary s join facility f on f.id = s.facility_id",
+        from: "facility_summary s",
         id: "s.facility_id",
         sort: SORTS.parse(q)?,
         conditions: &c,

@@ -158,6 +158,45 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // The directory's item (api::facilities adds the Level as of today and the rebuild time).
+    sqlx::query!(
+        "update facility_summary s set item = jsonb_build_object(
+             'id', f.id, 'name', f.name, 'county', f.county, 'region', f.region,
+             'address', jsonb_build_object('street', f.address, 'city', f.city, 'zip', f.zip),
+             'location', case when f.latitude is null then null else jsonb_build_object(
+                 'latitude', f.latitude, 'longitude', f.longitude,
+                 'trusted', f.coordinates_trusted) end,
+             'primarySic', f.primary_sic,
+             'sources', jsonb_build_object(
+                 'smartsIndustrial', cardinality(s.smarts_industrial_ids) > 0,
+                 'smartsConstruction', cardinality(s.smarts_construction_ids) > 0,
+                 'esmr', cardinality(s.esmr_place_ids) > 0),
+             'records', s.records,
+             'permitIds', jsonb_build_object(
+                 'wdids', s.wdids, 'appIds', s.app_ids, 'esmrPlaceIds', s.esmr_place_ids),
+             'permitTypes', s.permit_types, 'statuses', s.statuses,
+             'pollutants', s.pollutants,
+             'counts', jsonb_build_object(
+                 'events', s.events, 'openEvents', s.open_events,
+                 'smartsViolations', s.smarts_violations,
+                 'enforcementActions', s.enforcement_actions, 'inspections', s.inspections),
+             'penalties', jsonb_build_object('assessed', s.penalties_assessed,
+                 'paid', s.penalties_paid),
+             'dates', jsonb_build_object(
+                 'lastSample', s.last_sample_date, 'lastViolation', s.last_violation_date,
+                 'lastInspection', s.last_inspection_date,
+                 'lastEnforcement', s.last_enforcement_date,
+                 'lastExceedance', s.last_exceedance_date,
+                 'lastExceedanceReportingYear', s.last_exceedance_year,
+                 'lastActivity', s.last_activity_date),
+             'sampling', jsonb_build_object('judgedHalfYears', s.sampling_halves,
+                 'shortHalfYears', s.sampling_shortfalls))
+           from facility f
+          where f.id = s.facility_id and ($1::bigint[] is null or s.facility_id = any($1))",
+        facilities as _
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(written)
 }
