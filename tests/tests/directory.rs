@@ -52,9 +52,8 @@ async fn walk(h: &Harness, path: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut next: Option<String> = None;
     loop {
-        let sep = if path.contains('?') { '&' } else { '?' };
         let url = match &next {
-            Some(c) => format!("{path}{sep}cursor={c}"),
+            Some(c) => with(path, &format!("cursor={c}")),
             None => path.to_owned(),
         };
         let body = get(h, &url).await;

@@ -48,11 +48,12 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
         let today = chrono::Utc::now().date_naive();
         let start = super::facilities::window_start(&q, today)?;
         super::facility::not_merged(state, id, &path).await?;
-        let tables = tables(state, id, start).await?;
+        // The cheap 404 first, before the tables are read.
         let facility = facility(state, id).await?;
+        let tables = tables(state, id, start).await?;
         let zip = archive(&facility, start, today, &tables)?;
         if zip.len() > MAX_ZIP_BYTES {
-            return Err(too_large(format!(
+            return Err(ApiError::PayloadTooLarge(format!(
                 "the evidence since {start} is {} bytes compressed, over the {MAX_ZIP_BYTES} a \
                  response can carry; ask for a later windowStart",
                 zip.len()
@@ -77,10 +78,6 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
             .unwrap_or_else(|_| ApiError::Internal("response".into()).into_response()),
         Err(e) => e.into_response(),
     }
-}
-
-fn too_large(message: String) -> ApiError {
-    ApiError::PayloadTooLarge(message)
 }
 
 /// The facility's head: name, place, permit ids (404 when there is no such facility).
@@ -339,7 +336,7 @@ async fn tables(
     .fetch_all(pool)
     .await?;
     if samples.len() as i64 > MAX_SAMPLE_ROWS {
-        return Err(too_large(format!(
+        return Err(ApiError::PayloadTooLarge(format!(
             "the exceedances since {start} rest on more than {MAX_SAMPLE_ROWS} sample rows; ask \
              for a later windowStart"
         )));
