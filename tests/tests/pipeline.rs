@@ -42,6 +42,16 @@ async fn real_2019_portal_file_lands_every_row_and_the_api_serves_it() {
         .await,
         1
     );
+    // The run is published (linked, summarised, a new cache generation) after it is finalized,
+    // and only then are its facilities in the directory: `./dev up` waits for `published_at`.
+    assert_eq!(
+        h.scalar_i64(
+            "select count(*) from sync_run where published_at >= finished_at
+                and published_at >= (select max(computed_at) from facility_summary)"
+        )
+        .await,
+        1
+    );
 
     // Every record is stored: duplicates of (APP_ID, WDID) are kept as separate rows.
     assert_eq!(

@@ -145,7 +145,7 @@ pub(crate) async fn sync(
     let summary = stage::run(ctx, request).await?;
     loop {
         let done: Option<String> = sqlx::query_scalar(
-            "select status from sync_run where id = $1 and finished_at is not null",
+            "select status from sync_run where id = $1 and published_at is not null",
         )
         .bind(summary.run_id)
         .fetch_optional(&ctx.pool)

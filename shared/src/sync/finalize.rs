@@ -188,6 +188,17 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     } else {
         0
     };
+    // Whoever waits for the run to be served waits for this (each step above records its own
+    // failure). If this update fails, the run shows no publication time; the error is logged.
+    if let Err(e) = sqlx::query!(
+        "update sync_run set published_at = now() where id = $1",
+        run_id
+    )
+    .execute(&ctx.pool)
+    .await
+    {
+        tracing::error!(run_id, error = %e, "the run's publication time not recorded");
+    }
     request_alert_dispatch(ctx, run_id).await;
     tracing::info!(
         run_id,
