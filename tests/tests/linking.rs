@@ -290,6 +290,21 @@ async fn manual_decisions_win_survive_the_next_sync_and_need_credentials() {
     .await;
     assert_eq!(status, 409, "{body}");
 
+    // The directory's totals: stored per area, and live when another filter is given.
+    let totals = async |area: &str| {
+        let total = async |q: String| {
+            let (_, body, _) = h
+                .get("api-facilities", &format!("/api/facilities?limit=1{q}"))
+                .await;
+            body["page"]["total"].as_i64().unwrap()
+        };
+        let split = total(format!("{area}&hasViolations=true")).await
+            + total(format!("{area}&hasViolations=false")).await;
+        (total(area.to_owned()).await, split)
+    };
+    let before = totals("").await;
+    assert_eq!(before.0, before.1);
+
     // Unlink the automatic match; link the yard by hand.
     let (status, body) = post(hambro, unlink.clone()).await;
     assert_eq!(status, 200, "{body}");
@@ -328,6 +343,22 @@ async fn manual_decisions_win_survive_the_next_sync_and_need_credentials() {
         }
     };
     check("after the decisions").await;
+    // The unlinked place is listed on its own again; the stored counts follow the review.
+    for area in ["", "&county=del%20norte", "&region=1"] {
+        let (stored, live) = totals(area).await;
+        assert_eq!(stored, live, "{area}");
+    }
+    // One more (the unlinked place, on its own again) and one fewer (the yard linked by hand).
+    assert_eq!(totals("").await.0, before.0);
+    let (_, body, _) = h.get("api-facilities", "/api/facilities?limit=1000").await;
+    assert!(
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == merged),
+        "the unlinked place is listed: {body}"
+    );
     // Reviewers find both decisions in the link list.
     let (status, body, _) = h
         .get(

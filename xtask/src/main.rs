@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
                 &cache,
                 &opts,
                 cfg.nd_policy,
-                None,
+                stormwater::api::publish::Relinked::All,
             )
             .await?;
             println!("{}", serde_json::to_string_pretty(&applied)?);

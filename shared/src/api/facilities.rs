@@ -135,7 +135,7 @@ pub(crate) fn window_start(
 }
 
 /// Only the filters given become SQL, so every query is planned for its own filters.
-fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value), ApiError> {
+fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<Filters, ApiError> {
     let text = |name: &str| q.text(name).map(|v| v.map(Arg::Text));
     let one = |name: &str, values: &[&'static str]| {
         q.one_of(name, values)
@@ -162,9 +162,7 @@ fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value)
         })
     };
     let mut c = Conditions::default();
-    c.when("lower(s.county) = lower(", text("county")?, ")")
-        .when("upper(s.region) = upper(", one("region", REGIONS)?, ")")
-        .when("lower(s.name) like ", like(q.text("q")?), "")
+    c.when("lower(s.name) like ", like(q.text("q")?), "")
         .when(
             "s.primary_sic like ",
             sic.map(|s| Arg::Text(format!("{s}%"))),
@@ -240,20 +238,46 @@ fn conditions(q: &Query, today: chrono::NaiveDate) -> Result<(Conditions, Value)
         Some(Arg::Date(start)),
         ")",
     );
+    // A page of one area (or of the whole state) is counted from the stored area counts.
+    let (county, region) = (q.text("county")?, q.one_of("region", REGIONS)?);
+    let area = c
+        .is_empty()
+        .then(|| (county.clone(), region.map(str::to_owned)));
+    c.when("lower(s.county) = lower(", county.map(Arg::Text), ")")
+        .when(
+            "upper(s.region) = upper(",
+            region.map(|r| Arg::Text(r.to_owned())),
+            ")",
+        );
     let window = json!({
         "windowStart": start,
         "today": today,
         "ongoingFromReportingYear": ongoing_from,
     });
-    Ok((c, window))
+    Ok(Filters { c, area, window })
+}
+
+/// A request's filters: the conditions on the summaries `s`, the area (county, region) when
+/// the area is all they filter by, and the triage window they were read with.
+struct Filters {
+    c: Conditions,
+    area: Option<(Option<String>, Option<String>)>,
+    window: Value,
 }
 
 async fn respond(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let today = chrono::Utc::now().date_naive();
-    let (c, window) = conditions(q, today)?;
+    let Filters { c, area, window } = conditions(q, today)?;
     let limit = q.limit(50, 1000)?;
-    // Every filter is on the summaries: the count needs no facility join.
-    let total = list::count(&state.pool, "facility_summary s", &c).await?;
+    // Every filter is on the summaries: the count needs no facility join, and an area's count
+    // is stored.
+    let total = match area {
+        Some((county, region)) => {
+            crate::repo::summary::area_count(&state.pool, county.as_deref(), region.as_deref())
+                .await?
+        }
+        None => list::count(&state.pool, "facility_summary s", &c).await?,
+    };
     let listing = list::Listing {
         route: "GET /api/facilities",
         item: ITEM,

@@ -7,6 +7,7 @@
 //! over automatic matching and survives re-imports.
 
 use super::ApiState;
+use super::publish::Relinked;
 use crate::http::{ApiError, json_body, json_response, path_id};
 use crate::linking::{LinkError, Options};
 use lambda_http::http::{Method, StatusCode};
@@ -87,7 +88,11 @@ async fn decide(state: &ApiState, req: &Request) -> Result<Value, ApiError> {
         &state.cache,
         &opts,
         state.writes.nd_policy,
-        Some(&affected),
+        Relinked::Decision {
+            facilities: &affected,
+            source: &decision.source,
+            key: &decision.key,
+        },
     )
     .await
     .map_err(|e| match e {
@@ -139,14 +144,7 @@ struct Decision {
 
 /// The facility a record is linked to now.
 async fn record(state: &ApiState, source: &str, key: &str) -> Result<Option<i64>, ApiError> {
-    Ok(sqlx::query_scalar!(
-        "select facility_id from facility_link
-          where source = $1 and source_key = $2 and status = 'linked'",
-        source,
-        key
-    )
-    .fetch_optional(&state.pool)
-    .await?)
+    Ok(crate::repo::facilities::linked_facility(&state.pool, source, key).await?)
 }
 
 /// Stores the decision (replacing the record's earlier decisions it contradicts) and audits it.

@@ -31,6 +31,11 @@ pub enum Arg {
 pub struct Conditions(Vec<(String, Option<Arg>, String)>);
 
 impl Conditions {
+    /// No condition yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// A condition without a value (`v.withdrawn_run_id is null`).
     pub fn always(&mut self, sql: &str) -> &mut Self {
         self.0.push((sql.to_owned(), None, String::new()));

@@ -110,13 +110,42 @@ pub async fn link_and_publish(
     cache: &Cache,
     opts: &linking::Options,
     nd_policy: NdPolicy,
-    facilities: Option<&[i64]>,
+    relinked: Relinked<'_>,
 ) -> Result<Applied, LinkError> {
     let links = linking::run_recorded(pool, opts).await?;
     let mut engine_opts = engine::Options::new(&opts.trigger, nd_policy);
     engine_opts.sync_run_id = opts.sync_run_id;
-    let violations = publish(pool, cache, &engine_opts, facilities)
+    let facilities = match relinked {
+        Relinked::All => None,
+        Relinked::Decision {
+            facilities,
+            source,
+            key,
+        } => {
+            let mut ids = facilities.to_vec();
+            if let Some(now) = crate::repo::facilities::linked_facility(pool, source, key).await? {
+                ids.push(now);
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            Some(ids)
+        }
+    };
+    let violations = publish(pool, cache, &engine_opts, facilities.as_deref())
         .await
         .report()?;
     Ok(Applied { links, violations })
+}
+
+/// Whose summaries and dashboards a linker run's publication rebuilds.
+pub enum Relinked<'a> {
+    /// Every facility's (a sync's run, a full run).
+    All,
+    /// Those of `facilities` and of the facility the decided record `(source, key)` is linked
+    /// to after the run (an unlink moves it to a facility the run may create).
+    Decision {
+        facilities: &'a [i64],
+        source: &'a str,
+        key: &'a str,
+    },
 }

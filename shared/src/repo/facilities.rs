@@ -29,3 +29,19 @@ pub async fn freshness(db: impl PgExecutor<'_>) -> Result<Vec<Freshness>, sqlx::
     .fetch_all(db)
     .await
 }
+
+/// The canonical facility the source record `(source, key)` is linked to, if any.
+pub async fn linked_facility(
+    pool: &sqlx::PgPool,
+    source: &str,
+    key: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select facility_id from facility_link
+          where source = $1 and source_key = $2 and status = 'linked'",
+        source,
+        key
+    )
+    .fetch_optional(pool)
+    .await
+}

@@ -197,6 +197,37 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
     )
     .execute(&mut *tx)
     .await?;
+    // The area counts (migration 20261201190002) follow the rows, in the same transaction.
+    sqlx::query!("delete from facility_area_count")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        "insert into facility_area_count (area, facilities)
+         select concat_ws('|', 'county:' || c, 'region:' || r), count(*)
+           from (select lower(county) as c, upper(region) as r from facility_summary) s
+          group by grouping sets ((), (c), (r), (c, r))
+         having (grouping(c) = 1 or c is not null) and (grouping(r) = 1 or r is not null)"
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(written)
+}
+
+/// How many facilities the directory lists in `county` and `region` (either or both absent:
+/// any), from the stored area counts; compared as the directory's filters compare them.
+pub async fn area_count(
+    pool: &PgPool,
+    county: Option<&str>,
+    region: Option<&str>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select coalesce((select facilities from facility_area_count
+                             where area = concat_ws('|', 'county:' || lower($1::text),
+                                                    'region:' || upper($2::text))), 0) as "n!""#,
+        county,
+        region
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -3,7 +3,7 @@
 //! an operator invokes these to rerun one, incrementally or in full.
 
 use super::Context;
-use crate::api::publish::{PublishError, link_and_publish, publish};
+use crate::api::publish::{PublishError, Relinked, link_and_publish, publish};
 use crate::linking::{self, Applied, LinkError, LinkRequest};
 use crate::violations::engine;
 
@@ -33,5 +33,12 @@ pub async fn violations_compute(
 pub async fn facility_link(ctx: &Context, req: LinkRequest) -> Result<Applied, LinkError> {
     let mut opts = linking::Options::new("function", ctx.cfg.link);
     opts.force_full = req.full;
-    link_and_publish(&ctx.pool, &ctx.cache, &opts, ctx.cfg.nd_policy, None).await
+    link_and_publish(
+        &ctx.pool,
+        &ctx.cache,
+        &opts,
+        ctx.cfg.nd_policy,
+        Relinked::All,
+    )
+    .await
 }
