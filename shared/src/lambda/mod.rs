@@ -8,7 +8,8 @@
 //!   ([`secrets`], read from Secrets Manager);
 //! - [`context`]: the pool and clients of the sync stages ([`aws`] for S3 and SQS);
 //! - [`serve_http`], [`serve_sqs`], [`serve_invoke`]: the whole `main` of an API Gateway, an
-//!   SQS-triggered and a directly invoked function.
+//!   SQS-triggered and a directly invoked function;
+//! - the global allocator (mimalloc) of every binary that links this crate.
 
 pub mod aws;
 pub mod secrets;
@@ -22,6 +23,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// mimalloc instead of the system allocator: a page of the directory builds thousands of small
+/// JSON values, and under concurrent requests glibc's malloc spent a third of the server's CPU
+/// time in its own locks (measured with perf at 32 connections; docs/BENCHMARKS_API.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The Lambda runtime's subscriber (reads `AWS_LAMBDA_LOG_LEVEL`/`RUST_LOG`, JSON when
 /// `AWS_LAMBDA_LOG_FORMAT=JSON`). First thing in every `main`, local tools included.
