@@ -394,19 +394,44 @@ async fn page(state: &ApiState, f: &Filter, q: &Query, limit: i64) -> Result<Val
 /// from `bySource` of all kinds); `None` when another filter is set or nothing is stored.
 async fn stored_total(state: &ApiState, f: &Filter) -> Result<Option<i64>, ApiError> {
     let by_program = f.sources.len() == 1 && f.sources[0] != "esmr";
-    let key = match (stored_key(f), f.kind) {
-        (Some(key), None) => key,
-        (Some(key), Some(_)) if !by_program => key,
-        _ => return Ok(None),
+    let (Some(key), Some(facet)) = (scope_key(f), facet(f)) else {
+        return Ok(None);
     };
+    // A facet of computed events (regulatory violations have none: the filter leaves them
+    // out) is counted per scope over every program of the scope.
+    match (facet, f.kind, by_program) {
+        (None, Some(_), true) | (Some(_), Some("regulatory"), _) | (Some(_), _, true) => {
+            return Ok(None);
+        }
+        _ => {}
+    }
     let Some(stats) = stored_stats(state, &key).await? else {
         return Ok(None);
     };
-    Ok(match (f.kind, by_program) {
-        (None, false) => stats["total"].as_i64(),
-        (Some(kind), _) => Some(stats["byKind"][kind].as_i64().unwrap_or(0)),
-        (None, true) => Some(stats["bySource"][f.sources[0]].as_i64().unwrap_or(0)),
+    Ok(match (facet, f.kind, by_program) {
+        (Some((field, value)), _, _) => Some(stats[field][value].as_i64().unwrap_or(0)),
+        (None, None, false) => stats["total"].as_i64(),
+        (None, Some(kind), _) => Some(stats["byKind"][kind].as_i64().unwrap_or(0)),
+        (None, None, true) => Some(stats["bySource"][f.sources[0]].as_i64().unwrap_or(0)),
     })
+}
+
+/// The one computed-event facet a filter sets (`severity`, `pollutant`, `type`) as the stats
+/// field that counts it and its value: `Some(None)` when it sets none, `None` when several.
+fn facet(f: &Filter) -> Option<Option<(&'static str, &str)>> {
+    let set: Vec<(&'static str, &str)> = [
+        ("bySeverity", f.severity),
+        ("byPollutant", f.pollutant.as_deref()),
+        ("byType", f.benchmark_type),
+    ]
+    .into_iter()
+    .filter_map(|(field, v)| v.map(|v| (field, v)))
+    .collect();
+    match set.as_slice() {
+        [] => Some(None),
+        [one] => Some(Some(*one)),
+        _ => None,
+    }
 }
 
 /// The stored stats of `key` (`stats:{source}|{area}`, kinds together).
@@ -423,10 +448,12 @@ async fn stored_stats(state: &ApiState, key: &str) -> Result<Option<Value>, ApiE
 /// a source (all, esmr or both SMARTS programs: a single program reads the stats of all) and
 /// a county or a region; `None` otherwise.
 fn stored_key(f: &Filter) -> Option<String> {
+    scope_key(f).filter(|_| facet(f) == Some(None))
+}
+
+/// [`stored_key`] of the filter without its computed-event facet.
+fn scope_key(f: &Filter) -> Option<String> {
     let only_area = f.facility_id.is_none()
-        && f.pollutant.is_none()
-        && f.benchmark_type.is_none()
-        && f.severity.is_none()
         && f.status.is_none()
         && f.year.is_none()
         && f.date_from.is_none()
