@@ -24,6 +24,26 @@ pub struct Published {
     pub dashboards: Result<usize, ApiError>,
     /// The new cache generation (`None` without a cache, or when it could not be reached).
     pub generation: Option<u64>,
+    /// Milliseconds of each step: `engine`, `summaries`, `dashboards`, `generation`.
+    pub timings: Timings,
+}
+
+/// Milliseconds per named step, in the order they ran.
+pub type Timings = Vec<(&'static str, u64)>;
+
+/// Runs `step`, adding its time to `timings` under `name`.
+pub async fn timed<T>(
+    timings: &mut Timings,
+    name: &'static str,
+    step: impl std::future::Future<Output = T>,
+) -> T {
+    let started = std::time::Instant::now();
+    let out = step.await;
+    timings.push((
+        name,
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    ));
+    out
 }
 
 /// Why a published state is not the whole new state.
@@ -66,39 +86,49 @@ pub async fn publish(
     opts: &engine::Options,
     facilities: Option<&[i64]>,
 ) -> Published {
-    let violations = engine::compute(pool, opts).await;
+    let mut timings = Timings::new();
+    let violations = timed(&mut timings, "engine", engine::compute(pool, opts)).await;
     if let Err(e) = &violations {
         tracing::error!(error = %e, trigger = %opts.trigger, "violation engine failed");
         if let Err(db) = engine::record_failure(pool, opts, e).await {
             tracing::error!(error = %db, "could not record the engine failure");
         }
     }
-    let summaries = crate::repo::summary::refresh(pool, facilities).await;
+    let summaries = timed(
+        &mut timings,
+        "summaries",
+        crate::repo::summary::refresh(pool, facilities),
+    )
+    .await;
     if let Err(e) = &summaries {
         tracing::error!(error = %e, "facility summaries not refreshed");
     }
-    let dashboards = match facilities {
-        None => refresh_snapshots(pool, None).await,
-        Some(ids) => {
-            let mut stored = Ok(0);
-            for &f in ids {
-                stored = refresh_snapshots(pool, Some(f)).await;
-                if stored.is_err() {
-                    break;
+    let dashboards = timed(&mut timings, "dashboards", async {
+        match facilities {
+            None => refresh_snapshots(pool, None).await,
+            Some(ids) => {
+                let mut stored = Ok(0);
+                for &f in ids {
+                    stored = refresh_snapshots(pool, Some(f)).await;
+                    if stored.is_err() {
+                        break;
+                    }
                 }
+                stored
             }
-            stored
         }
-    };
+    })
+    .await;
     if let Err(e) = &dashboards {
         tracing::error!(error = %e, "dashboard snapshots not refreshed");
     }
-    let generation = cache.bump_generation().await;
+    let generation = timed(&mut timings, "generation", cache.bump_generation()).await;
     Published {
         violations,
         summaries,
         dashboards,
         generation,
+        timings,
     }
 }
 

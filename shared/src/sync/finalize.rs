@@ -4,6 +4,7 @@
 //! alert-dispatch function to run.
 
 use super::{Context, FinalizeMessage, SyncError};
+use crate::api::publish::{Timings, timed};
 use crate::import::registry;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
@@ -90,6 +91,7 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
 /// Finalizes a run exactly once: the run row is locked and `finished_at` is the guard.
 #[tracing::instrument(skip(ctx))]
 pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome, SyncError> {
+    let started = std::time::Instant::now();
     let mut tx = ctx.pool.begin().await?;
     let finished: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar!(
         "select finished_at from sync_run where id = $1 for update",
@@ -161,14 +163,22 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // What each step after the files took (milliseconds), noted on the run with its
+    // publication time: the files' own step (withdrawals, derived links) comes first.
+    let mut timings: Timings = vec![("files", ms_since(started))];
     let loaded: Vec<&str> = finals
         .iter()
         .filter(|f| matches!(f.status.as_str(), "succeeded" | "partial"))
         .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
         .collect();
-    analyze(&ctx.pool, &loaded).await;
-    let facility_links = link_facilities(ctx, run_id).await;
-    analyze(&ctx.pool, &["facility", "facility_link"]).await;
+    timed(&mut timings, "analyze", analyze(&ctx.pool, &loaded)).await;
+    let facility_links = timed(&mut timings, "linking", link_facilities(ctx, run_id)).await;
+    timed(
+        &mut timings,
+        "analyze_links",
+        analyze(&ctx.pool, &["facility", "facility_link"]),
+    )
+    .await;
     // A failed engine run does not undo the finalized run: it is recorded, and the engine's
     // watermark makes the next run pick the rows up. Without stored dashboards the dashboard
     // computes live; the next run stores them again.
@@ -176,23 +186,36 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     opts.sync_run_id = Some(run_id);
     opts.up_to_run = Some(run_id);
     let published = crate::api::publish::publish(&ctx.pool, &ctx.cache, &opts, None).await;
+    timings.extend(published.timings.iter().copied());
     let violations = published.violations.ok();
     let generation = published.generation;
-    let preloaded = if generation.is_some() {
+    let preloaded = timed(&mut timings, "preload", async {
+        if generation.is_none() {
+            return 0;
+        }
         let api = crate::api::ApiState::new(
             ctx.pool.clone(),
             ctx.cache.clone(),
             crate::api::WriteSettings::from_config(&ctx.cfg),
         );
         crate::api::preload::hot_keys(&api).await
-    } else {
-        0
-    };
+    })
+    .await;
+    timings.push(("total", ms_since(started)));
+    let timings: serde_json::Map<String, serde_json::Value> = timings
+        .into_iter()
+        .map(|(step, ms)| (step.to_owned(), ms.into()))
+        .collect();
     // Whoever waits for the run to be served waits for this (each step above records its own
     // failure). If this update fails, the run shows no publication time; the error is logged.
     if let Err(e) = sqlx::query!(
-        "update sync_run set published_at = now() where id = $1",
-        run_id
+        "update sync_run
+            set published_at = now(),
+                notes = (coalesce(notes, '{}')::jsonb
+                         || jsonb_build_object('finalizeMs', $2::jsonb))::text
+          where id = $1",
+        run_id,
+        serde_json::Value::Object(timings)
     )
     .execute(&ctx.pool)
     .await
@@ -215,6 +238,10 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         facility_links,
         violations,
     })
+}
+
+fn ms_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Links facilities for what the run changed (before the engine, which then computes events
