@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! generate --out DIR [--seed 42] [--scale 1.0] [--hostile] [--real-dir ../shared/data/real]
+//! generate --out DIR --next-week-of BASE [--seed 42]   # the next weekly download of BASE (week.rs)
 //! ```
 
 mod compliance;
@@ -15,6 +16,7 @@ mod real;
 mod schema;
 mod util;
 mod values;
+mod week;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,10 @@ pub struct Cli {
     /// Directory with the real samples (facility names, cities, SIC codes, parameters).
     #[arg(long, default_value = "../shared/data/real")]
     pub real_dir: PathBuf,
+    /// Instead of generating, write the next weekly download of the files in this directory
+    /// (a generated set): some rows changed, added and removed (see week.rs).
+    #[arg(long)]
+    pub next_week_of: Option<PathBuf>,
 }
 
 /// Row counts at scale 1.0.
@@ -278,10 +284,57 @@ fn write_manifest(cli: &Cli, real: &Real, files: &[FileResult]) -> io::Result<()
     fs::write(cli.out.join("MANIFEST.json"), j)
 }
 
+/// Writes the next week of `base` into `cli.out`, with a manifest whose files carry their
+/// `delta` (rows changed, added and removed against `base`).
+fn next_week(cli: &Cli, base: &Path) -> io::Result<Vec<FileResult>> {
+    // The base must be a generated set (or an earlier next week): its files are the ones evolved.
+    let base_manifest = fs::read_to_string(base.join("MANIFEST.json"))?;
+    if !base_manifest.contains("\"generator\": \"bench/generate") {
+        return Err(io::Error::other(format!(
+            "{} is not a generated set",
+            base.display()
+        )));
+    }
+    let deltas = week::write(base, &cli.out, cli.seed)?;
+    let files: Vec<FileResult> = deltas
+        .iter()
+        .map(|d| FileResult {
+            spec: d.spec,
+            rows: d.rows,
+        })
+        .collect();
+    let mut j = String::from("{\n  \"generator\": \"bench/generate --next-week-of\",\n");
+    j.push_str(&format!(
+        "  \"seed\": {},\n  \"base\": {},\n  \"files\": [\n",
+        cli.seed,
+        json_str(&base.display().to_string())
+    ));
+    for (i, d) in deltas.iter().enumerate() {
+        j.push_str(&format!(
+            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {}, \"columns\": {}, \"delta\": {{\"changed\": {}, \"added\": {}, \"removed\": {}}}}}{}\n",
+            json_str(d.spec.file),
+            json_str(d.spec.dataset),
+            d.rows,
+            d.spec.cols.len(),
+            d.changed,
+            d.added,
+            d.removed,
+            if i + 1 == deltas.len() { "" } else { "," }
+        ));
+    }
+    j.push_str("  ]\n}\n");
+    fs::write(cli.out.join("MANIFEST.json"), j)?;
+    Ok(files)
+}
+
 fn main() {
     let cli = Cli::parse();
     let t0 = Instant::now();
-    match run(&cli) {
+    let done = match &cli.next_week_of {
+        Some(base) => next_week(&cli, base),
+        None => run(&cli),
+    };
+    match done {
         Ok(files) => {
             for f in &files {
                 eprintln!("{:>10} rows  {}", f.rows, f.spec.file);

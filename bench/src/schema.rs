@@ -383,7 +383,6 @@ pub const ESMR: FileSpec = FileSpec {
 };
 
 /// All generated portal files, in manifest order.
-#[cfg(test)]
 pub const ALL: [&FileSpec; 8] = [
     &IND_FAC,
     &CON_FAC,

@@ -27,6 +27,7 @@ fn gen_into(dir: &Path, seed: u64, hostile: bool) {
         scale: 0.001,
         hostile,
         real_dir: shared_data().join("real"),
+        next_week_of: None,
     };
     run(&cli).expect("generation failed");
 }
@@ -555,4 +556,62 @@ fn hostile_cases_parse_as_documented() {
             .unwrap()
             .contains('\u{FFFD}')
     );
+}
+
+/// The next week of a generated set: every file parses (csv crate) to the base's records, less
+/// the removed ones, with the changed ones differing in one field and the added ones after the
+/// row they copy, all counted as the delta says; the same seed writes the same bytes.
+#[test]
+fn next_week_changes_adds_and_removes_what_its_delta_says() {
+    let base = Sample::new("week-base");
+    let next = tmp("week-next");
+    let deltas = crate::week::write(&base, &next, 3).unwrap();
+    let records = |p: &Path| -> Vec<Vec<String>> {
+        csv::Reader::from_path(p)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect()
+    };
+    let (mut changed, mut added, mut removed) = (0, 0, 0);
+    for d in &deltas {
+        let (old, new) = (
+            records(&base.join(d.spec.file)),
+            records(&next.join(d.spec.file)),
+        );
+        assert_eq!(new.len() as u64, d.rows, "{}", d.spec.file);
+        assert_eq!(
+            new.len() as u64,
+            old.len() as u64 - d.removed + d.added,
+            "{}",
+            d.spec.file
+        );
+        // As multisets: the new rows not in the base are the changed and the added ones, the
+        // base rows not in the new file the changed and the removed ones.
+        let mut count: BTreeMap<&Vec<String>, i64> = BTreeMap::new();
+        for r in &old {
+            *count.entry(r).or_default() += 1;
+        }
+        for r in &new {
+            *count.entry(r).or_default() -= 1;
+        }
+        let only_old: i64 = count.values().filter(|n| **n > 0).sum();
+        let only_new: i64 = -count.values().filter(|n| **n < 0).sum::<i64>();
+        assert_eq!(only_new as u64, d.changed + d.added, "{}", d.spec.file);
+        assert_eq!(only_old as u64, d.changed + d.removed, "{}", d.spec.file);
+        changed += d.changed;
+        added += d.added;
+        removed += d.removed;
+    }
+    assert!(changed > 0 && added > 0 && removed > 0);
+    let again = tmp("week-again");
+    crate::week::write(&base, &again, 3).unwrap();
+    for d in &deltas {
+        assert_eq!(
+            fs::read(next.join(d.spec.file)).unwrap(),
+            fs::read(again.join(d.spec.file)).unwrap()
+        );
+    }
+    let _ = fs::remove_dir_all(&next);
+    let _ = fs::remove_dir_all(&again);
 }
