@@ -119,12 +119,14 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Some("bench") => {
-            let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
-                bail!("usage: xtask bench <data-dir> <report.md>")
+            let (Some(data), Some(next), Some(report)) = (args.get(1), args.get(2), args.get(3))
+            else {
+                bail!("usage: xtask bench <data-dir> <next-week-dir> <report.md>")
             };
             bench::run(
                 cfg,
                 std::path::Path::new(data),
+                std::path::Path::new(next),
                 std::path::Path::new(report),
             )
             .await?;
@@ -198,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
              | violations [--full] | link [--full] | alerts | api-key <name> \
              | serve [--addr host:port] [--no-cache] [--cache-namespace NAME] [--db-connections N] \
-             | bench <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
+             | bench <data> <next-week> <report> | bench-violations <data> <report> | bench-api <data> <report>"
         ),
     }
     Ok(())
