@@ -118,6 +118,16 @@ pub struct ManifestFile {
     pub file: String,
     pub dataset: String,
     pub rows: i64,
+    /// Of a next week's file (`next_week`): rows changed, added and removed against its base.
+    #[serde(default)]
+    pub delta: Option<Delta>,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, Debug)]
+pub struct Delta {
+    pub changed: i64,
+    pub added: i64,
+    pub removed: i64,
 }
 
 impl Manifest {
@@ -153,6 +163,22 @@ pub fn generate(out: &std::path::Path, seed: u64, scale: &str) -> Manifest {
         .args(["--seed", &seed.to_string(), "--scale", scale])
         .arg("--real-dir")
         .arg(shared_data("real"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{} (built by ./dev test): {e}", bin.display()));
+    assert!(status.success());
+    serde_json::from_str(&std::fs::read_to_string(out.join("MANIFEST.json")).unwrap()).unwrap()
+}
+
+/// The next weekly download of the generated files in `base` (`generate --next-week-of`).
+pub fn next_week(base: &std::path::Path, out: &std::path::Path, seed: u64) -> Manifest {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/generate");
+    let status = std::process::Command::new(&bin)
+        .arg("--out")
+        .arg(out)
+        .args(["--seed", &seed.to_string()])
+        .arg("--next-week-of")
+        .arg(base)
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("{} (built by ./dev test): {e}", bin.display()));
