@@ -252,6 +252,22 @@ fn json_str(s: &str) -> String {
     o
 }
 
+/// The manifest's `files` entries, one a line: file, dataset, rows, columns, then `extra`
+/// (more members, each after a comma).
+fn file_entries(files: &[(&FileSpec, u64, String)]) -> String {
+    let mut j = String::new();
+    for (i, (spec, rows, extra)) in files.iter().enumerate() {
+        j.push_str(&format!(
+            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {rows}, \"columns\": {}{extra}}}{}\n",
+            json_str(spec.file),
+            json_str(spec.dataset),
+            spec.cols.len(),
+            if i + 1 == files.len() { "" } else { "," }
+        ));
+    }
+    j
+}
+
 fn write_manifest(cli: &Cli, real: &Real, files: &[FileResult]) -> io::Result<()> {
     let mut j = String::from("{\n  \"generator\": \"bench/generate\",\n");
     j.push_str(&format!(
@@ -264,16 +280,11 @@ fn write_manifest(cli: &Cli, real: &Real, files: &[FileResult]) -> io::Result<()
         j.push_str(&json_str(s));
     }
     j.push_str("\n  ],\n  \"files\": [\n");
-    for (i, f) in files.iter().enumerate() {
-        j.push_str(&format!(
-            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {}, \"columns\": {}}}{}\n",
-            json_str(f.spec.file),
-            json_str(f.spec.dataset),
-            f.rows,
-            f.spec.cols.len(),
-            if i + 1 == files.len() { "" } else { "," }
-        ));
-    }
+    let entries: Vec<_> = files
+        .iter()
+        .map(|f| (f.spec, f.rows, String::new()))
+        .collect();
+    j.push_str(&file_entries(&entries));
     j.push_str("  ]");
     if cli.hostile {
         j.push_str(
@@ -309,19 +320,17 @@ fn next_week(cli: &Cli, base: &Path) -> io::Result<Vec<FileResult>> {
         cli.seed,
         json_str(&base.display().to_string())
     ));
-    for (i, d) in deltas.iter().enumerate() {
-        j.push_str(&format!(
-            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {}, \"columns\": {}, \"delta\": {{\"changed\": {}, \"added\": {}, \"removed\": {}}}}}{}\n",
-            json_str(d.spec.file),
-            json_str(d.spec.dataset),
-            d.rows,
-            d.spec.cols.len(),
-            d.changed,
-            d.added,
-            d.removed,
-            if i + 1 == deltas.len() { "" } else { "," }
-        ));
-    }
+    let entries: Vec<_> = deltas
+        .iter()
+        .map(|d| {
+            let delta = format!(
+                ", \"delta\": {{\"changed\": {}, \"added\": {}, \"removed\": {}}}",
+                d.changed, d.added, d.removed
+            );
+            (d.spec, d.rows, delta)
+        })
+        .collect();
+    j.push_str(&file_entries(&entries));
     j.push_str("  ]\n}\n");
     fs::write(cli.out.join("MANIFEST.json"), j)?;
     Ok(files)

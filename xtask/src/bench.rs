@@ -227,11 +227,35 @@ pub(crate) async fn synced_database(
     let manifest: Manifest =
         serde_json::from_str(&std::fs::read_to_string(data.join("MANIFEST.json"))?)?;
     let url = fresh_database(&base_url, db).await?;
+    let (ctx, res, _) = deployed(base, url, prefix).await?;
+    let (seconds, run_id) = sync(ctx, &res, sources(&manifest, data)).await?;
+    Ok(Synced {
+        ctx,
+        run_id,
+        seconds,
+    })
+}
+
+/// The sync stages' context on the database `url`, prepared as a deploy has it: migrated as
+/// the `migrate` function does it (the run stops when no reference benchmarks are loaded: the
+/// engine would find nothing), with a bucket and queues of its own (`prefix`, emptied) and alert
+/// dispatch off. Returns the context, its resources and how many benchmarks are loaded.
+async fn deployed(
+    base: &Config,
+    url: String,
+    prefix: &str,
+) -> anyhow::Result<(&'static Context, runner::Resources, i64)> {
     let cfg = one_process(base.clone().with_database_url(url));
     let mut ctx = stormwater::lambda::context(cfg).await?;
     stormwater::lambda::migrate_pool(&ctx.pool)
         .await
         .map_err(|e| anyhow::anyhow!("migrate: {e}"))?;
+    let benchmarks: i64 = sqlx::query_scalar("select count(*) from benchmark")
+        .fetch_one(&ctx.pool)
+        .await?;
+    if benchmarks == 0 {
+        bail!("the bench database has no reference benchmarks: the engine would find nothing");
+    }
     let res = runner::ensure_resources(
         &ctx.s3,
         &ctx.sqs,
@@ -246,13 +270,7 @@ pub(crate) async fn synced_database(
         .clone()
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
         .with_alert_queue(None);
-    let ctx: &'static Context = Box::leak(Box::new(ctx));
-    let (seconds, run_id) = sync(ctx, &res, sources(&manifest, data)).await?;
-    Ok(Synced {
-        ctx,
-        run_id,
-        seconds,
-    })
+    Ok((Box::leak(Box::new(ctx)), res, benchmarks))
 }
 
 /// The stager, the import workers and finalize run in this one process and share its pool,
@@ -612,33 +630,7 @@ pub async fn run(base: Config, data: &Path, next: &Path, report: &Path) -> anyho
     )?;
     println!("  {raw_seconds:.1} s");
 
-    let cfg = one_process(base.clone().with_database_url(url.clone()));
-    let mut ctx = stormwater::lambda::context(cfg).await?;
-    // As a deploy has it: what the `migrate` function does, reference benchmarks included.
-    stormwater::lambda::migrate_pool(&ctx.pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("migrate: {e}"))?;
-    let benchmarks: i64 = sqlx::query_scalar("select count(*) from benchmark")
-        .fetch_one(&ctx.pool)
-        .await?;
-    if benchmarks == 0 {
-        bail!("the bench database has no reference benchmarks: the engine would find nothing");
-    }
-    let res = runner::ensure_resources(
-        &ctx.s3,
-        &ctx.sqs,
-        "bench",
-        std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?),
-        Some(900),
-    )
-    .await?;
-    purge(&ctx, &res).await?;
-    ctx.cfg = ctx
-        .cfg
-        .clone()
-        .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
-        .with_alert_queue(None);
-    let ctx: &'static Context = Box::leak(Box::new(ctx));
+    let (ctx, res, benchmarks) = deployed(&base, url, "bench").await?;
     println!(
         "full refresh: stage -> S3 -> SQS -> import ({WORKERS} workers) -> finalize -> published ..."
     );
