@@ -333,6 +333,7 @@ async fn chunk_sizes(
             Some(600),
         )
         .await?;
+        purge(&ctx, &res).await?;
         let mut ctx = ctx;
         ctx.cfg = ctx.cfg.clone().with_aws_resources(
             &res.bucket,
