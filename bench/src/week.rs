@@ -180,7 +180,9 @@ fn replace(row: &[u8], fields: &[std::ops::Range<usize>], at: usize, value: &[u8
 }
 
 /// The records of a CSV file as raw byte slices, each with its line ending (a quoted field
-/// may hold a newline).
+/// may hold a newline). Scanned here because the csv crate yields parsed fields, not the bytes
+/// (quotes, escapes) that must be copied unchanged; the unit test below and the multiset test in
+/// tests.rs read the result back with the csv crate.
 fn split_records(bytes: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let (mut start, mut quoted) = (0, false);

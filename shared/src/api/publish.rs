@@ -39,11 +39,13 @@ pub async fn timed<T>(
 ) -> T {
     let started = std::time::Instant::now();
     let out = step.await;
-    timings.push((
-        name,
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    ));
+    timings.push((name, ms_since(started)));
     out
+}
+
+/// Milliseconds since `started`.
+pub fn ms_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Why a published state is not the whole new state.

@@ -4,7 +4,7 @@
 //! alert-dispatch function to run.
 
 use super::{Context, FinalizeMessage, SyncError};
-use crate::api::publish::{Timings, timed};
+use crate::api::publish::{Timings, ms_since, timed};
 use crate::import::registry;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
@@ -238,10 +238,6 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         facility_links,
         violations,
     })
-}
-
-fn ms_since(started: std::time::Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Links facilities for what the run changed (before the engine, which then computes events
