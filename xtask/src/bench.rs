@@ -503,7 +503,11 @@ impl Measured {
 }
 
 /// The finalize steps in the order they run (`sync::finalize`, `api::publish`).
-const FINALIZE_STEPS: [(&str, &str); 9] = [
+const FINALIZE_STEPS: [(&str, &str); 10] = [
+    (
+        "indexes",
+        "indexes of first loads, built after the last chunk",
+    ),
     ("files", "files: withdrawals, derived links"),
     ("analyze", "planner statistics of the loaded tables"),
     ("linking", "facility linking"),
@@ -813,10 +817,20 @@ fn render(r: &Report<'_>) -> anyhow::Result<String> {
     row(&mut md, "chunk import time, summed over workers", &|m| {
         m.chunk_ms as f64 / 1000.0
     })?;
+    // A step a run did not take (nothing changed for it) is shown as skipped.
     for (key, name) in FINALIZE_STEPS {
-        row(&mut md, &format!("finalize: {name}"), &|m| {
-            m.finalize_ms[key].as_f64().unwrap_or(0.0) / 1000.0
-        })?;
+        let cell = |m: &Measured| {
+            m.finalize_ms[key]
+                .as_f64()
+                .map_or("skipped".to_owned(), |ms| format!("{:.1}", ms / 1000.0))
+        };
+        writeln!(
+            md,
+            "| finalize: {name} | {} | {} | {} |",
+            cell(full),
+            cell(delta),
+            cell(noop)
+        )?;
     }
     row(&mut md, "finalize, all steps", &|m| {
         m.finalize_ms["total"].as_f64().unwrap_or(0.0) / 1000.0

@@ -24,7 +24,7 @@ mod serve;
 
 use anyhow::{Context as _, bail};
 use std::time::Duration;
-use stormwater::api::publish::publish;
+use stormwater::api::publish::{Rebuild, publish};
 use stormwater::config::Config;
 use stormwater::sync::{Context, runner, stage};
 
@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
             let mut opts = stormwater::violations::engine::Options::new("manual", cfg.nd_policy);
             opts.force_full = args.iter().any(|a| a == "--full");
-            let report = publish(&pool, &cache, &opts, None).await.report()?;
+            let report = publish(&pool, &cache, &opts, Rebuild::All).await.report()?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Some("link") => {

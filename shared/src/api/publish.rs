@@ -22,6 +22,9 @@ pub struct Published {
     pub summaries: Result<u64, sqlx::Error>,
     /// Dashboards stored (their count), or why not: the dashboard then computes live.
     pub dashboards: Result<usize, ApiError>,
+    /// The summaries and dashboards were kept: nothing they show changed since the last
+    /// complete publication, which was today ([`Rebuild::UnlessUnchanged`]).
+    pub kept: bool,
     /// The new cache generation (`None` without a cache, or when it could not be reached).
     pub generation: Option<u64>,
     /// Milliseconds of each step: `engine`, `summaries`, `dashboards`, `generation`.
@@ -79,14 +82,32 @@ impl Published {
     }
 }
 
+/// Whose summaries and stored dashboards a publication rebuilds.
+#[derive(Debug, Clone, Copy)]
+pub enum Rebuild<'a> {
+    /// Every facility's, and every dashboard.
+    All,
+    /// Those of these facilities, and the dashboards of their scopes (statewide, their counties
+    /// and regions).
+    Facilities(&'a [i64]),
+    /// Every facility's, unless nothing they show can have changed: the caller changed no
+    /// input (records, links), the engine changed no event or sample, and the last publication
+    /// was complete, of today (summaries count days to today) and of this code's [`LAYOUT`].
+    UnlessUnchanged,
+}
+
+/// The version of what summaries and dashboards contain: a publication of another layout is
+/// never kept. Bump it with any change to what they show.
+pub const LAYOUT: i32 = 1;
+
 /// Runs the engine with `opts` (a failure is recorded in `violation_engine_run`), refreshes the
-/// facility summaries and the stored dashboards (those of `facilities` — statewide, their counties and regions — or all
-/// when `None`) and starts a new cache generation.
+/// facility summaries and the stored dashboards as `rebuild` says and starts a new cache
+/// generation.
 pub async fn publish(
     pool: &PgPool,
     cache: &Cache,
     opts: &engine::Options,
-    facilities: Option<&[i64]>,
+    rebuild: Rebuild<'_>,
 ) -> Published {
     let mut timings = Timings::new();
     let violations = timed(&mut timings, "engine", engine::compute(pool, opts)).await;
@@ -96,8 +117,55 @@ pub async fn publish(
             tracing::error!(error = %db, "could not record the engine failure");
         }
     }
+    let engine_quiet = violations.as_ref().is_ok_and(|r| {
+        r.events_new + r.events_updated + r.events_escalated + r.events_retracted + r.samples == 0
+    });
+    let kept = matches!(rebuild, Rebuild::UnlessUnchanged)
+        && engine_quiet
+        && crate::repo::summary::publication_current(pool, LAYOUT)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "publication state unreadable; rebuilding");
+                false
+            });
+    let (summaries, dashboards) = if kept {
+        tracing::info!("nothing changed since today's publication: summaries and dashboards kept");
+        (Ok(0), Ok(0))
+    } else {
+        rebuild_views(pool, rebuild, &mut timings).await
+    };
+    let generation = timed(&mut timings, "generation", cache.bump_generation()).await;
+    Published {
+        violations,
+        summaries,
+        dashboards,
+        kept,
+        generation,
+        timings,
+    }
+}
+
+/// Refreshes the summaries and stored dashboards `rebuild` names, and records whether the
+/// publication is complete.
+async fn rebuild_views(
+    pool: &PgPool,
+    rebuild: Rebuild<'_>,
+    timings: &mut Timings,
+) -> (Result<u64, sqlx::Error>, Result<usize, ApiError>) {
+    let facilities = match rebuild {
+        Rebuild::Facilities(ids) => Some(ids),
+        Rebuild::All | Rebuild::UnlessUnchanged => None,
+    };
+    // Until both steps end well, the stored state is not a complete publication; a rebuild of
+    // some facilities completes only what was complete before it.
+    let was_complete = crate::repo::summary::begin_publication(pool)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "publication state not recorded");
+            false
+        });
     let summaries = timed(
-        &mut timings,
+        timings,
         "summaries",
         crate::repo::summary::refresh(pool, facilities),
     )
@@ -105,7 +173,7 @@ pub async fn publish(
     if let Err(e) = &summaries {
         tracing::error!(error = %e, "facility summaries not refreshed");
     }
-    let dashboards = timed(&mut timings, "dashboards", async {
+    let dashboards = timed(timings, "dashboards", async {
         match facilities {
             None => refresh_snapshots(pool, None).await,
             Some(ids) => {
@@ -124,14 +192,17 @@ pub async fn publish(
     if let Err(e) = &dashboards {
         tracing::error!(error = %e, "dashboard snapshots not refreshed");
     }
-    let generation = timed(&mut timings, "generation", cache.bump_generation()).await;
-    Published {
-        violations,
-        summaries,
-        dashboards,
-        generation,
-        timings,
+    if summaries.is_ok() && dashboards.is_ok() {
+        let ended = match facilities {
+            None => crate::repo::summary::complete_publication(pool, LAYOUT).await,
+            Some(_) if was_complete => crate::repo::summary::restore_publication(pool).await,
+            Some(_) => Ok(()),
+        };
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "publication state not recorded");
+        }
     }
+    (summaries, dashboards)
 }
 
 /// Runs the linker with `opts` ([`linking::run_recorded`]), then [`publish`]es what follows from
@@ -163,9 +234,10 @@ pub async fn link_and_publish(
             Some(ids)
         }
     };
-    let violations = publish(pool, cache, &engine_opts, facilities.as_deref())
-        .await
-        .report()?;
+    let rebuild = facilities
+        .as_deref()
+        .map_or(Rebuild::All, Rebuild::Facilities);
+    let violations = publish(pool, cache, &engine_opts, rebuild).await.report()?;
     Ok(Applied { links, violations })
 }
 

@@ -18,6 +18,8 @@ pub struct ChunkSource<'a> {
     /// The source file (URL) the chunk came from, as recorded on quarantined rows.
     pub source_file: &'a str,
     pub s3_key: &'a str,
+    /// Insert without comparing and keep no seen-set (`crate::import::first_load`).
+    pub first_load: bool,
 }
 
 /// One parsed chunk record, ready to be written to COPY or quarantined.

@@ -85,21 +85,26 @@ pub async fn load_chunk(
         });
     }
     counts.copy_ms = elapsed_ms(started);
+    let seen_started = std::time::Instant::now();
+    if !source.first_load {
+        // Every key of the chunk, before `merge` drops the unchanged rows from stage_rows.
+        // Runtime SQL: stage_rows is a temporary table of this transaction, which the build-time check cannot see.
+        sqlx::query(
+            "insert into import_seen (file_id, row_key, row_ord)
+             select $1, row_key, row_ord from stage_rows",
+        )
+        .bind(source.file_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let seen_ms = elapsed_ms(seen_started);
     let merge_started = std::time::Instant::now();
-    let (updated, inserted) = merge(tx, dataset, source.run_id).await?;
+    let (updated, inserted) = merge(tx, dataset, source.run_id, source.first_load).await?;
     counts.merge_ms = elapsed_ms(merge_started);
     let bookkeeping_started = std::time::Instant::now();
     counts.updated = updated;
     counts.inserted = inserted;
     counts.unchanged = stored - updated - inserted;
-    // Runtime SQL: stage_rows is a temporary table of this transaction, which the build-time check cannot see.
-    sqlx::query(
-        "insert into import_seen (file_id, row_key, row_ord)
-         select $1, row_key, row_ord from stage_rows",
-    )
-    .bind(source.file_id)
-    .execute(&mut **tx)
-    .await?;
     let file = IssueFile {
         run_id: source.run_id,
         file_id: source.file_id,
@@ -107,7 +112,7 @@ pub async fn load_chunk(
         source_file: source.source_file,
     };
     insert_issues(tx, &file, &issues).await?;
-    counts.bookkeeping_ms = elapsed_ms(bookkeeping_started);
+    counts.bookkeeping_ms = seen_ms + elapsed_ms(bookkeeping_started);
     Ok(counts)
 }
 
@@ -204,11 +209,12 @@ fn write_copy_row(
 }
 
 /// Inserts new rows and updates changed (or previously withdrawn) ones; unchanged rows are
-/// not written at all. Returns `(updated, inserted)`.
+/// not written at all. A first load inserts every row. Returns `(updated, inserted)`.
 async fn merge(
     tx: &mut Transaction<'_, Postgres>,
     dataset: &Dataset,
     run_id: i64,
+    first_load: bool,
 ) -> Result<(u64, u64), LoadError> {
     for statement in dataset.merge.before {
         // Runtime SQL: the dataset's own merge statements (registry), run as declared.
@@ -238,9 +244,46 @@ async fn merge(
         .collect::<Vec<_>>()
         .join(", ");
     let table = dataset.table;
+    if first_load {
+        // Runtime SQL: the insert is built from the dataset's table and columns (registry).
+        let inserted = sqlx::query(AssertSqlSafe(format!(
+            "insert into {table} (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
+             select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
+               from stage_rows s"
+        )))
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        return Ok((0, inserted));
+    }
+    // Unchanged rows leave the batch first, read-only: the upsert below would lock each one it
+    // matches (even when its `where` then fails), which writes to every page of the table.
+    // Index probes per row, never a scan of the table per chunk: the temporary table has no
+    // statistics for the planner to weigh the two by.
+    sqlx::query("set local enable_hashjoin = off")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("set local enable_mergejoin = off")
+        .execute(&mut **tx)
+        .await?;
+    // Runtime SQL: the table comes from the registry; stage_rows is this transaction's.
+    sqlx::query(AssertSqlSafe(format!(
+        "delete from stage_rows s using {table} t
+          where t.row_key = s.row_key and t.row_ord = s.row_ord
+            and t.row_hash = s.row_hash and t.withdrawn_run_id is null"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("set local enable_hashjoin to default")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("set local enable_mergejoin to default")
+        .execute(&mut **tx)
+        .await?;
     // One upsert: new keys insert; a key whose content changed (or that had been withdrawn)
-    // updates; an unchanged row matches the conflict but fails the `where`, so it is not
-    // written at all. `xmax = 0` tells inserted rows from updated ones.
+    // updates; the `where` keeps a row that became equal meanwhile from being written again.
+    // `xmax = 0` tells inserted rows from updated ones.
     let sql = format!(
         "with m as (
             insert into {table} as t (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})

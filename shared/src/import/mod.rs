@@ -2,6 +2,7 @@
 
 pub mod chunk;
 pub mod datasets;
+pub mod first_load;
 pub mod issue;
 pub mod load;
 pub mod parse;

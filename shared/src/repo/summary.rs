@@ -231,3 +231,51 @@ pub async fn area_count(
     .fetch_one(pool)
     .await
 }
+
+/// Whether the stored summaries and dashboards are a complete publication of today in `layout`
+/// (`crate::api::publish::Rebuild::UnlessUnchanged`).
+pub async fn publication_current(pool: &PgPool, layout: i32) -> Result<bool, sqlx::Error> {
+    let current = sqlx::query_scalar!(
+        r#"select (complete and published_on = current_date and layout = $1) as "v!"
+             from publish_state"#,
+        layout
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(current.unwrap_or(false))
+}
+
+/// Marks the stored state incomplete while a publication rebuilds it; returns whether it was
+/// complete.
+pub async fn begin_publication(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let was = sqlx::query_scalar!(
+        r#"with old as (select complete from publish_state for update),
+                up as (update publish_state set complete = false, updated_at = now())
+           select complete as "v!" from old"#
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(was.unwrap_or(false))
+}
+
+/// Records a complete publication of every facility, today, in `layout`.
+pub async fn complete_publication(pool: &PgPool, layout: i32) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into publish_state (complete, published_on, layout) values (true, current_date, $1)
+         on conflict (singleton) do update
+            set complete = true, published_on = current_date, layout = $1, updated_at = now()",
+        layout
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records that a rebuild of some facilities left a complete publication complete (its day and
+/// layout are those of the last whole one).
+pub async fn restore_publication(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query!("update publish_state set complete = true, updated_at = now()")
+        .execute(pool)
+        .await?;
+    Ok(())
+}

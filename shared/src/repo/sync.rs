@@ -278,6 +278,8 @@ pub struct LockedChunk {
     pub status: String,
     /// The source file (URL) the chunk came from.
     pub source_url: String,
+    /// The file is its dataset's first load (`crate::import::first_load`).
+    pub first_load: bool,
 }
 
 /// Locks the bookkeeping row of chunk `chunk_index` of file `file_id` (a redelivered message
@@ -289,7 +291,7 @@ pub async fn lock_chunk(
 ) -> Result<Option<LockedChunk>, sqlx::Error> {
     sqlx::query_as!(
         LockedChunk,
-        "select c.id, c.status, f.source_url from import_chunk c join sync_file f on f.id = c.file_id
+        "select c.id, c.status, f.source_url, f.first_load from import_chunk c join sync_file f on f.id = c.file_id
          where c.file_id = $1 and c.chunk_index = $2 for update of c",
         file_id,
         chunk_index
@@ -363,5 +365,23 @@ pub async fn count_chunk(
         error
     )
     .fetch_one(&mut **tx)
+    .await
+}
+
+/// Whether run `run_id` gives the finishing steps nothing new: its files changed no row (none
+/// inserted, updated, withdrawn or quarantined), the run before it was published, and the
+/// facility linker's last run succeeded (a failed one catches up on the next run that links).
+pub async fn changed_nothing(pool: &sqlx::PgPool, run_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select (coalesce(sum(f.rows_inserted + f.rows_updated + f.rows_withdrawn
+                                + f.rows_quarantined), 0) = 0
+                   and coalesce((select p.published_at is not null from sync_run p
+                                  where p.id < $1 order by p.id desc limit 1), false)
+                   and coalesce((select l.status = 'succeeded' from facility_link_run l
+                                  order by l.id desc limit 1), false)) as "v!"
+             from sync_file f where f.run_id = $1"#,
+        run_id
+    )
+    .fetch_one(pool)
     .await
 }

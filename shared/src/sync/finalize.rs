@@ -4,7 +4,7 @@
 //! alert-dispatch function to run.
 
 use super::{Context, FinalizeMessage, SyncError};
-use crate::api::publish::{Timings, ms_since, timed};
+use crate::api::publish::{Rebuild, Timings, ms_since, timed};
 use crate::import::registry;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
@@ -59,7 +59,8 @@ pub enum FinalizeOutcome {
         files: Vec<FileFinal>,
         links: Option<super::links::LinkCounts>,
         /// The facility linker's report; `None` when it failed (recorded in
-        /// `facility_link_run`; the next run catches up).
+        /// `facility_link_run`; the next run catches up) or did not run (the run changed no
+        /// row: `repo::sync::changed_nothing`).
         facility_links: Option<Box<crate::linking::Report>>,
         /// The violation engine's report; `None` when it failed (recorded in
         /// `violation_engine_run`; the next run or the violations-compute function catches up).
@@ -109,16 +110,40 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         Some(None) => {}
     }
     let files = sqlx::query!(
-        "select id, dataset, status, error from sync_file where run_id = $1 order by id",
+        "select id, dataset, status, error, first_load from sync_file where run_id = $1 order by id",
         run_id
     )
     .fetch_all(&mut *tx)
     .await?;
+    // A first load's indexes are built now that every chunk is in, whatever became of the file.
+    let indexes_started = std::time::Instant::now();
+    let mut unindexed: Vec<(i64, String)> = Vec::new();
+    for f in files.iter().filter(|f| f.first_load) {
+        let Some(dataset) = registry::dataset(&f.dataset) else {
+            continue;
+        };
+        if let Err(e) = crate::import::first_load::rebuild_indexes(&ctx.pool, dataset.table).await {
+            tracing::error!(file_id = f.id, table = dataset.table, error = %e, "deferred indexes not rebuilt");
+            unindexed.push((
+                f.id,
+                format!(
+                    "indexes of {} not rebuilt (the next staging retries): {e}",
+                    dataset.table
+                ),
+            ));
+        }
+    }
+    let indexes_ms = ms_since(indexes_started);
     let mut finals = Vec::with_capacity(files.len());
     for f in files {
         let (file_id, dataset, status, error) = (f.id, f.dataset, f.status, f.error);
+        let unindexed = unindexed
+            .iter()
+            .find(|(id, _)| *id == file_id)
+            .map(|(_, e)| e.clone());
         let done = if status == "imported" {
-            finalize_file(&mut tx, ctx, file_id, &dataset).await?
+            let first_load = f.first_load.then_some(FirstLoad { unindexed });
+            finalize_file(&mut tx, ctx, file_id, &dataset, first_load).await?
         } else {
             FileFinal {
                 file_id,
@@ -165,27 +190,49 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     tx.commit().await?;
     // What each step after the files took (milliseconds), noted on the run with its
     // publication time: the files' own step (withdrawals, derived links) comes first.
-    let mut timings: Timings = vec![("files", ms_since(started))];
+    let mut timings: Timings = vec![
+        ("indexes", indexes_ms),
+        ("files", ms_since(started).saturating_sub(indexes_ms)),
+    ];
     let loaded: Vec<&str> = finals
         .iter()
         .filter(|f| matches!(f.status.as_str(), "succeeded" | "partial"))
         .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
         .collect();
     timed(&mut timings, "analyze", analyze(&ctx.pool, &loaded)).await;
-    let facility_links = timed(&mut timings, "linking", link_facilities(ctx, run_id)).await;
-    timed(
-        &mut timings,
-        "analyze_links",
-        analyze(&ctx.pool, &["facility", "facility_link"]),
-    )
-    .await;
+    // A run that changed nothing neither links nor rebuilds what nothing changed (the engine
+    // still runs: it catches up on anything an earlier run left).
+    let quiet = crate::repo::sync::changed_nothing(&ctx.pool, run_id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(run_id, error = %e, "could not tell whether the run changed anything");
+            false
+        });
+    let facility_links = if quiet {
+        tracing::info!(run_id, "no row changed: facility linking skipped");
+        None
+    } else {
+        let links = timed(&mut timings, "linking", link_facilities(ctx, run_id)).await;
+        timed(
+            &mut timings,
+            "analyze_links",
+            analyze(&ctx.pool, &["facility", "facility_link"]),
+        )
+        .await;
+        links
+    };
     // A failed engine run does not undo the finalized run: it is recorded, and the engine's
     // watermark makes the next run pick the rows up. Without stored dashboards the dashboard
     // computes live; the next run stores them again.
     let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
     opts.sync_run_id = Some(run_id);
     opts.up_to_run = Some(run_id);
-    let published = crate::api::publish::publish(&ctx.pool, &ctx.cache, &opts, None).await;
+    let rebuild = if quiet {
+        Rebuild::UnlessUnchanged
+    } else {
+        Rebuild::All
+    };
+    let published = crate::api::publish::publish(&ctx.pool, &ctx.cache, &opts, rebuild).await;
     timings.extend(published.timings.iter().copied());
     let violations = published.violations.ok();
     let generation = published.generation;
@@ -304,14 +351,22 @@ async fn request_alert_dispatch(ctx: &Context, run_id: i64) {
     }
 }
 
+/// A file that was its dataset's first load (`crate::import::first_load`): there is nothing to
+/// withdraw; `unindexed` says why its table's indexes could not be rebuilt.
+struct FirstLoad {
+    unindexed: Option<String>,
+}
+
 /// Withdraws the rows of `dataset` that the file no longer contains — unless the evidence
 /// is doubtful: the seen-set must account for every stored row (it is an unlogged table,
 /// emptied by a server crash), and the file must not be much smaller than the last good one.
+/// A first load withdraws nothing (the table was empty) and kept no seen-set.
 async fn finalize_file(
     tx: &mut Transaction<'_, Postgres>,
     ctx: &Context,
     file_id: i64,
     dataset_name: &str,
+    first_load: Option<FirstLoad>,
 ) -> Result<FileFinal, SyncError> {
     let Some(dataset) = registry::dataset(dataset_name) else {
         return Err(SyncError::Message(format!(
@@ -362,6 +417,8 @@ async fn finalize_file(
         ))
     } else if let Some(failed) = failed {
         Some(format!("withdrawal skipped: {failed}"))
+    } else if let Some(first) = &first_load {
+        first.unindexed.clone()
     } else if seen != stored {
         Some(format!(
             "withdrawal skipped: {seen} keys seen but {stored} rows stored (seen-set incomplete)"
@@ -376,7 +433,7 @@ async fn finalize_file(
                 )
             })
     };
-    let (withdrawn, kept) = if note.is_none() {
+    let (withdrawn, kept) = if note.is_none() && first_load.is_none() {
         withdraw(tx, dataset, file_id, quarantined > 0).await?
     } else {
         (0, 0)

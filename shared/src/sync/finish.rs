@@ -3,7 +3,7 @@
 //! an operator invokes these to rerun one, incrementally or in full.
 
 use super::Context;
-use crate::api::publish::{PublishError, Relinked, link_and_publish, publish};
+use crate::api::publish::{PublishError, Rebuild, Relinked, link_and_publish, publish};
 use crate::linking::{self, Applied, LinkError, LinkRequest};
 use crate::violations::engine;
 
@@ -24,7 +24,9 @@ pub async fn violations_compute(
 ) -> Result<engine::Report, PublishError> {
     let mut opts = engine::Options::new("function", ctx.cfg.nd_policy);
     opts.force_full = req.full;
-    publish(&ctx.pool, &ctx.cache, &opts, None).await.report()
+    publish(&ctx.pool, &ctx.cache, &opts, Rebuild::All)
+        .await
+        .report()
 }
 
 /// One `facility-link` invocation: the linker (incremental, or everything with

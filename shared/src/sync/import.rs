@@ -110,6 +110,7 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
         id: chunk_id,
         status,
         source_url,
+        first_load,
     }) = sync::lock_chunk(&mut tx, chunk.file_id, chunk.chunk_index).await?
     else {
         return Err(SyncError::Message(format!(
@@ -144,6 +145,7 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
         file_id: chunk.file_id,
         source_file: &source_url,
         s3_key: &chunk.key,
+        first_load,
     };
     let counts = load::load_chunk(&mut tx, &source, object.body.into_async_read()).await?;
 

@@ -235,6 +235,9 @@ async fn stage_file(
     force: bool,
 ) -> Result<FileOutcome, StageFail> {
     let location = manifest::resolve(&ctx.http, &ctx.cfg.ckan_api_url, &source.url).await?;
+    // Indexes a run that died before its finalize left deferred are rebuilt before the table
+    // is compared with again.
+    crate::import::first_load::rebuild_indexes(&ctx.pool, dataset.table).await?;
     let previous =
         repo::sync::last_good_file(&ctx.pool, dataset.name, source.scope.as_deref()).await?;
     // A local file is hashed up front, so an unchanged file is skipped before any staging.
@@ -421,6 +424,7 @@ async fn stage_file(
         },
     )
     .await?;
+    crate::import::first_load::begin_if_empty(&mut tx, run_id, file_id, dataset).await?;
     load::insert_issues(
         &mut tx,
         &issue_file(run_id, file_id, dataset, source),
