@@ -48,7 +48,8 @@ alter table esmr_sample
 --    in the run, is a first load: its chunks insert without comparing (there is nothing to
 --    compare with, and its (row_key, row_ord) are unique by construction), keep no seen-set
 --    (there is nothing to withdraw), and the table's secondary indexes are built once after
---    the last chunk instead of being maintained row by row. The dropped indexes wait here,
+--    the last chunk instead of being maintained row by row (its foreign keys, likewise, are
+--    checked once). The dropped indexes and constraints wait here,
 --    with the statement that rebuilds each; finalize (or the next staging of the table, after a
 --    crash) runs them.
 alter table sync_file add column first_load boolean not null default false;
@@ -56,6 +57,7 @@ create table import_deferred_index (
     table_name text not null,
     name       text not null,
     definition text not null,
+    rebuild_order integer not null,
     deferred_at timestamptz not null default now(),
     primary key (table_name, name)
 );

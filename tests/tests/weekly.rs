@@ -182,7 +182,9 @@ async fn a_first_load_inserts_without_comparing_and_builds_its_indexes_after_the
     let (this_week, next_week) = (dir.path().join("this"), dir.path().join("next"));
     let base = support::generate(&this_week, 12, "0.002");
     let next = support::next_week(&this_week, &next_week, 12);
-    let tables = tables_of(&base);
+    // The engine's first full pass writes violation_sample the same way.
+    let mut tables = tables_of(&base);
+    tables.push("violation_sample");
     let h = harness("first-load", Some(2_000)).await;
     let migrated = schema_of(&h, &tables).await;
     let keyed =
@@ -222,6 +224,11 @@ async fn a_first_load_inserts_without_comparing_and_builds_its_indexes_after_the
     }
     // After finalize the tables carry exactly the indexes the migrations gave them.
     assert_eq!(schema_of(&h, &tables).await, migrated);
+    let samples: i64 = sqlx::query_scalar("select count(*) from violation_sample")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+    assert!(samples > 0);
     assert_eq!(deferred(&h).await, 0);
     let seen: i64 = sqlx::query_scalar("select count(*) from import_seen")
         .fetch_one(h.pool())

@@ -52,8 +52,32 @@ pub async fn begin_if_empty(
     if !empty {
         return Ok(false);
     }
+    let deferred = defer_indexes(tx, table).await?;
+    sqlx::query!(
+        "update sync_file set first_load = true where id = $1",
+        file_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    tracing::info!(
+        file_id,
+        table,
+        deferred,
+        "first load: indexes built after the last chunk"
+    );
+    Ok(true)
+}
+
+/// Drops the secondary indexes, unique constraints and foreign keys of `table`, keeping the
+/// statement that rebuilds each in `import_deferred_index`; returns how many. The primary key
+/// stays (its index grows at the end, cheaply), and so do check constraints.
+pub async fn defer_indexes(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+) -> Result<usize, sqlx::Error> {
+    // Foreign keys are rebuilt last (`kind` 1), each checked in one pass over the table.
     let deferred = sqlx::query!(
-        r#"select i.relname as "name!",
+        r#"select i.relname as "name!", 0 as "kind!",
                   case when c.oid is not null
                        then format('alter table %I add constraint %I %s', t.relname, c.conname,
                                    pg_get_constraintdef(c.oid))
@@ -66,17 +90,26 @@ pub async fn begin_if_empty(
              join pg_class t on t.oid = x.indrelid
              left join pg_constraint c on c.conindid = x.indexrelid and c.contype = 'u'
             where x.indrelid = to_regclass($1) and not x.indisprimary
-            order by i.relname"#,
+           union all
+           select c.conname, 1,
+                  format('alter table %I add constraint %I %s', t.relname, c.conname,
+                         pg_get_constraintdef(c.oid)),
+                  format('alter table %I drop constraint %I', t.relname, c.conname)
+             from pg_constraint c join pg_class t on t.oid = c.conrelid
+            where c.conrelid = to_regclass($1) and c.contype = 'f'
+            order by 2, 1"#,
         table
     )
     .fetch_all(&mut **tx)
     .await?;
-    for index in &deferred {
+    for (order, index) in deferred.iter().enumerate() {
         sqlx::query!(
-            "insert into import_deferred_index (table_name, name, definition) values ($1, $2, $3)",
+            "insert into import_deferred_index (table_name, name, definition, rebuild_order)
+             values ($1, $2, $3, $4)",
             table,
             index.name,
-            index.rebuild
+            index.rebuild,
+            i32::try_from(order).unwrap_or(i32::MAX)
         )
         .execute(&mut **tx)
         .await?;
@@ -85,51 +118,48 @@ pub async fn begin_if_empty(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query!(
-        "update sync_file set first_load = true where id = $1",
-        file_id
-    )
-    .execute(&mut **tx)
-    .await?;
-    tracing::info!(
-        file_id,
-        table,
-        deferred = deferred.len(),
-        "first load: indexes built after the last chunk"
-    );
-    Ok(true)
+    Ok(deferred.len())
 }
 
 /// Rebuilds the deferred indexes of `table` (none: nothing to do); returns how many.
 pub async fn rebuild_indexes(pool: &PgPool, table: &str) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let rebuilt = rebuild_deferred(&mut tx, table).await?;
+    tx.commit().await?;
+    Ok(rebuilt)
+}
+
+/// [`rebuild_indexes`] in the caller's transaction.
+pub async fn rebuild_deferred(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+) -> Result<usize, sqlx::Error> {
     let deferred = sqlx::query!(
         "select name, definition from import_deferred_index where table_name = $1
-          order by name for update",
+          order by rebuild_order for update",
         table
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     if deferred.is_empty() {
         return Ok(0);
     }
     // Sorting a few million keys in memory instead of in temporary files.
     sqlx::query!("set local maintenance_work_mem = '256MB'")
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     for index in &deferred {
         // Runtime SQL: a statement PostgreSQL wrote from its catalog when the index was deferred.
         sqlx::query(AssertSqlSafe(index.definition.clone()))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     sqlx::query!(
         "delete from import_deferred_index where table_name = $1",
         table
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     tracing::info!(table, rebuilt = deferred.len(), "deferred indexes rebuilt");
     Ok(deferred.len())
 }

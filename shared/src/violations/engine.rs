@@ -927,9 +927,17 @@ async fn write_results(
             .execute(&mut **tx)
             .await?;
     }
-    // Runtime SQL: eng_s2 is a temporary table of this transaction, which the build-time check cannot see.
-    let samples = sqlx::query(
-        "insert into violation_sample
+    // The first full pass writes millions of samples into an empty table: as a first load
+    // does, it inserts without the conflict check and builds the indexes (and checks the
+    // foreign keys) once afterwards, in this transaction.
+    let first_pass = full
+        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
+            .fetch_one(&mut **tx)
+            .await?;
+    if first_pass {
+        crate::import::first_load::defer_indexes(tx, "violation_sample").await?;
+    }
+    const INSERT: &str = "insert into violation_sample
              (event_id, source, source_table, source_row_id, benchmark_id, measured_value,
               measured_unit, benchmark_value, benchmark_unit, ratio, severity, detected_on,
               exceeds, non_detect, qualifier, raw_value, raw_unit, screening, facility_id,
@@ -938,8 +946,8 @@ async fn write_results(
                 measured_unit, benchmark_value, benchmark_unit, ratio,
                 case when exceeds then violation_severity(ratio) end, detected_on, exceeds,
                 non_detect, qualifier, raw_value, raw_unit, screening, facility_id, pollutant_key
-         from eng_s2
-         on conflict (source_table, source_row_id, benchmark_id) do update
+         from eng_s2";
+    const UPSERT: &str = "on conflict (source_table, source_row_id, benchmark_id) do update
             set event_id = excluded.event_id, measured_value = excluded.measured_value,
                 measured_unit = excluded.measured_unit, benchmark_value = excluded.benchmark_value,
                 benchmark_unit = excluded.benchmark_unit, ratio = excluded.ratio,
@@ -955,11 +963,21 @@ async fn write_results(
                 is distinct from
                 (excluded.event_id, excluded.measured_value, excluded.ratio, excluded.severity,
                  excluded.detected_on, excluded.exceeds, excluded.non_detect, excluded.qualifier,
-                 excluded.raw_value, excluded.raw_unit, excluded.screening, excluded.facility_id)",
-    )
-    .execute(&mut **tx)
-    .await?
-    .rows_affected() as i64;
+                 excluded.raw_value, excluded.raw_unit, excluded.screening, excluded.facility_id)";
+    // Runtime SQL: eng_s2 is a temporary table of this transaction, which the build-time check
+    // cannot see; an empty table needs no conflict clause.
+    let sql = if first_pass {
+        INSERT.to_owned()
+    } else {
+        format!("{INSERT}\n{UPSERT}")
+    };
+    let samples = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected() as i64;
+    if first_pass {
+        crate::import::first_load::rebuild_deferred(tx, "violation_sample").await?;
+    }
     Ok(Written {
         new,
         updated,
