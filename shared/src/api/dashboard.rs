@@ -18,6 +18,7 @@
 use super::list::{self, Arg, Conditions, HOT};
 use super::{ApiState, freshness};
 use crate::http::{ApiError, Query};
+use futures_util::{StreamExt, TryStreamExt};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use sqlx::{Postgres, QueryBuilder};
@@ -132,6 +133,9 @@ async fn dashboard(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     }))
 }
 
+/// How many scopes [`refresh_snapshots`] computes at once.
+const SCOPES_AT_ONCE: usize = 4;
+
 /// Recomputes the stored dashboards and violation stats: every scope, or (`facility_id`) the
 /// statewide one and those of the facility's county and region. The new rows replace the old
 /// ones in one transaction, so readers see either set, never a gap. Returns how many scopes.
@@ -173,21 +177,38 @@ pub async fn refresh_snapshots(
             .collect()
         }
     };
-    let mut rows: Vec<(String, Value)> = Vec::new();
-    for (county, region) in &scopes {
-        let scope = Scope {
-            county: county.clone(),
-            region: region.clone(),
-            from: None,
-            to: None,
-        };
-        let key = scope.snapshot_key().unwrap_or_default();
-        rows.push((key.clone(), compute(pool, &scope).await?));
-        rows.extend(
-            super::violation_list::stats_to_store(pool, &key, county.as_deref(), region.as_deref())
-                .await?,
-        );
-    }
+    // Scopes are independent: a few at a time, each on its own connection (the statewide one
+    // alone takes as long as many counties).
+    // (Owned scopes and pool handles: the futures borrow nothing, which keeps them `Send`
+    // for every lifetime the API router asks for.)
+    let computed: Vec<Vec<(String, Value)>> = futures_util::stream::iter(scopes.clone())
+        .map(|(county, region)| {
+            let pool = pool.clone();
+            async move {
+                let scope = Scope {
+                    county: county.clone(),
+                    region: region.clone(),
+                    from: None,
+                    to: None,
+                };
+                let key = scope.snapshot_key().unwrap_or_default();
+                let mut rows = vec![(key.clone(), compute(&pool, &scope).await?)];
+                rows.extend(
+                    super::violation_list::stats_to_store(
+                        &pool,
+                        &key,
+                        county.as_deref(),
+                        region.as_deref(),
+                    )
+                    .await?,
+                );
+                Ok::<_, ApiError>(rows)
+            }
+        })
+        .buffer_unordered(SCOPES_AT_ONCE)
+        .try_collect()
+        .await?;
+    let rows: Vec<(String, Value)> = computed.into_iter().flatten().collect();
     let mut tx = pool.begin().await?;
     if facility_id.is_none() {
         sqlx::query!("delete from dashboard_snapshot")

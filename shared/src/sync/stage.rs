@@ -382,6 +382,11 @@ async fn stage_file(
         Ok(()) => chunker.flush().await.map_err(|e| e.to_string()),
         Err(reason) => Err(reason),
     };
+    // Every upload has ended (and its chunk is recorded, or the file fails) before the verdict.
+    let outcome = match (outcome, chunker.settle().await) {
+        (Ok(()), Err(e)) => Err(e.to_string()),
+        (outcome, _) => outcome,
+    };
     drop(reader);
     let (checksum, bytes) = digest.finish();
     // The whole file has been read: is it fit to import? Nothing is queued until it is.
@@ -733,6 +738,18 @@ struct Chunker<'a> {
     /// Messages of the uploaded chunks, sent by [`Chunker::queue_all`] once the whole file
     /// has been read and found fit to import.
     messages: Vec<ChunkMessage>,
+    /// The upload of the last chunk, which runs while the next one is read (one at a time:
+    /// at most two chunks are in memory).
+    uploading: Option<tokio::task::JoinHandle<Result<(), SyncError>>>,
+}
+
+/// A file that stops staging (an error) stops its upload in flight too.
+impl Drop for Chunker<'_> {
+    fn drop(&mut self) {
+        if let Some(upload) = self.uploading.take() {
+            upload.abort();
+        }
+    }
 }
 
 impl<'a> Chunker<'a> {
@@ -758,6 +775,7 @@ impl<'a> Chunker<'a> {
             index: 0,
             first_line: None,
             messages: Vec::new(),
+            uploading: None,
         };
         c.start()?;
         Ok(c)
@@ -810,8 +828,9 @@ impl<'a> Chunker<'a> {
         Ok(())
     }
 
-    /// Uploads the current chunk (if it has rows), records it, starts the next. Its message
-    /// is kept for [`Chunker::queue_all`].
+    /// Starts uploading the current chunk (if it has rows) once the previous upload ended, and
+    /// starts the next chunk; its message is kept for [`Chunker::queue_all`]. The upload records
+    /// the chunk when it lands; [`Chunker::settle`] waits for it.
     async fn flush(&mut self) -> Result<(), SyncError> {
         if self.rows == 0 {
             return Ok(());
@@ -824,38 +843,52 @@ impl<'a> Chunker<'a> {
         )
         .into_inner()
         .map_err(|e| self.chunk_err(e))?;
-        self.ctx
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("text/csv")
-            .body(body.into())
-            .send()
-            .await
-            .map_err(|e| SyncError::s3("put chunk", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        repo::sync::create_chunk(
-            &self.ctx.pool,
-            self.file_id,
-            self.index,
-            &key,
-            first_line,
-            self.rows as i64,
-        )
-        .await?;
+        self.settle().await?;
+        let (s3, pool, bucket) = (
+            self.ctx.s3.clone(),
+            self.ctx.pool.clone(),
+            self.bucket.clone(),
+        );
+        let (file_id, index, rows, upload_key) =
+            (self.file_id, self.index, self.rows as i64, key.clone());
+        self.uploading = Some(tokio::spawn(async move {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(&upload_key)
+                .content_type("text/csv")
+                .body(body.into())
+                .send()
+                .await
+                .map_err(|e| {
+                    SyncError::s3("put chunk", aws_sdk_s3::error::DisplayErrorContext(e))
+                })?;
+            repo::sync::create_chunk(&pool, file_id, index, &upload_key, first_line, rows).await?;
+            tracing::info!(file_id, chunk = index, rows, key = %upload_key, "chunk staged");
+            Ok(())
+        }));
         let message = ChunkMessage {
             run_id: self.run_id,
             file_id: self.file_id,
             dataset: self.dataset.to_owned(),
             bucket: self.bucket.clone(),
-            key: key.clone(),
+            key,
             chunk_index: self.index,
             first_line,
         };
         self.messages.push(message);
-        tracing::info!(file_id = self.file_id, chunk = self.index, rows = self.rows, %key, "chunk staged");
         self.index += 1;
         self.start()
+    }
+
+    /// Waits for the chunk upload in flight, if any.
+    async fn settle(&mut self) -> Result<(), SyncError> {
+        let Some(upload) = self.uploading.take() else {
+            return Ok(());
+        };
+        upload.await.map_err(|e| SyncError::Chunk {
+            key: format!("chunks/{}/{}/{}", self.run_id, self.dataset, self.file_id),
+            message: format!("chunk upload did not finish: {e}"),
+        })?
     }
 
     /// Sends one import message per uploaded chunk, in order; on failure, the index of the
