@@ -409,7 +409,8 @@ async fn load_measurements(
     // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "create temp table eng_m (
-             source text, source_table text, source_row_id bigint, row_key bigint, row_hash bytea,
+             source text, source_table text, source_row_id bigint, row_key bigint, row_ord integer,
+             row_hash bytea,
              facility_id bigint, pollutant_key text, fraction text, sample_date date,
              reporting_year integer, eff_date date, sample_key text, qualifier text, qclass text,
              value numeric, limit_value numeric, raw_value numeric, raw_unit text, unit text,
@@ -427,7 +428,7 @@ async fn load_measurements(
     for s in SOURCES {
         let sql = format!(
             "insert into eng_m
-             select '{source}', '{table}', t.id, t.row_key, t.row_hash, l.facility_id,
+             select '{source}', '{table}', t.id, t.row_key, t.row_ord, t.row_hash, l.facility_id,
                     p.pollutant_key, p.fraction, {date}, y.reporting_year,
                     coalesce({date}, make_date(y.reporting_year, 7, 1)),
                     {sample_key}, {qualifier}, q.qclass,
@@ -482,14 +483,18 @@ async fn load_measurements(
             .await?
             .rows_affected() as i64;
     }
-    // A published row repeated verbatim (same key, same content) is one result.
+    // A published row repeated verbatim (same key, same content) is one result. Only a key
+    // the file repeats can be repeated verbatim: its later occurrences have row_ord > 0, so
+    // only those keys are ranked (ranking every result sorted millions of rows).
     // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "update eng_m m set exclusion = 'duplicate row'
-         from (select source_table, source_row_id,
-                      row_number() over (partition by source_table, row_key, row_hash
-                                         order by source_row_id) as n
-               from eng_m) d
+         from (select e.source_table, e.source_row_id,
+                      row_number() over (partition by e.source_table, e.row_key, e.row_hash
+                                         order by e.source_row_id) as n
+               from eng_m e
+               join (select distinct source_table, row_key from eng_m where row_ord > 0) r
+                 on r.source_table = e.source_table and r.row_key = e.row_key) d
          where d.n > 1 and m.exclusion is null
            and m.source_table = d.source_table and m.source_row_id = d.source_row_id",
     )
