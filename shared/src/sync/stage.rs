@@ -15,7 +15,7 @@ use crate::import::load::{self, DataIssue, IssueAction};
 use crate::import::registry::{self, Dataset};
 use crate::import::text;
 use crate::repo;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -79,23 +79,39 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
     if !closed.is_empty() {
         tracing::warn!(run_id, ?closed, "closed runs past their deadline");
     }
-    // A source that fails fails its file only: the other sources of the request still run.
-    let mut files = Vec::with_capacity(sources.len());
+    // Every file is recorded first (in the request's order), then staged a few at a time:
+    // reading one file is one core's work, and the largest alone takes half the run. A source
+    // that fails fails its file only: the other sources of the request still run.
+    let mut ids = Vec::with_capacity(sources.len());
     for source in &sources {
-        files.push(stage_source(ctx, run_id, source, req.force).await?);
+        ids.push(repo::sync::create_file(&ctx.pool, run_id, source).await?);
     }
+    // (Owned sources: a future that borrows its argument is not `Send` for every lifetime the
+    // Lambda runtime asks for.)
+    let force = req.force;
+    let files: Vec<FileOutcome> =
+        futures_util::stream::iter(sources.clone().into_iter().zip(ids))
+            .map(|(source, file_id)| async move {
+                stage_source(ctx, run_id, file_id, &source, force).await
+            })
+            .buffered(FILES_AT_ONCE)
+            .try_collect()
+            .await?;
     repo::sync::finish_run_staging(&ctx.pool, run_id).await?;
     super::finalize::request_if_ready(ctx, run_id).await?;
     Ok(StageSummary { run_id, files })
 }
 
+/// How many files one stage invocation reads at once.
+const FILES_AT_ONCE: usize = 2;
+
 async fn stage_source(
     ctx: &Context,
     run_id: i64,
+    file_id: i64,
     source: &Source,
     force: bool,
 ) -> Result<FileOutcome, SyncError> {
-    let file_id = repo::sync::create_file(&ctx.pool, run_id, source).await?;
     let mut outcome = FileOutcome {
         file_id,
         dataset: source.dataset.clone(),
