@@ -261,12 +261,8 @@ async fn merge(
     // matches (even when its `where` then fails), which writes to every page of the table.
     // Index probes per row, never a scan of the table per chunk: the temporary table has no
     // statistics for the planner to weigh the two by.
-    sqlx::query("set local enable_hashjoin = off")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("set local enable_mergejoin = off")
-        .execute(&mut **tx)
-        .await?;
+    let joins = "select set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $1, true)";
+    sqlx::query(joins).bind("off").execute(&mut **tx).await?;
     // Runtime SQL: the table comes from the registry; stage_rows is this transaction's.
     sqlx::query(AssertSqlSafe(format!(
         "delete from stage_rows s using {table} t
@@ -275,12 +271,7 @@ async fn merge(
     )))
     .execute(&mut **tx)
     .await?;
-    sqlx::query("set local enable_hashjoin to default")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("set local enable_mergejoin to default")
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(joins).bind("on").execute(&mut **tx).await?;
     // One upsert: new keys insert; a key whose content changed (or that had been withdrawn)
     // updates; the `where` keeps a row that became equal meanwhile from being written again.
     // `xmax = 0` tells inserted rows from updated ones.
