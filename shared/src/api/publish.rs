@@ -22,9 +22,6 @@ pub struct Published {
     pub summaries: Result<u64, sqlx::Error>,
     /// Dashboards stored (their count), or why not: the dashboard then computes live.
     pub dashboards: Result<usize, ApiError>,
-    /// The summaries and dashboards were kept: nothing they show changed since the last
-    /// complete publication, which was today ([`Rebuild::UnlessUnchanged`]).
-    pub kept: bool,
     /// The new cache generation (`None` without a cache, or when it could not be reached).
     pub generation: Option<u64>,
     /// Milliseconds of each step: `engine`, `summaries`, `dashboards`, `generation`.
@@ -139,7 +136,6 @@ pub async fn publish(
         violations,
         summaries,
         dashboards,
-        kept,
         generation,
         timings,
     }

@@ -85,9 +85,15 @@ pub async fn load_chunk(
         });
     }
     counts.copy_ms = elapsed_ms(started);
-    let seen_started = std::time::Instant::now();
+    let merge_started = std::time::Instant::now();
+    let (updated, inserted) = merge(tx, dataset, source.run_id, source.first_load).await?;
+    counts.merge_ms = elapsed_ms(merge_started);
+    let bookkeeping_started = std::time::Instant::now();
+    counts.updated = updated;
+    counts.inserted = inserted;
+    counts.unchanged = stored - updated - inserted;
+    // A first load keeps no seen-set: there is nothing to withdraw.
     if !source.first_load {
-        // Every key of the chunk: finalize withdraws the rows no chunk of the file had.
         // Runtime SQL: stage_rows is a temporary table of this transaction, which the build-time check cannot see.
         sqlx::query(
             "insert into import_seen (file_id, row_key, row_ord)
@@ -97,14 +103,6 @@ pub async fn load_chunk(
         .execute(&mut **tx)
         .await?;
     }
-    let seen_ms = elapsed_ms(seen_started);
-    let merge_started = std::time::Instant::now();
-    let (updated, inserted) = merge(tx, dataset, source.run_id, source.first_load).await?;
-    counts.merge_ms = elapsed_ms(merge_started);
-    let bookkeeping_started = std::time::Instant::now();
-    counts.updated = updated;
-    counts.inserted = inserted;
-    counts.unchanged = stored - updated - inserted;
     let file = IssueFile {
         run_id: source.run_id,
         file_id: source.file_id,
@@ -112,7 +110,7 @@ pub async fn load_chunk(
         source_file: source.source_file,
     };
     insert_issues(tx, &file, &issues).await?;
-    counts.bookkeeping_ms = seen_ms + elapsed_ms(bookkeeping_started);
+    counts.bookkeeping_ms = elapsed_ms(bookkeeping_started);
     Ok(counts)
 }
 
@@ -244,17 +242,18 @@ async fn merge(
         .collect::<Vec<_>>()
         .join(", ");
     let table = dataset.table;
+    let insert = format!(
+        "insert into {table} as t (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
+         select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
+           from stage_rows s"
+    );
     if first_load {
         // Runtime SQL: the insert is built from the dataset's table and columns (registry).
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "insert into {table} (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
-             select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
-               from stage_rows s"
-        )))
-        .bind(run_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let inserted = sqlx::query(AssertSqlSafe(insert))
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         return Ok((0, inserted));
     }
     // One upsert: new keys insert; a key whose content changed (or that had been withdrawn)
@@ -263,9 +262,7 @@ async fn merge(
     // rows from the batch first, with a read-only join, was measured no faster at full scale.)
     let sql = format!(
         "with m as (
-            insert into {table} as t (row_key, row_ord, row_hash, source_line, first_run_id, changed_run_id, {cols})
-            select s.row_key, s.row_ord, s.row_hash, s.source_line, $1, $1, {s_cols}
-              from stage_rows s
+            {insert}
             on conflict (row_key, row_ord) do update
                set ({cols}, row_hash, source_line, changed_run_id, withdrawn_run_id)
                  = ({excluded}, excluded.row_hash, excluded.source_line, $1, null)

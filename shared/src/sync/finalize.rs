@@ -115,34 +115,20 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     )
     .fetch_all(&mut *tx)
     .await?;
-    // A first load's indexes are built now that every chunk is in, whatever became of the file.
-    let indexes_started = std::time::Instant::now();
-    let mut unindexed: Vec<(i64, String)> = Vec::new();
-    for f in files.iter().filter(|f| f.first_load) {
-        let Some(dataset) = registry::dataset(&f.dataset) else {
-            continue;
-        };
-        if let Err(e) = crate::import::first_load::rebuild_indexes(&ctx.pool, dataset.table).await {
-            tracing::error!(file_id = f.id, table = dataset.table, error = %e, "deferred indexes not rebuilt");
-            unindexed.push((
-                f.id,
-                format!(
-                    "indexes of {} not rebuilt (the next staging retries): {e}",
-                    dataset.table
-                ),
-            ));
-        }
-    }
-    let indexes_ms = ms_since(indexes_started);
     let mut finals = Vec::with_capacity(files.len());
+    let mut indexes_ms = 0;
     for f in files {
         let (file_id, dataset, status, error) = (f.id, f.dataset, f.status, f.error);
-        let unindexed = unindexed
-            .iter()
-            .find(|(id, _)| *id == file_id)
-            .map(|(_, e)| e.clone());
+        // A first load's indexes are built now that every chunk is in, whatever became of the file.
+        let first_load = if f.first_load {
+            let started = std::time::Instant::now();
+            let built = rebuild_indexes(ctx, file_id, &dataset).await;
+            indexes_ms += ms_since(started);
+            Some(built)
+        } else {
+            None
+        };
         let done = if status == "imported" {
-            let first_load = f.first_load.then_some(FirstLoad { unindexed });
             finalize_file(&mut tx, ctx, file_id, &dataset, first_load).await?
         } else {
             FileFinal {
@@ -355,6 +341,24 @@ async fn request_alert_dispatch(ctx: &Context, run_id: i64) {
 /// withdraw; `unindexed` says why its table's indexes could not be rebuilt.
 struct FirstLoad {
     unindexed: Option<String>,
+}
+
+/// Rebuilds the indexes a first load of `dataset` deferred; a failure is logged and noted on
+/// the file (the next staging of the table retries).
+async fn rebuild_indexes(ctx: &Context, file_id: i64, dataset: &str) -> FirstLoad {
+    let Some(table) = registry::dataset(dataset).map(|d| d.table) else {
+        return FirstLoad { unindexed: None };
+    };
+    let unindexed = match crate::import::first_load::rebuild_indexes(&ctx.pool, table).await {
+        Ok(_) => None,
+        Err(e) => {
+            tracing::error!(file_id, table, error = %e, "deferred indexes not rebuilt");
+            Some(format!(
+                "indexes of {table} not rebuilt (the next staging retries): {e}"
+            ))
+        }
+    };
+    FirstLoad { unindexed }
 }
 
 /// Withdraws the rows of `dataset` that the file no longer contains — unless the evidence
