@@ -270,6 +270,129 @@ async fn concurrent_chunk_completion_requests_finalize_exactly_once() {
     );
 }
 
+/// Plays the import queue until it is empty, leaving the finalize queue alone.
+async fn import_all(h: &support::Harness) {
+    let mappings = runner::mappings(&h.res, 0).unwrap();
+    let import = mappings
+        .iter()
+        .find(|m| m.target == runner::Target::Import)
+        .unwrap();
+    while runner::backlog(&h.ctx.sqs, &h.res.import_queue_url)
+        .await
+        .unwrap()
+        > 0
+    {
+        runner::poll_once(&h.ctx, import).await.unwrap();
+    }
+}
+
+/// Finalize runs as a chain of invocations, one message each (files, link, engine, publish),
+/// so that each step has Lambda's whole time limit. A step's message that comes again redoes
+/// nothing; a next step whose message could not be sent is queued by the redelivery of the step
+/// before it; a step asked for before its turn fails (and is retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalize_runs_each_step_once_in_an_invocation_of_its_own() {
+    let h = harness("finalize-steps", None).await;
+    let finalize_mapping = runner::mappings(&h.res, 0)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.target == runner::Target::Finalize)
+        .unwrap();
+    let queued = || runner::backlog(&h.ctx.sqs, &h.res.finalize_queue_url);
+    let file = slice_of_portal(300, |_, l| Some(l));
+    let run = h.stage(sources(file.path())).await.run_id;
+    import_all(&h).await;
+    let step = format!("select to_jsonb(finalize_step) from sync_run where id = {run}");
+    for after in ["link", "engine", "publish", "done"] {
+        assert_eq!(queued().await.unwrap(), 1, "one step queued before {after}");
+        assert_eq!(
+            runner::poll_once(&h.ctx, &finalize_mapping).await.unwrap(),
+            1
+        );
+        assert_eq!(h.json(&step).await, json!(after));
+    }
+    assert_eq!(queued().await.unwrap(), 0);
+    let invocations = format!(
+        "select jsonb_build_array(published_at is not null,
+                 (select jsonb_agg(k order by k) from jsonb_object_keys(notes::jsonb -> 'finalizeInvocationMs') k),
+                 (notes::jsonb -> 'finalizeMs' ->> 'total')::bigint
+                   = (select sum(v::bigint) from jsonb_each_text(notes::jsonb -> 'finalizeInvocationMs') e(k, v)))
+           from sync_run where id = {run}"
+    );
+    assert_eq!(
+        h.json(&invocations).await,
+        json!([true, ["engine", "files", "link", "publish"], true])
+    );
+    let engine_runs =
+        format!("select count(*) from violation_engine_run where sync_run_id = {run}");
+    let link_runs = "select count(*) from facility_link_run";
+    let (engines, links) = (
+        h.scalar_i64(&engine_runs).await,
+        h.scalar_i64(link_runs).await,
+    );
+    assert_eq!(engines, 1);
+    // Every step again, as a redelivery: nothing is redone and nothing is queued.
+    for again in finalize::Step::ALL {
+        let out = finalize::run_step(&h.ctx, run, again).await.unwrap();
+        assert_eq!(
+            out,
+            finalize::FinalizeOutcome::AlreadyDone {
+                run_id: run,
+                step: again
+            }
+        );
+    }
+    assert_eq!(queued().await.unwrap(), 0);
+    assert_eq!(h.scalar_i64(&engine_runs).await, engines);
+    assert_eq!(h.scalar_i64(link_runs).await, links);
+
+    // The next week: the files step commits but cannot queue the link step.
+    let file = slice_of_portal(300, |i, l| Some(if i == 7 { flip_status(&l) } else { l }));
+    let run = h.stage(sources(file.path())).await.run_id;
+    import_all(&h).await;
+    let unsent = stormwater::sync::Context {
+        cfg: h.ctx.cfg.clone().with_aws_resources(
+            &h.res.bucket,
+            &h.res.import_queue_url,
+            &format!("{}-gone", h.res.finalize_queue_url),
+        ),
+        pool: h.ctx.pool.clone(),
+        s3: h.ctx.s3.clone(),
+        sqs: h.ctx.sqs.clone(),
+        cache: h.ctx.cache.clone(),
+        http: h.ctx.http.clone(),
+        webhooks: h.ctx.webhooks.clone(),
+    };
+    assert!(
+        finalize::run_step(&unsent, run, finalize::Step::Files)
+            .await
+            .is_err()
+    );
+    let step = format!("select to_jsonb(finalize_step) from sync_run where id = {run}");
+    assert_eq!(h.json(&step).await, json!("link"));
+    // A step before its turn is refused.
+    let early = finalize::run_step(&h.ctx, run, finalize::Step::Publish).await;
+    assert!(early.is_err(), "{early:?}");
+    // The files message is still queued (an invocation that fails does not delete it): its
+    // redelivery queues the link step, and the rest of the chain follows.
+    h.drain().await;
+    assert_eq!(h.json(&step).await, json!("done"));
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from sync_run where id = {run} and published_at is not null"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_engine_run where sync_run_id = {run}"
+        ))
+        .await,
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_benchmarks_load_idempotently_with_unverified_values_flagged() {
     let h = harness("benchmarks", None).await;

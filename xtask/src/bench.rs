@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use stormwater::config::Config;
+use stormwater::sync::finalize::Step;
 use stormwater::sync::manifest::Source;
 use stormwater::sync::stage::{self, StageRequest};
 use stormwater::sync::{Context, runner};
@@ -455,6 +456,9 @@ struct Measured {
     stage_seconds: f64,
     /// `sync_run.notes.finalizeMs`: milliseconds per finalize step.
     finalize_ms: serde_json::Value,
+    /// `sync_run.notes.finalizeInvocationMs`: milliseconds per finalize invocation
+    /// (`sync::finalize::Step`), each under Lambda's time limit on its own.
+    invocation_ms: serde_json::Value,
     read: i64,
     inserted: i64,
     updated: i64,
@@ -577,6 +581,7 @@ async fn measure(
         import_seconds: import_s.unwrap_or(seconds),
         stage_seconds: stage_s.unwrap_or(0.0),
         finalize_ms: notes["finalizeMs"].clone(),
+        invocation_ms: notes["finalizeInvocationMs"].clone(),
         read: totals.0,
         inserted: totals.1,
         updated: totals.2,
@@ -687,6 +692,58 @@ pub async fn run(base: Config, data: &Path, next: &Path, report: &Path) -> anyho
         .and_then(|old| old.find("\n## HTTP API").map(|i| old[i..].to_owned()))
         .unwrap_or_default();
     std::fs::write(report, md + &kept)?;
+    println!("report written to {}", report.display());
+    Ok(())
+}
+
+/// The finalize headroom at the scale of `data`: one full refresh into a new database, with
+/// the time of every finalize step and invocation against Lambda's 900 s (`xtask
+/// bench-headroom`; docs/BENCHMARKS.md quotes it at 2x scale).
+pub async fn headroom(base: Config, data: &Path, report: &Path) -> anyhow::Result<()> {
+    let base_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
+    let manifest = read_manifest(data)?;
+    let rows: u64 = manifest.files.iter().map(|f| f.rows).sum();
+    let url = fresh_database(&base_url, "bench_headroom").await?;
+    let (ctx, res, benchmarks) = deployed(&base, url, "headroom").await?;
+    println!("full refresh of {rows} rows ...");
+    let full = measure(ctx, &res, sources(&manifest, data)).await?;
+    println!("  {:.1} s", full.seconds);
+    let size: i64 = sqlx::query_scalar("select pg_database_size(current_database())")
+        .fetch_one(&ctx.pool)
+        .await?;
+    let mut md = format!(
+        "# Finalize headroom\n\nReproduce: `generate --out DIR --seed 42 --scale S`, then `xtask bench-headroom DIR REPORT`.\n\n\
+         - Machine: {}; release build; {WORKERS} import workers.\n\
+         - Data: {} files, {rows} rows; {benchmarks} reference benchmarks loaded; database afterwards {:.1} GiB.\n\
+         - Full refresh, stage → published: {:.1} s (stage {:.1} s, stage + import {:.1} s).\n\n\
+         | finalize step | seconds |\n|---|---|\n",
+        machine(),
+        manifest.files.len(),
+        size as f64 / f64::from(1u32 << 30),
+        full.seconds,
+        full.stage_seconds,
+        full.import_seconds,
+    );
+    let seconds = |v: &serde_json::Value| v.as_f64().map(|ms| ms / 1000.0);
+    for (key, name) in FINALIZE_STEPS {
+        let cell =
+            seconds(&full.finalize_ms[key]).map_or("skipped".to_owned(), |s| format!("{s:.1}"));
+        writeln!(md, "| {name} | {cell} |")?;
+    }
+    writeln!(
+        md,
+        "\n| finalize invocation | seconds | share of Lambda's 900 s |\n|---|---|---|"
+    )?;
+    for step in Step::ALL {
+        let s = seconds(&full.invocation_ms[step.as_str()]).unwrap_or(0.0);
+        writeln!(
+            md,
+            "| `{}` | {s:.1} | {:.0}% |",
+            step.as_str(),
+            100.0 * s / 900.0
+        )?;
+    }
+    std::fs::write(report, md)?;
     println!("report written to {}", report.display());
     Ok(())
 }
@@ -835,6 +892,26 @@ fn render(r: &Report<'_>) -> anyhow::Result<String> {
     row(&mut md, "finalize, all steps", &|m| {
         m.finalize_ms["total"].as_f64().unwrap_or(0.0) / 1000.0
     })?;
+    // Each finalize step is an invocation of its own: each must fit Lambda's 900 s.
+    let invocation =
+        |m: &Measured, step: Step| m.invocation_ms[step.as_str()].as_f64().unwrap_or(0.0) / 1000.0;
+    for step in Step::ALL {
+        row(
+            &mut md,
+            &format!("finalize invocation `{}`", step.as_str()),
+            &|m| invocation(m, step),
+        )?;
+    }
+    row(
+        &mut md,
+        "**largest finalize invocation** (Lambda allows 900)",
+        &|m| {
+            Step::ALL
+                .iter()
+                .map(|&s| invocation(m, s))
+                .fold(0.0, f64::max)
+        },
+    )?;
     row(&mut md, "**total, stage → published**", &|m| m.seconds)?;
     writeln!(
         md,

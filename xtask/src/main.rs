@@ -15,6 +15,8 @@
 //! - `xtask serve [--addr 127.0.0.1:9100] [--no-cache] [--cache-namespace NAME] [--db-connections N]`: every HTTP
 //!   function of `api::routes` behind one concurrent local server, requests presented as
 //!   API Gateway would (see `serve.rs`);
+//! - `xtask bench-headroom <data-dir> <report.md>`: one full refresh, the time of every finalize
+//!   step and invocation against Lambda's limit (the 2x-scale figures of docs/BENCHMARKS.md);
 //! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`).
 
 mod bench;
@@ -131,6 +133,17 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Some("bench-headroom") => {
+            let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
+                bail!("usage: xtask bench-headroom <data-dir> <report.md>")
+            };
+            bench::headroom(
+                cfg,
+                std::path::Path::new(data),
+                std::path::Path::new(report),
+            )
+            .await?;
+        }
         Some("bench-violations") => {
             let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
                 bail!("usage: xtask bench-violations <data-dir> <report.md>")
@@ -200,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
              | violations [--full] | link [--full] | alerts | api-key <name> \
              | serve [--addr host:port] [--no-cache] [--cache-namespace NAME] [--db-connections N] \
-             | bench <data> <next-week> <report> | bench-violations <data> <report> | bench-api <data> <report>"
+             | bench <data> <next-week> <report> | bench-headroom <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
         ),
     }
     Ok(())

@@ -107,16 +107,56 @@ pub async fn publish(
     rebuild: Rebuild<'_>,
 ) -> Published {
     let mut timings = Timings::new();
-    let violations = timed(&mut timings, "engine", engine::compute(pool, opts)).await;
+    let violations = timed(&mut timings, "engine", compute_events(pool, opts)).await;
+    let engine_quiet = violations.as_ref().is_ok_and(changed_nothing);
+    let views = publish_views(pool, cache, rebuild, engine_quiet, &mut timings).await;
+    Published {
+        violations,
+        summaries: views.summaries,
+        dashboards: views.dashboards,
+        generation: views.generation,
+        timings,
+    }
+}
+
+/// Runs the engine with `opts`; a failure is logged and recorded in `violation_engine_run`.
+pub async fn compute_events(
+    pool: &PgPool,
+    opts: &engine::Options,
+) -> Result<engine::Report, EngineError> {
+    let violations = engine::compute(pool, opts).await;
     if let Err(e) = &violations {
         tracing::error!(error = %e, trigger = %opts.trigger, "violation engine failed");
         if let Err(db) = engine::record_failure(pool, opts, e).await {
             tracing::error!(error = %db, "could not record the engine failure");
         }
     }
-    let engine_quiet = violations.as_ref().is_ok_and(|r| {
-        r.events_new + r.events_updated + r.events_escalated + r.events_retracted + r.samples == 0
-    });
+    violations
+}
+
+/// Whether an engine run changed no event and wrote no sample.
+pub fn changed_nothing(r: &engine::Report) -> bool {
+    r.events_new + r.events_updated + r.events_escalated + r.events_retracted + r.samples == 0
+}
+
+/// What [`publish_views`] did (see [`Published`]).
+#[derive(Debug)]
+pub struct Views {
+    pub summaries: Result<u64, sqlx::Error>,
+    pub dashboards: Result<usize, ApiError>,
+    pub generation: Option<u64>,
+}
+
+/// Refreshes the facility summaries and the stored dashboards as `rebuild` says, after an engine
+/// run that `engine_quiet` says changed nothing or not, and starts a new cache generation; the
+/// time of each step is added to `timings`.
+pub async fn publish_views(
+    pool: &PgPool,
+    cache: &Cache,
+    rebuild: Rebuild<'_>,
+    engine_quiet: bool,
+    timings: &mut Timings,
+) -> Views {
     let kept = matches!(rebuild, Rebuild::UnlessUnchanged)
         && engine_quiet
         && crate::repo::summary::publication_current(pool, LAYOUT)
@@ -129,15 +169,13 @@ pub async fn publish(
         tracing::info!("nothing changed since today's publication: summaries and dashboards kept");
         (Ok(0), Ok(0))
     } else {
-        rebuild_views(pool, rebuild, &mut timings).await
+        rebuild_views(pool, rebuild, timings).await
     };
-    let generation = timed(&mut timings, "generation", cache.bump_generation()).await;
-    Published {
-        violations,
+    let generation = timed(timings, "generation", cache.bump_generation()).await;
+    Views {
         summaries,
         dashboards,
         generation,
-        timings,
     }
 }
 

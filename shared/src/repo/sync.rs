@@ -385,3 +385,20 @@ pub async fn changed_nothing(pool: &sqlx::PgPool, run_id: i64) -> Result<bool, s
     .fetch_one(pool)
     .await
 }
+
+/// Whether the violation engine's runs for sync run `run_id` all succeeded and changed no event
+/// and wrote no sample (`false` without any: an engine run that died rolled back with its
+/// record).
+pub async fn engine_changed_nothing(pool: &sqlx::PgPool, run_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select coalesce(bool_and(status = 'succeeded'
+                                    and coalesce(events_new, 0) + coalesce(events_updated, 0)
+                                        + coalesce(events_escalated, 0)
+                                        + coalesce(events_retracted, 0) = 0
+                                    and coalesce(samples, 0) = 0), false) as "v!"
+             from violation_engine_run where sync_run_id = $1"#,
+        run_id
+    )
+    .fetch_one(pool)
+    .await
+}

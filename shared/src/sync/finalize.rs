@@ -1,14 +1,74 @@
-//! `sync-finalize`: runs once per sync run, after its last chunk. For each imported file it
-//! marks rows that disappeared from the source as withdrawn (never deleting them), closes the
-//! run, runs the violation engine over what changed, starts a new cache generation and asks the
-//! alert-dispatch function to run.
+//! `sync-finalize`: runs once per sync run, after its last chunk, as a chain of [`Step`]s, each
+//! its own invocation (a message on the finalize queue, so each has Lambda's whole time limit).
+//! The files step marks rows that disappeared from the source as withdrawn (never deleting
+//! them) and closes the run; then facility linking, the violation engine over what changed,
+//! and the publication: summaries, stored dashboards, a new cache generation, the preload and
+//! the request to alert-dispatch.
 
 use super::{Context, FinalizeMessage, SyncError};
 use crate::api::publish::{Rebuild, Timings, ms_since, timed};
 use crate::import::registry;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
+
+/// The steps of a run's finalize, in the order they run. Each runs in an invocation of its own;
+/// `sync_run.finalize_step` names the next one once the files step closed the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// Builds a first load's deferred indexes, withdraws what the files no longer contain,
+    /// rebuilds derived links and closes the run (`finished_at`).
+    #[default]
+    Files,
+    /// Links facilities for what the run changed (skipped when it changed nothing).
+    Link,
+    /// Runs the violation engine over what changed.
+    Engine,
+    /// Refreshes summaries and stored dashboards, starts a new cache generation, preloads it,
+    /// records `published_at` and asks alert-dispatch to run.
+    Publish,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 4] = [Step::Files, Step::Link, Step::Engine, Step::Publish];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Files => "files",
+            Step::Link => "link",
+            Step::Engine => "engine",
+            Step::Publish => "publish",
+        }
+    }
+
+    /// The step after this one (`None` after the publication).
+    pub fn next(self) -> Option<Step> {
+        match self {
+            Step::Files => Some(Step::Link),
+            Step::Link => Some(Step::Engine),
+            Step::Engine => Some(Step::Publish),
+            Step::Publish => None,
+        }
+    }
+
+    /// What `sync_run.finalize_step` says is left: `Some(None)` for `done`.
+    fn pending(stored: &str) -> Option<Option<Step>> {
+        match stored {
+            "link" => Some(Some(Step::Link)),
+            "engine" => Some(Some(Step::Engine)),
+            "publish" => Some(Some(Step::Publish)),
+            "done" => Some(None),
+            _ => None,
+        }
+    }
+
+    /// The value of `sync_run.finalize_step` once this step ran.
+    fn stored_after(self) -> &'static str {
+        self.next().map_or("done", Step::as_str)
+    }
+}
 
 /// The hand-off to finalize: sends the run's finalize message if this caller (the stager, or
 /// the importer of a file's last chunk) is the one that completed the run.
@@ -17,25 +77,29 @@ pub(crate) async fn request_if_ready(ctx: &Context, run_id: i64) -> Result<(), S
     let claimed = crate::repo::sync::claim_finalize(&mut tx, run_id).await?;
     tx.commit().await?;
     if claimed {
-        send_finalize(ctx, run_id).await?;
+        send_step(ctx, run_id, Step::Files).await?;
     }
     Ok(())
 }
 
-/// Queues the (deduplicated) finalize message for a run.
-async fn send_finalize(ctx: &Context, run_id: i64) -> Result<(), SyncError> {
-    let body = serde_json::to_string(&FinalizeMessage { run_id })
+/// Queues the (deduplicated) message for `step` of a run's finalize.
+async fn send_step(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
+    let body = serde_json::to_string(&FinalizeMessage { run_id, step })
         .map_err(|e| SyncError::Message(e.to_string()))?;
+    let dedup = match step {
+        Step::Files => format!("finalize-{run_id}"),
+        later => format!("finalize-{run_id}-{}", later.as_str()),
+    };
     ctx.sqs
         .send_message()
         .queue_url(ctx.cfg.finalize_queue_url()?)
         .message_body(body)
         .message_group_id("finalize")
-        .message_deduplication_id(format!("finalize-{run_id}"))
+        .message_deduplication_id(dedup)
         .send()
         .await
         .map_err(|e| SyncError::sqs("send finalize", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    tracing::info!(run_id, "finalize requested");
+    tracing::info!(run_id, step = step.as_str(), "finalize step requested");
     Ok(())
 }
 
@@ -53,21 +117,19 @@ pub struct FileFinal {
 /// What a finalize invocation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum FinalizeOutcome {
+    /// The files step closed the run.
     Finalized {
         run_id: i64,
         status: String,
         files: Vec<FileFinal>,
         links: Option<super::links::LinkCounts>,
-        /// The facility linker's report; `None` when it failed (recorded in
-        /// `facility_link_run`; the next run catches up) or did not run (the run changed no
-        /// row: `repo::sync::changed_nothing`).
-        facility_links: Option<Box<crate::linking::Report>>,
-        /// The violation engine's report; `None` when it failed (recorded in
-        /// `violation_engine_run`; the next run or the violations-compute function catches up).
-        violations: Option<crate::violations::engine::Report>,
     },
-    /// Another invocation finalized this run already.
-    AlreadyFinalized { run_id: i64 },
+    /// A later step ran (each records its own failure: the linker in `facility_link_run`, the
+    /// engine in `violation_engine_run`, the publication in `publish_state`; the next run or
+    /// the facility-link and violations-compute functions catch up).
+    Stepped { run_id: i64, step: Step },
+    /// Another invocation did this step already; the step after it was queued again.
+    AlreadyDone { run_id: i64, step: Step },
 }
 
 /// Handles a finalize-queue batch (batch size 1 in the template; any size works).
@@ -78,7 +140,7 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
         let result = match serde_json::from_str::<FinalizeMessage>(
             message.body.as_deref().unwrap_or_default(),
         ) {
-            Ok(m) => finalize_run(ctx, m.run_id).await.map(|_| ()),
+            Ok(m) => run_step(ctx, m.run_id, m.step).await.map(|_| ()),
             Err(e) => Err(SyncError::Message(e.to_string())),
         };
         if let Err(e) = result {
@@ -89,25 +151,113 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
-/// Finalizes a run exactly once: the run row is locked and `finished_at` is the guard.
+/// Runs `step` of a run's finalize once and queues the next: the files step is guarded by the
+/// run's `finished_at`, each later one by a compare-and-set of `sync_run.finalize_step`. A
+/// message for a step already done queues the next step again (a send that failed after the
+/// step's work committed), and does nothing else.
+pub async fn run_step(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+) -> Result<FinalizeOutcome, SyncError> {
+    let started = std::time::Instant::now();
+    if step == Step::Files {
+        return finalize_run(ctx, run_id).await;
+    }
+    let pending = pending_step(ctx, run_id).await?;
+    if pending != Some(step) {
+        return match pending {
+            Some(later) if later < step => Err(SyncError::Message(format!(
+                "finalize of run {run_id}: step {} requested before {}",
+                step.as_str(),
+                later.as_str()
+            ))),
+            _ => {
+                tracing::info!(run_id, step = step.as_str(), "finalize step already done");
+                if let Some(next) = pending {
+                    send_step(ctx, run_id, next).await?;
+                }
+                Ok(FinalizeOutcome::AlreadyDone { run_id, step })
+            }
+        };
+    }
+    let mut timings = Timings::new();
+    match step {
+        Step::Files => {} // ran above, with its own guard
+        Step::Link => link_step(ctx, run_id, &mut timings).await,
+        Step::Engine => engine_step(ctx, run_id, &mut timings).await,
+        Step::Publish => publish_step(ctx, run_id, &mut timings).await,
+    }
+    note_step(ctx, run_id, step, &timings, ms_since(started)).await?;
+    let advanced = sqlx::query!(
+        "update sync_run set finalize_step = $3 where id = $1 and finalize_step = $2",
+        run_id,
+        step.as_str(),
+        step.stored_after()
+    )
+    .execute(&ctx.pool)
+    .await?
+    .rows_affected()
+        == 1;
+    match step.next() {
+        Some(next) if advanced => send_step(ctx, run_id, next).await?,
+        _ => {}
+    }
+    if step == Step::Publish && advanced {
+        request_alert_dispatch(ctx, run_id).await;
+    }
+    Ok(FinalizeOutcome::Stepped { run_id, step })
+}
+
+/// The step a closed run's finalize is waiting for (`None`: done).
+async fn pending_step(ctx: &Context, run_id: i64) -> Result<Option<Step>, SyncError> {
+    let row = sqlx::query!(
+        "select finished_at is not null as \"closed!\", finalize_step from sync_run where id = $1",
+        run_id
+    )
+    .fetch_optional(&ctx.pool)
+    .await?
+    .ok_or_else(|| SyncError::Message(format!("no sync run {run_id}")))?;
+    if !row.closed {
+        return Err(SyncError::Message(format!(
+            "finalize of run {run_id}: the run is not closed (its files step has not run)"
+        )));
+    }
+    // A run closed before the steps existed was published in one invocation.
+    let stored = row.finalize_step.as_deref().unwrap_or("done");
+    Step::pending(stored).ok_or_else(|| {
+        SyncError::Message(format!("run {run_id}: unknown finalize step {stored:?}"))
+    })
+}
+
+/// The files step: finalizes a run's files exactly once (the run row is locked and
+/// `finished_at` is the guard), closes the run and queues the link step.
 #[tracing::instrument(skip(ctx))]
 pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome, SyncError> {
     let started = std::time::Instant::now();
     let mut tx = ctx.pool.begin().await?;
-    let finished: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar!(
-        "select finished_at from sync_run where id = $1 for update",
+    let run = sqlx::query!(
+        "select finished_at is not null as \"closed!\", finalize_step from sync_run where id = $1 for update",
         run_id
     )
     .fetch_optional(&mut *tx)
-    .await?;
-    match finished {
-        None => return Err(SyncError::Message(format!("no sync run {run_id}"))),
-        Some(Some(_)) => {
-            tx.commit().await?;
-            tracing::info!(run_id, "run already finalized");
-            return Ok(FinalizeOutcome::AlreadyFinalized { run_id });
+    .await?
+    .ok_or_else(|| SyncError::Message(format!("no sync run {run_id}")))?;
+    if run.closed {
+        tx.commit().await?;
+        tracing::info!(run_id, "run already finalized");
+        let pending = run
+            .finalize_step
+            .as_deref()
+            .and_then(Step::pending)
+            .flatten();
+        if let Some(next) = pending {
+            send_step(ctx, run_id, next).await?;
         }
-        Some(None) => {}
+        return Ok(FinalizeOutcome::AlreadyDone {
+            run_id,
+            step: Step::Files,
+        });
     }
     let files = sqlx::query!(
         "select id, dataset, status, error, first_load from sync_file where run_id = $1 order by id",
@@ -170,12 +320,12 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
             format!("{} {}: {why}", f.dataset, f.status)
         })
         .collect();
-    sqlx::query!("update sync_run set status = $2, finished_at = now(), notes = $3, error = $4 where id = $1", run_id, run_status, serde_json::json!({ "links": links }).to_string(), (!problems.is_empty()).then(|| problems.join("; ")))
+    sqlx::query!("update sync_run set status = $2, finished_at = now(), finalize_step = $5, notes = $3, error = $4 where id = $1", run_id, run_status, serde_json::json!({ "links": links }).to_string(), (!problems.is_empty()).then(|| problems.join("; ")), Step::Files.stored_after())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    // What each step after the files took (milliseconds), noted on the run with its
-    // publication time: the files' own step (withdrawals, derived links) comes first.
+    // What the steps took (milliseconds), noted on the run: the files' own step (withdrawals,
+    // derived links) after the first load's index builds.
     let mut timings: Timings = vec![
         ("indexes", indexes_ms),
         ("files", ms_since(started).saturating_sub(indexes_ms)),
@@ -186,44 +336,90 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
         .collect();
     timed(&mut timings, "analyze", analyze(&ctx.pool, &loaded)).await;
-    // A run that changed nothing neither links nor rebuilds what nothing changed (the engine
-    // still runs: it catches up on anything an earlier run left).
-    let quiet = crate::repo::sync::changed_nothing(&ctx.pool, run_id)
+    note_step(ctx, run_id, Step::Files, &timings, ms_since(started)).await?;
+    if let Some(next) = Step::Files.next() {
+        send_step(ctx, run_id, next).await?;
+    }
+    tracing::info!(run_id, status = run_status, "run closed");
+    Ok(FinalizeOutcome::Finalized {
+        run_id,
+        status: run_status.into(),
+        files: finals,
+        links,
+    })
+}
+
+/// Whether the run changed nothing that linking, summaries and dashboards show
+/// ([`crate::repo::sync::changed_nothing`]; a failure to tell counts as a change).
+async fn run_changed_nothing(ctx: &Context, run_id: i64) -> bool {
+    crate::repo::sync::changed_nothing(&ctx.pool, run_id)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(run_id, error = %e, "could not tell whether the run changed anything");
             false
-        });
-    let facility_links = if quiet {
+        })
+}
+
+/// The link step: links facilities for what the run changed, unless it changed nothing.
+async fn link_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
+    if run_changed_nothing(ctx, run_id).await {
         tracing::info!(run_id, "no row changed: facility linking skipped");
-        None
-    } else {
-        let links = timed(&mut timings, "linking", link_facilities(ctx, run_id)).await;
-        timed(
-            &mut timings,
-            "analyze_links",
-            analyze(&ctx.pool, &["facility", "facility_link"]),
-        )
-        .await;
-        links
-    };
-    // A failed engine run does not undo the finalized run: it is recorded, and the engine's
-    // watermark makes the next run pick the rows up. Without stored dashboards the dashboard
-    // computes live; the next run stores them again.
+        return;
+    }
+    timed(timings, "linking", link_facilities(ctx, run_id)).await;
+    timed(
+        timings,
+        "analyze_links",
+        analyze(&ctx.pool, &["facility", "facility_link"]),
+    )
+    .await;
+}
+
+/// The engine step: computes events for what the run (and any run before it) changed. A
+/// failure is recorded and does not stop the publication: the engine's watermark makes the
+/// next run pick the rows up, and the dashboards show the last events.
+async fn engine_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
+    // The engine still runs when the run changed nothing: it catches up on what an earlier run
+    // left.
+    let opts = engine_options(ctx, run_id);
+    let _ = timed(
+        timings,
+        "engine",
+        crate::api::publish::compute_events(&ctx.pool, &opts),
+    )
+    .await;
+}
+
+fn engine_options(ctx: &Context, run_id: i64) -> crate::violations::engine::Options {
     let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
     opts.sync_run_id = Some(run_id);
     opts.up_to_run = Some(run_id);
-    let rebuild = if quiet {
+    opts
+}
+
+/// The publish step: refreshes the summaries and stored dashboards (kept when neither the run
+/// nor the engine changed anything and today's publication is complete), starts a new cache
+/// generation and preloads its hot keys. Without stored dashboards the dashboard computes
+/// live; the next run stores them again.
+async fn publish_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
+    // Decided from what the database says, as the link step did: the same facts, since the
+    // run is closed.
+    let rebuild = if run_changed_nothing(ctx, run_id).await {
         Rebuild::UnlessUnchanged
     } else {
         Rebuild::All
     };
-    let published = crate::api::publish::publish(&ctx.pool, &ctx.cache, &opts, rebuild).await;
-    timings.extend(published.timings.iter().copied());
-    let violations = published.violations.ok();
-    let generation = published.generation;
-    let preloaded = timed(&mut timings, "preload", async {
-        if generation.is_none() {
+    let engine_quiet = crate::repo::sync::engine_changed_nothing(&ctx.pool, run_id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(run_id, error = %e, "could not tell whether the engine changed anything");
+            false
+        });
+    let views =
+        crate::api::publish::publish_views(&ctx.pool, &ctx.cache, rebuild, engine_quiet, timings)
+            .await;
+    let preloaded = timed(timings, "preload", async {
+        if views.generation.is_none() {
             return 0;
         }
         let api = crate::api::ApiState::new(
@@ -234,43 +430,57 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         crate::api::preload::hot_keys(&api).await
     })
     .await;
-    timings.push(("total", ms_since(started)));
-    let timings: serde_json::Map<String, serde_json::Value> = timings
-        .into_iter()
-        .map(|(step, ms)| (step.to_owned(), ms.into()))
-        .collect();
-    // Whoever waits for the run to be served waits for this (each step above records its own
-    // failure). If this update fails, the run shows no publication time; the error is logged.
-    if let Err(e) = sqlx::query!(
+    tracing::info!(run_id, generation = ?views.generation, preloaded, "run published");
+}
+
+/// Adds a step's timings to the run's notes (`finalizeMs`) with the time of its invocation
+/// (`finalizeInvocationMs`); after the publish step also the total of the invocations and
+/// `published_at`, which whoever waits for the run to be served waits for.
+async fn note_step(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+    timings: &Timings,
+    invocation_ms: u64,
+) -> Result<(), SyncError> {
+    let notes: Option<String> =
+        sqlx::query_scalar!("select notes from sync_run where id = $1", run_id)
+            .fetch_one(&ctx.pool)
+            .await?;
+    let mut notes: serde_json::Map<String, serde_json::Value> = notes
+        .as_deref()
+        .and_then(|n| serde_json::from_str(n).ok())
+        .unwrap_or_default();
+    let mut section = |key: &str| -> serde_json::Map<String, serde_json::Value> {
+        match notes.remove(key) {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        }
+    };
+    let mut ms = section("finalizeMs");
+    let mut invocations = section("finalizeInvocationMs");
+    for (name, t) in timings {
+        ms.insert((*name).to_owned(), (*t).into());
+    }
+    invocations.insert(step.as_str().to_owned(), invocation_ms.into());
+    let published = step == Step::Publish;
+    if published {
+        let total: u64 = invocations.values().filter_map(|v| v.as_u64()).sum();
+        ms.insert("total".to_owned(), total.into());
+    }
+    notes.insert("finalizeMs".to_owned(), ms.into());
+    notes.insert("finalizeInvocationMs".to_owned(), invocations.into());
+    sqlx::query!(
         "update sync_run
-            set published_at = now(),
-                notes = (coalesce(notes, '{}')::jsonb
-                         || jsonb_build_object('finalizeMs', $2::jsonb))::text
+            set notes = $2, published_at = case when $3 then now() else published_at end
           where id = $1",
         run_id,
-        serde_json::Value::Object(timings)
+        serde_json::Value::Object(notes).to_string(),
+        published
     )
     .execute(&ctx.pool)
-    .await
-    {
-        tracing::error!(run_id, error = %e, "the run's publication time not recorded");
-    }
-    request_alert_dispatch(ctx, run_id).await;
-    tracing::info!(
-        run_id,
-        status = run_status,
-        ?generation,
-        preloaded,
-        "run finalized"
-    );
-    Ok(FinalizeOutcome::Finalized {
-        run_id,
-        status: run_status.into(),
-        files: finals,
-        links,
-        facility_links,
-        violations,
-    })
+    .await?;
+    Ok(())
 }
 
 /// Links facilities for what the run changed (before the engine, which then computes events

@@ -1,6 +1,7 @@
 //! The sync pipeline: `stage` streams each source file into S3 chunks and queues one message
 //! per chunk; `import` loads a chunk with COPY and set-based SQL in one transaction; when the
-//! last chunk of a run is done, exactly one `finalize` runs the post-import steps.
+//! last chunk of a run is done, exactly one `finalize` runs the post-import steps, each step its
+//! own invocation (`finalize::Step`).
 //! `runner` plays Lambda's SQS event source mapping for local runs and tests.
 
 pub mod finalize;
@@ -43,10 +44,14 @@ pub struct ChunkMessage {
     pub first_line: i64,
 }
 
-/// The body of one finalize-queue message.
+/// The body of one finalize-queue message: which step of which run's finalize to run (a
+/// message without a step, as the last chunk's importer and the stager send it, starts with
+/// the files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalizeMessage {
     pub run_id: i64,
+    #[serde(default)]
+    pub step: finalize::Step,
 }
 
 pub use crate::import::chunk::CHUNK_PREFIX;
