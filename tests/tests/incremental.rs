@@ -370,9 +370,19 @@ async fn finalize_runs_each_step_once_in_an_invocation_of_its_own() {
     );
     let step = format!("select to_jsonb(finalize_step) from sync_run where id = {run}");
     assert_eq!(h.json(&step).await, json!("link"));
-    // A step before its turn is refused.
+    // A step before its turn is refused; sync-status shows where the run waits.
     let early = finalize::run_step(&h.ctx, run, finalize::Step::Publish).await;
     assert!(early.is_err(), "{early:?}");
+    let (code, status, _) = h.get("sync-status", &format!("/api/sync/runs/{run}")).await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(
+        (
+            &status["data"]["finalize_step"],
+            &status["data"]["published_at"]
+        ),
+        (&json!("link"), &json!(null)),
+        "{status}"
+    );
     // The files message is still queued (an invocation that fails does not delete it): its
     // redelivery queues the link step, and the rest of the chain follows.
     h.drain().await;

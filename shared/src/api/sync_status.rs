@@ -47,7 +47,7 @@ async fn files_of(state: &ApiState, run_ids: &[i64]) -> Result<Vec<Value>, ApiEr
 
 async fn recent(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
     let limit = q.limit(10, 100)?;
-    let runs: Vec<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, published_at, error
+    let runs: Vec<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, finalize_step, published_at, error
                                      from sync_run order by id desc limit $1) r"#, limit)
     .fetch_all(&state.pool)
     .await?;
@@ -69,7 +69,7 @@ async fn recent(state: &ApiState, q: &Query) -> Result<Value, ApiError> {
 }
 
 async fn run(state: &ApiState, id: i64) -> Result<Value, ApiError> {
-    let run: Option<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, published_at, error
+    let run: Option<Value> = sqlx::query_scalar!(r#"select to_jsonb(r) as "v!" from (select id, trigger, status, started_at, stage_finished_at, finished_at, finalize_step, published_at, error
                                      from sync_run where id = $1) r"#, id)
     .fetch_optional(&state.pool)
     .await?;
