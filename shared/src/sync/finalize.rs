@@ -53,14 +53,18 @@ impl Step {
         }
     }
 
-    /// What `sync_run.finalize_step` says is left: `Some(None)` for `done`.
-    fn pending(stored: &str) -> Option<Option<Step>> {
-        match stored {
-            "link" => Some(Some(Step::Link)),
-            "engine" => Some(Some(Step::Engine)),
-            "publish" => Some(Some(Step::Publish)),
-            "done" => Some(None),
-            _ => None,
+    /// The step a closed run waits for, from its `sync_run.finalize_step` (`None`: done; a run
+    /// closed before the steps existed was published in one invocation).
+    fn pending(run_id: i64, stored: Option<&str>) -> Result<Option<Step>, SyncError> {
+        match stored.unwrap_or("done") {
+            "done" => Ok(None),
+            name => Step::ALL
+                .into_iter()
+                .find(|s| s.as_str() == name)
+                .map(Some)
+                .ok_or_else(|| {
+                    SyncError::Message(format!("run {run_id}: unknown finalize step {name:?}"))
+                }),
         }
     }
 
@@ -172,13 +176,7 @@ pub async fn run_step(
                 step.as_str(),
                 later.as_str()
             ))),
-            _ => {
-                tracing::info!(run_id, step = step.as_str(), "finalize step already done");
-                if let Some(next) = pending {
-                    send_step(ctx, run_id, next).await?;
-                }
-                Ok(FinalizeOutcome::AlreadyDone { run_id, step })
-            }
+            _ => already_done(ctx, run_id, step, pending).await,
         };
     }
     let mut timings = Timings::new();
@@ -223,11 +221,22 @@ async fn pending_step(ctx: &Context, run_id: i64) -> Result<Option<Step>, SyncEr
             "finalize of run {run_id}: the run is not closed (its files step has not run)"
         )));
     }
-    // A run closed before the steps existed was published in one invocation.
-    let stored = row.finalize_step.as_deref().unwrap_or("done");
-    Step::pending(stored).ok_or_else(|| {
-        SyncError::Message(format!("run {run_id}: unknown finalize step {stored:?}"))
-    })
+    Step::pending(run_id, row.finalize_step.as_deref())
+}
+
+/// A message for a step already done: the step the run waits for is queued again (its message
+/// may never have been sent), and nothing else happens.
+async fn already_done(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+    pending: Option<Step>,
+) -> Result<FinalizeOutcome, SyncError> {
+    tracing::info!(run_id, step = step.as_str(), "finalize step already done");
+    if let Some(next) = pending {
+        send_step(ctx, run_id, next).await?;
+    }
+    Ok(FinalizeOutcome::AlreadyDone { run_id, step })
 }
 
 /// The files step: finalizes a run's files exactly once (the run row is locked and
@@ -245,19 +254,8 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
     .ok_or_else(|| SyncError::Message(format!("no sync run {run_id}")))?;
     if run.closed {
         tx.commit().await?;
-        tracing::info!(run_id, "run already finalized");
-        let pending = run
-            .finalize_step
-            .as_deref()
-            .and_then(Step::pending)
-            .flatten();
-        if let Some(next) = pending {
-            send_step(ctx, run_id, next).await?;
-        }
-        return Ok(FinalizeOutcome::AlreadyDone {
-            run_id,
-            step: Step::Files,
-        });
+        let pending = Step::pending(run_id, run.finalize_step.as_deref())?;
+        return already_done(ctx, run_id, Step::Files, pending).await;
     }
     let files = sqlx::query!(
         "select id, dataset, status, error, first_load from sync_file where run_id = $1 order by id",
@@ -381,20 +379,15 @@ async fn link_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
 async fn engine_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
     // The engine still runs when the run changed nothing: it catches up on what an earlier run
     // left.
-    let opts = engine_options(ctx, run_id);
+    let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
+    opts.sync_run_id = Some(run_id);
+    opts.up_to_run = Some(run_id);
     let _ = timed(
         timings,
         "engine",
         crate::api::publish::compute_events(&ctx.pool, &opts),
     )
     .await;
-}
-
-fn engine_options(ctx: &Context, run_id: i64) -> crate::violations::engine::Options {
-    let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
-    opts.sync_run_id = Some(run_id);
-    opts.up_to_run = Some(run_id);
-    opts
 }
 
 /// The publish step: refreshes the summaries and stored dashboards (kept when neither the run
