@@ -233,6 +233,20 @@ impl Query {
         }
     }
 
+    /// The parameters of a query string (`a=1&b=x%20y`), decoded as API Gateway decodes them.
+    pub fn parse(query: &str) -> Self {
+        let mut params: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            params
+                .entry(k.into_owned())
+                .or_default()
+                .push(v.into_owned());
+        }
+        Self {
+            params: params.into(),
+        }
+    }
+
     /// A text parameter; blank counts as absent. Repeated parameters are a 400.
     pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.params.all(name) {

@@ -9,13 +9,13 @@
 //!    second shows whether the answer is cached); then one connection for a third of the time
 //!    (at least 3 s: the time of a request without queueing). `/api/health` is the
 //!    in-run baseline. URLs whose route is not (yet) in the table are reported "not served".
-//! 2b. The explain pass: every URL handled in this process over a connection that explains
-//!    each statement with ANALYZE (`explain.rs`), so the database's own time of each request's
-//!    statements stands beside the API's.
 //! 3. Redis killed under load: 32 connections over a mix of URLs for 21 s; Redis is killed at
 //!    7 s (SIGKILL, its pid from `BENCH_API_REDIS_PID_FILE`) and restarted at 14 s with
 //!    `BENCH_API_REDIS_START`; every request is counted, failures (non-2xx or a connection
 //!    error) per phase.
+//! 4. The explain pass: every URL handled in this process over a connection that explains
+//!    each statement with ANALYZE (`explain.rs`), so the database's own time of each request's
+//!    statements stands beside the API's.
 //!
 //! Environment: `WRK` (path of wrk), `BENCH_API_SECONDS` (per URL, default 10),
 //! `BENCH_API_PORT` (default 9111), `BENCH_API_DIR` (logs, default `.dev/bench-api`),
@@ -71,7 +71,11 @@ impl Goal {
     /// The most its p95 may be at 32 connections, given `/api/health`'s p95 (uncached when
     /// `cached` is false).
     fn loaded_ms(self, health_p95: f64, cached: bool) -> Option<f64> {
-        let ratio = if cached { HEALTH_RATIO.1 } else { HEALTH_RATIO.0 };
+        let ratio = if cached {
+            HEALTH_RATIO.1
+        } else {
+            HEALTH_RATIO.0
+        };
         (self != Goal::Baseline).then_some(health_p95 * ratio)
     }
 }
@@ -462,9 +466,26 @@ async fn ensure_data(base: &Config, data: &Path) -> anyhow::Result<(String, Stri
         };
         if let Some(note) = reuse.await {
             println!("database {DB} already holds these files ({note}); reusing it");
+            // What is stored for the read API follows this build: its migrations, then every
+            // summary rebuilt, as `migrate` does after a deploy.
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&url)
+                .await?;
+            let t0 = Instant::now();
+            stormwater::lambda::migrate_pool(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("migrating {DB}: {e}"))?;
+            sqlx::query("analyze").execute(&pool).await?;
+            pool.close().await;
+            let migrated = format!(
+                "migrated and its summaries rebuilt by this build in {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
+            println!("  {migrated}");
             return Ok((
                 url,
-                format!("{note} (reused; `BENCH_API_RESYNC=1` syncs again)"),
+                format!("{note} (reused, {migrated}; `BENCH_API_RESYNC=1` syncs again)"),
             ));
         }
     }
@@ -877,8 +898,14 @@ fn write_explained(out: &mut String, m: &Measurements) -> std::fmt::Result {
             x.statements.len(),
             main.map_or("—".into(), |s| ms(s.ms)),
             main.map_or("—".into(), |s| format!("{}, {}", s.node, s.rows)),
-            main.map_or("—".into(), |s| format!("{} + {}", s.buffers.0, s.buffers.1)),
-            main.map_or(String::new(), |s| s.query.replace('|', "\\|").replace('`', "'")),
+            main.map_or("—".into(), |s| format!(
+                "{} + {}",
+                s.buffers.0, s.buffers.1
+            )),
+            main.map_or(String::new(), |s| s
+                .query
+                .replace('|', "\\|")
+                .replace('`', "'")),
         )?;
     }
     writeln!(out)

@@ -57,14 +57,18 @@ impl<S: tracing::Subscriber> Layer<S> for NoticeCapture {
 pub fn init_telemetry() {
     use tracing_subscriber::prelude::*;
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        ))
-        .with(NoticeCapture.with_filter(
-            tracing_subscriber::filter::Targets::new()
-                .with_target(NOTICE_TARGET, tracing::Level::INFO),
-        ))
+        .with(
+            tracing_subscriber::fmt::layer().with_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            ),
+        )
+        .with(
+            NoticeCapture.with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(NOTICE_TARGET, tracing::Level::INFO),
+            ),
+        )
         .init();
 }
 
@@ -197,7 +201,12 @@ pub async fn explain_all(
             }
         }
         measured.sort_by(|a, b| a.handler_ms.total_cmp(&b.handler_ms));
-        out.push(measured.get(measured.len() / 2).cloned().unwrap_or_default());
+        out.push(
+            measured
+                .get(measured.len() / 2)
+                .cloned()
+                .unwrap_or_default(),
+        );
     }
     state.pool.close().await;
     Ok(out)

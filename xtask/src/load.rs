@@ -110,9 +110,15 @@ impl Wrk {
     /// `wrk 4.1.0 [epoll] …`: the first line wrk prints of itself.
     pub fn version(&self) -> anyhow::Result<String> {
         // wrk -v prints its version and usage, and exits 1.
-        let out = Command::new(&self.bin).arg("-v").output().with_context(|| {
-            format!("{} -v (is wrk installed? ./dev bench-api installs it)", self.bin)
-        })?;
+        let out = Command::new(&self.bin)
+            .arg("-v")
+            .output()
+            .with_context(|| {
+                format!(
+                    "{} -v (is wrk installed? ./dev bench-api installs it)",
+                    self.bin
+                )
+            })?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         let first = text.lines().next().unwrap_or_default();
@@ -168,7 +174,10 @@ mod tests {
         let l = Load::from_wrk(out).unwrap();
         assert_eq!((l.p50, l.p95, l.p99), (1.5, 4.0, 10.0));
         assert_eq!(l.rps, 500.0);
-        assert_eq!((l.requests, l.non_2xx, l.errors, l.failed()), (1000, 3, 3, 6));
+        assert_eq!(
+            (l.requests, l.non_2xx, l.errors, l.failed()),
+            (1000, 3, 3, 6)
+        );
         assert_eq!(l.problems["timeout"], 2);
         assert!(!l.problems.contains_key("read error"));
         assert!(Load::from_wrk("no hook here").is_err());

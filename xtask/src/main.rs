@@ -17,10 +17,13 @@
 //!   API Gateway would (see `serve.rs`);
 //! - `xtask bench-headroom <data-dir> <report.md>`: one full refresh, the time of every finalize
 //!   step and invocation against Lambda's limit (the 2x-scale figures of docs/BENCHMARKS.md);
-//! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`).
+//! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`);
+//! - `xtask bench-cold <lambda-dir> <report.md>`: every function's package size and cold start
+//!   (`./dev bench-cold`).
 
 mod bench;
 mod bench_api;
+mod bench_cold;
 mod bench_violations;
 mod explain;
 mod load;
@@ -177,6 +180,12 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        Some("bench-cold") => {
+            let (Some(dir), Some(report)) = (args.get(1), args.get(2)) else {
+                bail!("usage: xtask bench-cold <lambda-dir> <report.md>")
+            };
+            bench_cold::run(std::path::Path::new(dir), std::path::Path::new(report)).await?;
+        }
         Some("violations") => {
             let pool = stormwater::db::pool(&cfg)?;
             let cache = stormwater::cache::Cache::new(cfg.redis_url.as_deref());
@@ -220,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
              | violations [--full] | link [--full] | alerts | api-key <name> \
              | serve [--addr host:port] [--no-cache] [--cache-namespace NAME] [--db-connections N] \
-             | bench <data> <next-week> <report> | bench-headroom <data> <report> | bench-violations <data> <report> | bench-api <data> <report>"
+             | bench <data> <next-week> <report> | bench-headroom <data> <report> | bench-violations <data> <report> | bench-api <data> <report> | bench-cold <lambda-dir> <report>"
         ),
     }
     Ok(())

@@ -175,6 +175,69 @@ pub struct Op {
     pub body: Option<Value>,
 }
 
+/// How a list or aggregate is answered: from which stored summary, and which filters fall back
+/// to a live query (still through indexes). The `description` of its operation.
+pub(crate) fn read_path(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/api/facilities" => {
+            "Read from the stored per-facility summaries (`facility_summary`: rebuilt with every \
+             publication and, for one facility, by a review action) through their indexes. \
+             `page.total` of a request filtered only by county and/or region is a stored area \
+             count; other filters count the matching summary rows."
+        }
+        "/api/facilities.geojson" => {
+            "Each feature is read from the facility's stored summary row (its point, open \
+             events, worst open severity and ERA Level dates; rebuilt with every publication and \
+             by a review action); an area is selected through the (latitude, longitude) index \
+             and `page.total` counts the summary rows it holds."
+        }
+        "/api/smarts/violations" => concat!(
+            "The page is read through the sort's index. `stats` and `page.total` come from this ",
+            "list's stored cube (counts per region, county and the list's own categories, ",
+            "rebuilt with every publication) while the request filters only by `region`, ",
+            "`county`, `violationType`, `status` and `seriousOnly`; any other filter (`wdid`, ",
+            "`appId`, `facilityId`, `violationId`, a date) counts the current rows live, ",
+            "through the table's indexes."
+        ),
+        "/api/smarts/enforcement" => concat!(
+            "The page is read through the sort's index. `stats` and `page.total` come from this ",
+            "list's stored cube (counts and sums per region, county and the list's own ",
+            "categories, rebuilt with every publication) while the request filters only by ",
+            "`region`, `county`, `enforcementType` and `status`; any other filter (`wdid`, ",
+            "`appId`, `facilityId`, `enforcementId`, a date) counts the current rows live, ",
+            "through the table's indexes."
+        ),
+        "/api/smarts/inspections" => concat!(
+            "The page is read through the sort's index. `stats` and `page.total` come from this ",
+            "list's stored cube (counts per region, county and the list's own categories, ",
+            "rebuilt with every publication) while the request filters only by `region`, ",
+            "`county` and `purpose`; any other filter (`wdid`, `appId`, `facilityId`, ",
+            "`inspectionId`, a date) counts the current rows live, through the table's indexes."
+        ),
+        "/api/smarts/facilities" => concat!(
+            "`stats` and `page.total` come from this list's stored cube (counts per kind, status, region and county, rebuilt with every ",
+            "publication) while the request filters only by `kind`, `status`, `region` and ",
+            "`county`; any other filter (`wdid`, `appId`, `q`) counts the records live, through ",
+            "the tables' indexes."
+        ),
+        "/api/violations" | "/api/violations/stats" => {
+            "The page merges one index-ordered branch per kind. Totals and stats come from the \
+             stored stats of each area scope (statewide, a county, a region; per source: all, \
+             esmr, smarts; rebuilt with every publication and by review actions) while the \
+             request filters only by `kind`, `source`, `county` or `region` and one \
+             computed-event facet (`severity`, `pollutant`, `type`); any other filter counts \
+             the matching rows live, through their indexes."
+        }
+        "/api/dashboard" => {
+            "Without a date range, the statewide, per-county and per-region dashboards are \
+             stored (rebuilt with every publication and for the scopes a review action \
+             touches); a date range computes the dashboard live, through the tables' date \
+             indexes."
+        }
+        _ => return None,
+    })
+}
+
 /// The body of `POST /api/subscriptions` (the handler checks the rest: which fields each mode
 /// and delivery take, known counties and regions, valid polygons, public webhook addresses).
 pub(crate) fn subscription_body() -> Value {

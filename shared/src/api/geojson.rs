@@ -1,5 +1,8 @@
-//! `GET /api/facilities.geojson`: canonical facilities with trusted-or-published coordinates
-//! as a GeoJSON FeatureCollection of points, for maps.
+//! `GET /api/facilities.geojson`: the directory's facilities (canonical, with a current record)
+//! that have trusted-or-published coordinates, as a GeoJSON FeatureCollection of points, for
+//! maps. Each feature is read from the facility's stored summary row (`facility_summary`: its
+//! point, open events, worst open severity and ERA Level dates), so a page reads one table
+//! through its indexes.
 //!
 //! Area: `bbox=minLon,minLat,maxLon,maxLat` or `lat`, `lon` and `radiusKm` (≤ 500, great-circle
 //! distance); also `county`, `region`, `withViolations=true` (only facilities with open or
@@ -53,10 +56,10 @@ fn area(q: &Query, c: &mut Conditions) -> Result<Value, ApiError> {
                 "minimums must not exceed maximums (minLon,minLat,maxLon,maxLat)",
             ));
         }
-        c.when("f.latitude >= ", Some(Arg::Float(min_lat)), "")
-            .when("f.latitude <= ", Some(Arg::Float(max_lat)), "")
-            .when("f.longitude >= ", Some(Arg::Float(min_lon)), "")
-            .when("f.longitude <= ", Some(Arg::Float(max_lon)), "");
+        c.when("s.latitude >= ", Some(Arg::Float(min_lat)), "")
+            .when("s.latitude <= ", Some(Arg::Float(max_lat)), "")
+            .when("s.longitude >= ", Some(Arg::Float(min_lon)), "")
+            .when("s.longitude <= ", Some(Arg::Float(max_lon)), "");
         return Ok(json!({ "bbox": [min_lon, min_lat, max_lon, max_lat] }));
     }
     match (lat, lon, radius) {
@@ -68,18 +71,18 @@ fn area(q: &Query, c: &mut Conditions) -> Result<Value, ApiError> {
             // A bounding box first (index), then the exact great-circle distance.
             let dlat = r / KM_PER_DEGREE;
             let dlon = r / (KM_PER_DEGREE * lat.to_radians().cos().max(0.01));
-            c.when("f.latitude >= ", Some(Arg::Float(lat - dlat)), "")
-                .when("f.latitude <= ", Some(Arg::Float(lat + dlat)), "")
-                .when("f.longitude >= ", Some(Arg::Float(lon - dlon)), "")
-                .when("f.longitude <= ", Some(Arg::Float(lon + dlon)), "")
+            c.when("s.latitude >= ", Some(Arg::Float(lat - dlat)), "")
+                .when("s.latitude <= ", Some(Arg::Float(lat + dlat)), "")
+                .when("s.longitude >= ", Some(Arg::Float(lon - dlon)), "")
+                .when("s.longitude <= ", Some(Arg::Float(lon + dlon)), "")
                 .when(
                     "(select 2 * 6371.0088 * asin(least(1, sqrt(
-                         power(sin(radians(f.latitude - p[1]) / 2), 2)
-                         + cos(radians(p[1])) * cos(radians(f.latitude))
-                           * power(sin(radians(f.longitude - p[2]) / 2), 2)))) <= p[3]
+                         power(sin(radians(s.latitude - p[1]) / 2), 2)
+                         + cos(radians(p[1])) * cos(radians(s.latitude))
+                           * power(sin(radians(s.longitude - p[2]) / 2), 2)))) <= p[3]
                        from (select ",
                     Some(Arg::Floats(vec![lat, lon, r])),
-                    "::float8[] as p) s)",
+                    "::float8[] as p) center)",
                 );
             Ok(json!({ "center": [lon, lat], "radiusKm": r }))
         }
@@ -93,8 +96,8 @@ fn area(q: &Query, c: &mut Conditions) -> Result<Value, ApiError> {
 /// The sorts of the features.
 pub(crate) static SORTS: list::Sorts = list::Sorts {
     fields: &[
-        list::SortField::required("id", "f.id", "bigint"),
-        list::SortField::required("name", "f.name", "text"),
+        list::SortField::required("id", "s.facility_id", "bigint"),
+        list::SortField::required("name", "s.name", "text"),
     ],
     default: "id",
 };
@@ -116,47 +119,18 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
 
 async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
     let mut c = Conditions::default();
-    // Canonical facilities only: one merged into another is the same site, one point.
-    c.always("f.latitude is not null")
-        .always("f.merged_into is null");
+    c.always("s.latitude is not null");
     let area = area(&q, &mut c)?;
-    c.when(
-        "lower(f.county) = lower(",
-        q.text("county")?.map(Arg::Text),
-        ")",
-    )
-    .when(
-        "upper(f.region) = upper(",
-        q.text("region")?.map(Arg::Text),
-        ")",
-    );
+    c.facility_area(&q, "s")?;
     if list::flag(&q, "withViolations")? == Some(true) {
-        c.always(
-            "exists (select 1 from violation_event e where e.facility_id = f.id
-                      and e.retracted_at is null and e.status in ('open', 'under_review'))",
-        );
+        c.always("s.open_events > 0");
     }
     let limit = q.limit(500, 1000)?;
-    let item = "jsonb_build_object('type', 'Feature', 'id', f.id,
-         'geometry', jsonb_build_object('type', 'Point',
-             'coordinates', jsonb_build_array(f.longitude, f.latitude)),
-         'properties', jsonb_build_object('id', f.id, 'name', f.name, 'county', f.county,
-             'region', f.region, 'coordinatesTrusted', f.coordinates_trusted,
-             'openViolationEvents', (select count(*) from violation_event e
-                  where e.facility_id = f.id and e.retracted_at is null
-                    and e.status in ('open', 'under_review')),
-             'maxSeverity', (select e.severity from violation_event e
-                  where e.facility_id = f.id and e.retracted_at is null
-                    and e.status in ('open', 'under_review')
-                  order by array_position(array['low', 'moderate', 'high', 'critical'], e.severity) desc nulls last
-                  limit 1),
-             'nalLevel', coalesce((select max(l.level) from nal_level_current l
-                  where l.facility_id = f.id), 'baseline')))";
     let listing = list::Listing {
         route: "GET /api/facilities.geojson",
-        item,
-        from: "facility f",
-        id: "f.id",
+        item: FEATURE,
+        from: "facility_summary s",
+        id: "s.facility_id",
         sort: SORTS.parse(&q)?,
         conditions: &c,
         limit,
@@ -170,3 +144,15 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         "meta": { "area": area, "freshness": freshness(&state.pool).await? },
     }))
 }
+
+/// One feature, from the summary `s`: open events are those open or under review, the ERA
+/// Level is today's.
+const FEATURE: &str = "jsonb_build_object('type', 'Feature', 'id', s.facility_id,
+     'geometry', jsonb_build_object('type', 'Point',
+         'coordinates', jsonb_build_array(s.longitude, s.latitude)),
+     'properties', jsonb_build_object('id', s.facility_id, 'name', s.name, 'county', s.county,
+         'region', s.region, 'coordinatesTrusted', s.coordinates_trusted,
+         'openViolationEvents', s.open_events, 'maxSeverity', s.max_open_severity,
+         'nalLevel', case when s.level_2_since <= current_date then 'level_2'
+                          when s.level_1_since <= current_date then 'level_1'
+                          else 'baseline' end))";

@@ -412,9 +412,18 @@ pub async fn aggregate(
 /// `{value: count}` of `column` over the relation `from` (the rows `m` of [`aggregate`], a
 /// CTE), missing values as `unknown`.
 pub fn counts_by(from: &str, column: &str) -> String {
+    totals_by(from, column, "count(*)")
+}
+
+/// [`counts_by`] over stored counts: the sum of the rows' `n` per value of `column`.
+pub fn sums_by(from: &str, column: &str) -> String {
+    totals_by(from, column, "sum(n)::bigint")
+}
+
+fn totals_by(from: &str, column: &str, total: &str) -> String {
     format!(
         "(select coalesce(jsonb_object_agg(k, n), '{{}}'::jsonb)
-            from (select coalesce({column}::text, 'unknown') as k, count(*) as n
+            from (select coalesce({column}::text, 'unknown') as k, {total} as n
                     from {from} group by 1) x)"
     )
 }

@@ -213,6 +213,9 @@ fn document() -> Value {
             "responses": responses,
             "x-function": function,
         });
+        if let Some(text) = super::doc::read_path(path) {
+            operation["description"] = json!(text);
+        }
         if let Some(body) = op.body {
             operation["requestBody"] = json!({ "required": true,
                 "content": { "application/json": { "schema": body } } });

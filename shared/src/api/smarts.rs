@@ -5,6 +5,11 @@
 //! `facilityId` (through the facility link of its APP_ID|WDID) and its provenance (source line,
 //! the run that last changed it). Newest loaded first; opaque cursor; `limit` ≤ 1000;
 //! `format=csv`. Every list answers `stats` over the whole filtered set, not just the page.
+//!
+//! Stats and totals come from the list's stored cube (`repo::list_stats`, rebuilt with every
+//! publication) while a request filters only by what the cube keeps (region, county and the
+//! list's own categories); a request with any other filter (WDID, APP_ID, facility, an id, a
+//! date range, a name) is counted live, through the table's indexes.
 
 use super::list::{self, Arg, Conditions, HOT};
 use super::{ApiState, freshness};
@@ -19,58 +24,174 @@ const FACILITY_ID: &str = "(select l.facility_id from facility_link l
       where l.source in ('smarts_industrial', 'smarts_construction') and l.status = 'linked'
         and l.source_key = coalesce(t.app_id, '') || '|' || coalesce(t.wdid, '') limit 1)";
 
-/// Conditions every SMARTS record list shares: current rows, WDID, APP_ID, region, county,
-/// canonical facility.
-fn common(q: &Query) -> Result<Conditions, ApiError> {
-    let mut c = Conditions::default();
-    c.always("t.withdrawn_run_id is null")
-        .when("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
-        .when("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
-        .when(
-            "upper(t.regional_board) = upper(",
-            q.text("region")?.map(Arg::Text),
-            ")",
-        )
-        .when(
-            "lower(t.place_county) = lower(",
-            q.text("county")?.map(Arg::Text),
-            ")",
-        );
-    if let Some(id) = q.int("facilityId", 1..=i64::MAX)? {
-        // Through the (wdid, app_id) index: the facility's SMARTS keys, split.
-        c.when(
-            "(t.wdid, coalesce(t.app_id, '')) in (select split_part(l.source_key, '|', 2),
-                     split_part(l.source_key, '|', 1) from facility_link l
-               where l.status = 'linked' and l.source in ('smarts_industrial', 'smarts_construction')
-                 and l.facility_id = ",
-            Some(Arg::Int(id)),
-            ")",
-        );
+/// A SMARTS list's filters: the conditions on its rows `t` and, while every filter given is
+/// one its stored cube keeps, the same filters on the cube's rows `m`.
+struct Filters {
+    live: Conditions,
+    stored: Option<Conditions>,
+}
+
+/// Where a SMARTS list's stats and total come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// The stored cube, while the filters are ones it keeps (what the endpoints do).
+    Stored,
+    /// The live count over the rows, whatever the filters (the tests compare the two).
+    Live,
+}
+
+/// The SMARTS record lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Violations,
+    Enforcement,
+    Inspections,
+    Facilities,
+}
+
+/// The body of `list` for the query `q`, its stats and total counted as `counting` says.
+pub async fn body(
+    state: &ApiState,
+    list: List,
+    q: Query,
+    counting: Counting,
+) -> Result<Value, ApiError> {
+    match list {
+        List::Violations => violations(state, q, counting).await,
+        List::Enforcement => enforcement(state, q, counting).await,
+        List::Inspections => inspections(state, q, counting).await,
+        List::Facilities => facilities(state, q, counting).await,
     }
+}
+
+impl Filters {
+    fn new(counting: Counting) -> Self {
+        Self {
+            live: Conditions::default(),
+            stored: (counting == Counting::Stored).then(Conditions::default),
+        }
+    }
+
+    /// A filter the cube keeps: `live` on the rows, `stored` on the cube.
+    fn both(
+        &mut self,
+        live: &str,
+        stored: &str,
+        value: Option<Arg>,
+        after: &'static str,
+    ) -> &mut Self {
+        if let Some(s) = &mut self.stored {
+            s.when(stored, value.clone(), after);
+        }
+        self.live.when(live, value, after);
+        self
+    }
+
+    /// A filter only the rows can answer: given, it sends the stats to the live query.
+    fn live_only(&mut self, live: &str, value: Option<Arg>, after: &'static str) -> &mut Self {
+        if value.is_some() {
+            self.stored = None;
+        }
+        self.live.when(live, value, after);
+        self
+    }
+
+    /// The request's `region` and `county`, on columns `region` and `county` of the rows (the
+    /// cube keeps them upper- and lower-cased).
+    fn area(&mut self, q: &Query, region: &str, county: &str) -> Result<&mut Self, ApiError> {
+        Ok(self
+            .both(
+                &format!("upper({region}) = upper("),
+                "m.region = upper(",
+                q.text("region")?.map(Arg::Text),
+                ")",
+            )
+            .both(
+                &format!("lower({county}) = lower("),
+                "m.county = lower(",
+                q.text("county")?.map(Arg::Text),
+                ")",
+            ))
+    }
+}
+
+/// Filters every SMARTS record list shares: current rows, WDID, APP_ID, region, county,
+/// canonical facility.
+fn common(q: &Query, counting: Counting) -> Result<Filters, ApiError> {
+    let mut c = Filters::new(counting);
+    c.live.always("t.withdrawn_run_id is null");
+    c.live_only("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
+        .live_only("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
+        .area(q, "t.regional_board", "t.place_county")?;
+    // Through the (wdid, app_id) index: the facility's SMARTS keys, split.
+    c.live_only(
+        "(t.wdid, coalesce(t.app_id, '')) in (select split_part(l.source_key, '|', 2),
+                 split_part(l.source_key, '|', 1) from facility_link l
+           where l.status = 'linked' and l.source in ('smarts_industrial', 'smarts_construction')
+             and l.facility_id = ",
+        q.int("facilityId", 1..=i64::MAX)?.map(Arg::Int),
+        ")",
+    );
     Ok(c)
 }
 
-/// A page of `listing`, `stats` over the whole filtered set (`columns` of the rows, which
-/// `stats` reads as `m`) and `meta.freshness`: the body of every SMARTS list.
+/// How a list's `stats` are computed: `live` over the filtered rows (`columns` of them, which
+/// it reads as `m`), or `stored` over the selected rows `m` of the cube `cube`, whose counts
+/// are `n`.
+struct Stats<'a> {
+    columns: &'a str,
+    live: &'a str,
+    cube: &'a str,
+    stored: &'a str,
+}
+
+/// A page of `listing`, `stats` over the whole filtered set and `meta.freshness`: the body of
+/// every SMARTS list. With stored stats, the page's total is the cube's count too.
 async fn with_stats(
     state: &ApiState,
-    listing: &list::Listing<'_>,
+    mut listing: list::Listing<'_>,
+    filters: &Filters,
     q: &Query,
-    (columns, stats): (&str, &str),
+    stats: Stats<'_>,
 ) -> Result<Value, ApiError> {
-    let (data, page) = list::page(state, listing, q).await?;
-    let stats = list::aggregate(
-        &state.pool,
-        columns,
-        stats,
-        listing.from,
-        listing.conditions,
-    )
-    .await?;
+    let stats = match &filters.stored {
+        Some(stored) => {
+            let both = format!(
+                "jsonb_build_object('stats', {}, 'total', (select coalesce(sum(n), 0)::bigint from m))",
+                stats.stored
+            );
+            let mut v = list::aggregate(
+                &state.pool,
+                "m.*",
+                &both,
+                &format!("{} m", stats.cube),
+                stored,
+            )
+            .await?;
+            listing.known_total = v["total"].as_i64();
+            v["stats"].take()
+        }
+        None => {
+            list::aggregate(
+                &state.pool,
+                stats.columns,
+                stats.live,
+                listing.from,
+                listing.conditions,
+            )
+            .await?
+        }
+    };
+    let (data, page) = list::page(state, &listing, q).await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
         "meta": { "freshness": freshness(&state.pool).await? },
     }))
+}
+
+/// `sum(n)` of the cube rows `m` where `condition` holds, as a JSON integer.
+fn count_where(condition: &str) -> String {
+    format!("(select coalesce(sum(n), 0)::bigint from m where {condition})")
 }
 
 use list::SortField as F;
@@ -168,37 +289,40 @@ pub async fn handle_violations(state: &ApiState, req: Request) -> Response<Body>
         "smarts-violations",
         HOT,
         Some(VIOLATION_CSV),
-        |q| violations(state, q),
+        |q| violations(state, q, Counting::Stored),
     )
     .await
 }
 
-async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
-    let mut c = common(&q)?;
+async fn violations(state: &ApiState, q: Query, counting: Counting) -> Result<Value, ApiError> {
+    let mut c = common(&q, counting)?;
     let (from, to) = list::date_range(&q)?;
-    c.when(
+    c.live_only(
         "t.violation_id = ",
         q.text("violationId")?.map(Arg::Text),
         "",
     )
-    .when(
+    .both(
         "t.violation_type = ",
+        "m.violation_type = ",
         q.text("violationType")?.map(Arg::Text),
         "",
     )
-    .when(
+    .both(
         "t.violation_status = ",
+        "m.violation_status = ",
         q.one_of("status", &["Violation", "Potential", "Dismissed"])?
             .map(|s| Arg::Text(s.into())),
         "",
     )
-    .when(
+    .both(
         "t.serious_violation is not distinct from ",
+        "m.serious is not distinct from ",
         list::flag(&q, "seriousOnly")?.filter(|s| *s).map(Arg::Bool),
         "",
     )
-    .when("t.occurrence_date >= ", from.map(Arg::Date), "")
-    .when("t.occurrence_date <= ", to.map(Arg::Date), "");
+    .live_only("t.occurrence_date >= ", from.map(Arg::Date), "")
+    .live_only("t.occurrence_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
         "jsonb_build_object('id', t.id, 'violationId', t.violation_id,
@@ -228,17 +352,32 @@ async fn violations(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "violation_type"),
         by_status = list::counts_by("m", "violation_status"),
     );
+    let stored = format!(
+        "jsonb_build_object('serious', {serious}, 'withEnforcement', {enforced},
+             'byType', {by_type}, 'byStatus', {by_status})",
+        serious = count_where("m.serious"),
+        enforced = count_where("m.with_enforcement"),
+        by_type = list::sums_by("m", "violation_type"),
+        by_status = list::sums_by("m", "violation_status"),
+    );
     let listing = list::Listing {
         route: "GET /api/smarts/violations",
         item: &select,
         from: from_sql,
         id: "t.id",
         sort: VIOLATION_SORTS.parse(&q)?,
-        conditions: &c,
+        conditions: &c.live,
         limit,
         known_total: None,
     };
-    with_stats(state, &listing, &q, ("t.serious_violation, t.linked_enforcement_action, t.violation_id, t.violation_type, t.violation_status", &stats)).await
+    let stats = Stats {
+        columns: "t.serious_violation, t.linked_enforcement_action, t.violation_id, \
+                  t.violation_type, t.violation_status",
+        live: &stats,
+        cube: "smarts_violation_stats",
+        stored: &stored,
+    };
+    with_stats(state, listing, &c, &q, stats).await
 }
 
 const ENFORCEMENT_CSV: &[&str] = &[
@@ -271,31 +410,33 @@ pub async fn handle_enforcement(state: &ApiState, req: Request) -> Response<Body
         "smarts-enforcement",
         HOT,
         Some(ENFORCEMENT_CSV),
-        |q| enforcement(state, q),
+        |q| enforcement(state, q, Counting::Stored),
     )
     .await
 }
 
-async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
-    let mut c = common(&q)?;
+async fn enforcement(state: &ApiState, q: Query, counting: Counting) -> Result<Value, ApiError> {
+    let mut c = common(&q, counting)?;
     let (from, to) = list::date_range(&q)?;
-    c.when(
+    c.live_only(
         "t.enforcement_id = ",
         q.text("enforcementId")?.map(Arg::Text),
         "",
     )
-    .when(
+    .both(
         "t.enforcement_type = ",
+        "m.enforcement_type = ",
         q.text("enforcementType")?.map(Arg::Text),
         "",
     )
-    .when(
+    .both(
         "lower(t.enforcement_status) = lower(",
+        "lower(m.enforcement_status) = lower(",
         q.text("status")?.map(Arg::Text),
         ")",
     )
-    .when("t.issuance_date >= ", from.map(Arg::Date), "")
-    .when("t.issuance_date <= ", to.map(Arg::Date), "");
+    .live_only("t.issuance_date >= ", from.map(Arg::Date), "")
+    .live_only("t.issuance_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
         "jsonb_build_object('id', t.id, 'enforcementId', t.enforcement_id,
@@ -330,17 +471,33 @@ async fn enforcement(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_type = list::counts_by("m", "enforcement_type"),
         by_status = list::counts_by("m", "enforcement_status"),
     );
+    let stored = format!(
+        "jsonb_build_object('active', {active}, 'byType', {by_type}, 'byStatus', {by_status},
+             'totalAssessed', (select coalesce(sum(m.total_assessment), 0) from m),
+             'totalReceived', (select coalesce(sum(m.received_amount), 0) from m),
+             'balanceDue', (select coalesce(sum(m.balance_due), 0) from m))",
+        active = count_where("lower(m.enforcement_status) = 'active'"),
+        by_type = list::sums_by("m", "enforcement_type"),
+        by_status = list::sums_by("m", "enforcement_status"),
+    );
     let listing = list::Listing {
         route: "GET /api/smarts/enforcement",
         item: &select,
         from: from_sql,
         id: "t.id",
         sort: ENFORCEMENT_SORTS.parse(&q)?,
-        conditions: &c,
+        conditions: &c.live,
         limit,
         known_total: None,
     };
-    with_stats(state, &listing, &q, ("t.enforcement_status, t.enforcement_type, t.total_assessment, t.received_amount, t.balance_due", &stats)).await
+    let stats = Stats {
+        columns: "t.enforcement_status, t.enforcement_type, t.total_assessment, \
+                  t.received_amount, t.balance_due",
+        live: &stats,
+        cube: "smarts_enforcement_stats",
+        stored: &stored,
+    };
+    with_stats(state, listing, &c, &q, stats).await
 }
 
 const INSPECTION_CSV: &[&str] = &[
@@ -372,26 +529,27 @@ pub async fn handle_inspections(state: &ApiState, req: Request) -> Response<Body
         "smarts-inspections",
         HOT,
         Some(INSPECTION_CSV),
-        |q| inspections(state, q),
+        |q| inspections(state, q, Counting::Stored),
     )
     .await
 }
 
-async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
-    let mut c = common(&q)?;
+async fn inspections(state: &ApiState, q: Query, counting: Counting) -> Result<Value, ApiError> {
+    let mut c = common(&q, counting)?;
     let (from, to) = list::date_range(&q)?;
-    c.when(
+    c.live_only(
         "t.inspection_id = ",
         q.text("inspectionId")?.map(Arg::Text),
         "",
     )
-    .when(
+    .both(
         "lower(t.inspection_purpose) = lower(",
+        "lower(m.inspection_purpose) = lower(",
         q.text("purpose")?.map(Arg::Text),
         ")",
     )
-    .when("t.inspection_date >= ", from.map(Arg::Date), "")
-    .when("t.inspection_date <= ", to.map(Arg::Date), "");
+    .live_only("t.inspection_date >= ", from.map(Arg::Date), "")
+    .live_only("t.inspection_date <= ", to.map(Arg::Date), "");
     let limit = q.limit(50, 1000)?;
     let select = format!(
         "jsonb_build_object('id', t.id, 'inspectionId', t.inspection_id,
@@ -423,23 +581,28 @@ async fn inspections(state: &ApiState, q: Query) -> Result<Value, ApiError> {
                  'byPurpose', {by_purpose})",
             by_purpose = list::counts_by("m", "inspection_purpose"),
         );
+    let stored = format!(
+        "jsonb_build_object('withViolations', {with}, 'byPurpose', {by_purpose})",
+        with = count_where("m.with_violations"),
+        by_purpose = list::sums_by("m", "inspection_purpose"),
+    );
     let listing = list::Listing {
         route: "GET /api/smarts/inspections",
         item: &select,
         from: from_sql,
         id: "t.id",
         sort: INSPECTION_SORTS.parse(&q)?,
-        conditions: &c,
+        conditions: &c.live,
         limit,
         known_total: None,
     };
-    with_stats(
-        state,
-        &listing,
-        &q,
-        ("t.inspection_id, t.inspection_purpose", &stats),
-    )
-    .await
+    let stats = Stats {
+        columns: "t.inspection_id, t.inspection_purpose",
+        live: &stats,
+        cube: "smarts_inspection_stats",
+        stored: &stored,
+    };
+    with_stats(state, listing, &c, &q, stats).await
 }
 
 const FACILITY_CSV: &[&str] = &[
@@ -469,36 +632,29 @@ pub async fn handle_facilities(state: &ApiState, req: Request) -> Response<Body>
         "smarts-facilities",
         HOT,
         Some(FACILITY_CSV),
-        |q| facilities(state, q),
+        |q| facilities(state, q, Counting::Stored),
     )
     .await
 }
 
-async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
-    let mut c = Conditions::default();
-    c.when(
+async fn facilities(state: &ApiState, q: Query, counting: Counting) -> Result<Value, ApiError> {
+    let mut c = Filters::new(counting);
+    c.both(
         "t.kind = ",
+        "m.kind = ",
         q.one_of("kind", PERMIT_KINDS)?.map(|k| Arg::Text(k.into())),
         "",
     )
-    .when("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
-    .when("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
-    .when(
+    .live_only("t.wdid = ", q.text("wdid")?.map(Arg::Text), "")
+    .live_only("t.app_id = ", q.text("appId")?.map(Arg::Text), "")
+    .both(
         "lower(t.status) = lower(",
+        "lower(m.status) = lower(",
         q.text("status")?.map(Arg::Text),
         ")",
     )
-    .when(
-        "upper(t.region) = upper(",
-        q.text("region")?.map(Arg::Text),
-        ")",
-    )
-    .when(
-        "lower(t.county) = lower(",
-        q.text("county")?.map(Arg::Text),
-        ")",
-    )
-    .when(
+    .area(&q, "t.region", "t.county")?
+    .live_only(
         "t.facility_name ilike '%' || ",
         q.text("q")?
             .map(|s| Arg::Text(crate::repo::facilities::like_escape(&s))),
@@ -522,15 +678,26 @@ async fn facilities(state: &ApiState, q: Query) -> Result<Value, ApiError> {
         by_kind = list::counts_by("m", "kind"),
         by_status = list::counts_by("m", "status"),
     );
+    let stored = format!(
+        "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
+        by_kind = list::sums_by("m", "kind"),
+        by_status = list::sums_by("m", "status"),
+    );
     let listing = list::Listing {
         route: "GET /api/smarts/facilities",
         item: select,
         from: "smarts_facility t",
         id: RECORD_KEY,
         sort: FACILITY_SORTS.parse(&q)?,
-        conditions: &c,
+        conditions: &c.live,
         limit,
         known_total: None,
     };
-    with_stats(state, &listing, &q, ("t.kind, t.status", &stats)).await
+    let stats = Stats {
+        columns: "t.kind, t.status",
+        live: &stats,
+        cube: "smarts_facility_stats",
+        stored: &stored,
+    };
+    with_stats(state, listing, &c, &q, stats).await
 }

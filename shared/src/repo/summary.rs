@@ -1,7 +1,8 @@
 //! The stored per-facility summaries (`facility_summary`, migration 20261201150001): what the
 //! directory lists, filters and sorts by. Rebuilt set-based from the linked source records,
 //! the computed events and the ERA Levels whenever a state is published, and for one facility
-//! after a review action.
+//! after a review action. A full rebuild also rebuilds the SMARTS lists' stored stats
+//! ([`crate::repo::list_stats`]).
 
 use sqlx::PgPool;
 
@@ -22,7 +23,8 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
     .await?;
     let written = sqlx::query!(
         "with fac as (
-           select f.id, f.name, f.county, f.region, f.primary_sic from facility f
+           select f.id, f.name, f.county, f.region, f.primary_sic, f.latitude, f.longitude,
+                  f.coordinates_trusted from facility f
             where f.merged_into is null and ($1::bigint[] is null or f.id = any($1))),
          links as (
            select l.facility_id, l.source, l.source_key,
@@ -104,7 +106,11 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
            select e.facility_id, count(*) as n,
                   count(*) filter (where e.status in ('open', 'under_review')) as open,
                   array_agg(distinct e.pollutant_key) as pollutants,
-                  max(e.last_date) as last_date, max(e.reporting_year) as last_year
+                  max(e.last_date) as last_date, max(e.reporting_year) as last_year,
+                  -- the worst severity of the open events (the map's colour)
+                  (array_agg(e.severity order by array_position(
+                       array['low', 'moderate', 'high', 'critical'], e.severity) desc nulls last)
+                     filter (where e.status in ('open', 'under_review')))[1] as open_severity
              from violation_event e join fac on fac.id = e.facility_id
             where e.retracted_at is null group by 1),
          lvl as (
@@ -123,7 +129,8 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
              last_exceedance_year, level_1_since, level_2_since, smarts_violations,
              enforcement_actions, inspections, penalties_assessed, penalties_paid,
              last_sample_date, last_violation_date, last_inspection_date, last_enforcement_date,
-             last_activity_date, sampling_halves, sampling_shortfalls)
+             last_activity_date, sampling_halves, sampling_shortfalls,
+             latitude, longitude, coordinates_trusted, max_open_severity)
          select fac.id, fac.name, fac.county, fac.region, fac.primary_sic,
                 coalesce(rec.industrial, '{}'), coalesce(rec.construction, '{}'),
                 coalesce(pid.places, '{}'),
@@ -139,7 +146,8 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
                 samp.last, viol.last, insp.last, enf.last,
                 -- greatest ignores nulls: null only when all four are
                 greatest(samp.last, viol.last, insp.last, enf.last),
-                coalesce(halves.judged, 0), coalesce(halves.short, '{}')
+                coalesce(halves.judged, 0), coalesce(halves.short, '{}'),
+                fac.latitude, fac.longitude, fac.coordinates_trusted, ev.open_severity
            from fac
            left join rec on rec.facility_id = fac.id
            left join kid on kid.facility_id = fac.id
@@ -210,6 +218,10 @@ pub async fn refresh(pool: &PgPool, facilities: Option<&[i64]>) -> Result<u64, s
     )
     .execute(&mut *tx)
     .await?;
+    // The SMARTS lists' stats follow the records, which only a full rebuild follows.
+    if facilities.is_none() {
+        crate::repo::list_stats::refresh(&mut tx).await?;
+    }
     tx.commit().await?;
     Ok(written)
 }
