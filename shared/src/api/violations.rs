@@ -9,21 +9,18 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
-/// `GET /api/violations/{id}`.
+/// `GET /api/violations/{id}`: cached per sync generation like the lists (a review action
+/// starts a new generation, so a changed status is never served stale).
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
-    if req.method() != Method::GET {
-        return ApiError::MethodNotAllowed.into_response();
-    }
-    let result = async {
-        let id = path_id(&req)?;
-        detail(state, id).await
-    }
-    .await;
-    match result {
-        Ok(body) => json_response(StatusCode::OK, &body, "public, max-age=60"),
-        Err(e) => e.into_response(),
-    }
+    let id = path_id(&req);
+    super::list::respond(state, &req, "violation", DETAIL, None, |_| async move {
+        detail(state, id?).await
+    })
+    .await
 }
+
+/// `Cache-Control` of an event's drilldown: a minute (its status can change by review).
+const DETAIL: &str = "public, max-age=60";
 
 /// The event with everything needed to check it by hand.
 pub async fn detail(state: &ApiState, id: i64) -> Result<Value, ApiError> {
