@@ -361,8 +361,12 @@ pub async fn merged_page(
         ))
         .push_bind(l.limit);
     }
-    let rows: Vec<(i64, Option<String>, Value)> =
-        qb.build_query_as().fetch_all(&state.pool).await?;
+    // Planned for its values each time (see the note after `aggregate`).
+    let rows: Vec<(i64, Option<String>, Value)> = qb
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&state.pool)
+        .await?;
     let total = match l.known_total {
         Some(n) => n,
         None => count(&state.pool, l.from, l.conditions).await?,
@@ -388,7 +392,11 @@ pub async fn count(
 ) -> Result<i64, ApiError> {
     let mut qb = QueryBuilder::<Postgres>::new(format!("select count(*) from {from} where true"));
     conditions.push_to(&mut qb);
-    Ok(qb.build_query_scalar().fetch_one(pool).await?)
+    Ok(qb
+        .build_query_scalar()
+        .persistent(false)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// One `jsonb` value computed over the filtered rows, which `expr` sees as `m` with `columns`:
@@ -406,8 +414,19 @@ pub async fn aggregate(
     ));
     conditions.push_to(&mut qb);
     qb.push(format!(") select {expr}"));
-    Ok(qb.build_query_scalar().fetch_one(pool).await?)
+    Ok(qb
+        .build_query_scalar()
+        .persistent(false)
+        .fetch_one(pool)
+        .await?)
 }
+
+// Why the list queries are never prepared (`persistent(false)`): after five executions of a
+// prepared statement Postgres may switch to a generic plan, made without the values; for a
+// list the values decide the plan (a map area holding a third of the state or a hundred
+// facilities, a cursor deep in the list), and a generic plan that sorts every matching row
+// built 30,000 features for a 500-feature page (0.4 s instead of 14 ms; docs/BENCHMARKS_API.md).
+// An unnamed statement is planned for its values every time, as the first five were.
 
 /// `{value: count}` of `column` over the relation `from` (the rows `m` of [`aggregate`], a
 /// CTE), missing values as `unknown`.
