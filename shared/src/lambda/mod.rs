@@ -206,8 +206,9 @@ where
 {
     let ctx = cold_start().await?;
     let handler = &handler;
+    // Boxed as in `serve_invoke`.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(handler(ctx, event.payload).await)
+        Ok::<_, lambda_runtime::Error>(Box::pin(handler(ctx, event.payload)).await)
     }))
     .await
 }
@@ -224,8 +225,10 @@ where
 {
     let ctx = cold_start().await?;
     let handler = &handler;
+    // Boxed: the engine's and the publication's futures nest deep, and inlined into `main`'s
+    // the release build overflows rustc's query depth computing its layout.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| async move {
-        handler(ctx, event.payload).await
+        Box::pin(handler(ctx, event.payload)).await
     }))
     .await
 }
