@@ -507,19 +507,7 @@ async fn the_directory_matches_the_files() {
                and retracted_at is null and status = 'open'"
         ))
         .await;
-    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
-        .await
-        .unwrap();
-    let (status, body) = h
-        .send(
-            "api-violation-status",
-            "PATCH",
-            &format!("/api/violations/{event}/status"),
-            Some(serde_json::json!({ "status": "dismissed" })),
-            Some(&key),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    h.review(event, "dismissed").await;
     let now = walk(&h, "/api/facilities?limit=1000&sort=id").await;
     let item = now.iter().find(|i| id(i) == facility).unwrap();
     assert_eq!(

@@ -599,22 +599,10 @@ async fn dashboard_geojson_validation_and_cache_tiers() {
     );
 
     // A review action refreshes the stored dashboards it touches.
-    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
-        .await
-        .unwrap();
     let event = h
         .scalar_i64("select min(id) from violation_event where retracted_at is null")
         .await;
-    let (status, body) = h
-        .send(
-            "api-violation-status",
-            "PATCH",
-            &format!("/api/violations/{event}/status"),
-            Some(serde_json::json!({ "status": "under_review" })),
-            Some(&key),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    h.review(event, "under_review").await;
     let after = get(&h, "api-dashboard", "/api/dashboard").await;
     assert_eq!(after["data"]["violations"]["byStatus"]["under_review"], 1);
     let stats = get(&h, "api-violations-stats", "/api/violations/stats").await;

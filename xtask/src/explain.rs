@@ -125,8 +125,10 @@ pub fn parse(notice: &str) -> Option<Statement> {
     let json = &rest[rest.find('{')?..];
     let v: Value = serde_json::from_str(json).ok()?;
     let plan = &v["Plan"];
-    let mut buffers = (0, 0);
-    sum_buffers(plan, &mut buffers);
+    // A node's buffers already count its children's (init plans and sub plans too), so the
+    // top node's are the whole statement's.
+    let blocks = |key: &str| plan[key].as_u64().unwrap_or(0);
+    let buffers = (blocks("Shared Hit Blocks"), blocks("Shared Read Blocks"));
     let query = v["Query Text"]
         .as_str()
         .unwrap_or_default()
@@ -140,13 +142,6 @@ pub fn parse(notice: &str) -> Option<Statement> {
         buffers,
         query: query.chars().take(90).collect(),
     })
-}
-
-/// A node's buffers count its children's, so the top node's are the plan's; init plans and
-/// sub plans are children too.
-fn sum_buffers(plan: &Value, out: &mut (u64, u64)) {
-    out.0 += plan["Shared Hit Blocks"].as_u64().unwrap_or(0);
-    out.1 += plan["Shared Read Blocks"].as_u64().unwrap_or(0);
 }
 
 /// Requests each URL of `urls` (paths with their query) `1 + runs` times in this process,

@@ -446,6 +446,25 @@ impl Harness {
         (status, body)
     }
 
+    /// Sets one violation event's review status as a reviewer would (a fresh reviewer key,
+    /// `PATCH /api/violations/{id}/status`) and insists the write was accepted.
+    pub async fn review(&self, event: i64, status: &str) -> Value {
+        let key = stormwater::auth::create_key(self.pool(), "reviewer", "test")
+            .await
+            .unwrap();
+        let (code, body) = self
+            .send(
+                "api-violation-status",
+                "PATCH",
+                &format!("/api/violations/{event}/status"),
+                Some(serde_json::json!({ "status": status })),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
     pub async fn call(
         &self,
         function: &str,
