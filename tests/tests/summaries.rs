@@ -1,7 +1,8 @@
 //! The stored summaries the read API's lists answer from, each compared with the live
 //! computation it replaces: the SMARTS lists' stats cubes (`repo::list_stats`) after a sync and
 //! after the next week's sync, and the map's per-facility rows (`facility_summary`) after a
-//! sync and after a review action, on generated files synced through the pipeline.
+//! sync, a review action and a link decision (and every summary those writes refresh against
+//! a full rebuild), on generated files synced through the pipeline.
 
 mod support;
 
@@ -264,19 +265,7 @@ async fn map_features_from_the_summaries_equal_the_live_computation() {
                       desc nulls last, id limit 1"
         ))
         .await;
-    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
-        .await
-        .unwrap();
-    let (status, body) = h
-        .send(
-            "api-violation-status",
-            "PATCH",
-            &format!("/api/violations/{worst}/status"),
-            Some(json!({ "status": "dismissed" })),
-            Some(&key),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    h.review(worst, "dismissed").await;
     let after = live_features(&h).await;
     assert_ne!(after, live, "the review changed the live computation");
     assert_eq!(
@@ -284,4 +273,80 @@ async fn map_features_from_the_summaries_equal_the_live_computation() {
         after,
         "after the review"
     );
+    assert_as_rebuilt(&h, "after the review").await;
+
+    // A link decision moves a record, its samples and its events from one facility to
+    // another: both features follow, and every summary the write refreshed is what a full
+    // rebuild makes.
+    let (from, record) = {
+        let row: (i64, String, String) = sqlx::query_as(
+            "select f.id, f.origin_source, f.origin_key from facility f
+               join facility_summary s on s.facility_id = f.id
+              where f.latitude is not null and f.merged_into is null and s.open_events > 0
+                and f.id <> $1
+              order by s.open_events desc, f.id limit 1",
+        )
+        .bind(facility)
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+        (row.0, (row.1, row.2))
+    };
+    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
+        .await
+        .unwrap();
+    let (status, body) = h
+        .send(
+            "api-facility-links",
+            "POST",
+            &format!("/api/facilities/{facility}/links"),
+            Some(json!({ "action": "link", "source": record.0, "sourceKey": record.1 })),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["previouslyLinkedTo"], from, "{body}");
+    assert_eq!(body["data"]["linkedTo"], facility, "{body}");
+    let linked = live_features(&h).await;
+    assert_ne!(linked, after, "the link changed the live computation");
+    assert_eq!(
+        Value::Array(served_features(&h, "").await),
+        linked,
+        "after the link decision"
+    );
+    assert_as_rebuilt(&h, "after the link decision").await;
+}
+
+/// What the writes refresh in place: every facility's summary row, the directory's area counts
+/// and the stored dashboards and violation stats (without their computation times).
+async fn stored_views(h: &Harness) -> Value {
+    h.json(
+        "select jsonb_build_object(
+           'summaries', (select jsonb_agg(to_jsonb(s) - 'computed_at' order by s.facility_id)
+                           from facility_summary s),
+           'areas', (select jsonb_object_agg(a.area, a.facilities) from facility_area_count a),
+           'dashboards', (select jsonb_object_agg(d.scope, d.body) from dashboard_snapshot d))",
+    )
+    .await
+}
+
+/// The stored views as the writes left them equal what a full rebuild of every facility and
+/// scope makes from the same rows.
+async fn assert_as_rebuilt(h: &Harness, when: &str) {
+    let refreshed = stored_views(h).await;
+    stormwater::repo::summary::refresh(h.pool(), None)
+        .await
+        .unwrap();
+    stormwater::api::dashboard::refresh_snapshots(h.pool(), None)
+        .await
+        .unwrap();
+    let rebuilt = stored_views(h).await;
+    assert!(
+        rebuilt["summaries"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    for part in ["summaries", "areas", "dashboards"] {
+        assert_eq!(refreshed[part], rebuilt[part], "{when}: {part}");
+    }
 }
