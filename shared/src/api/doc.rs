@@ -215,8 +215,11 @@ pub(crate) fn read_path(path: &str) -> Option<&'static str> {
             "`inspectionId`, a date) counts the current rows live, through the table's indexes."
         ),
         "/api/smarts/facilities" => concat!(
-            "`stats` and `page.total` come from this list's stored cube (counts per kind, status, region and county, rebuilt with every ",
-            "publication) while the request filters only by `kind`, `status`, `region` and ",
+            "The page merges one branch per record table (industrial, construction), each read ",
+            "through its table's index of the sort (`noiProcessedDate` newest first, `name` ",
+            "A to Z, `id`; other sorts order each table's matching records). ",
+            "`stats` and `page.total` come from this list's stored cube (counts per kind, ",
+            "status, region and county, rebuilt with every publication) while the request filters only by `kind`, `status`, `region` and ",
             "`county`; any other filter (`wdid`, `appId`, `q`) counts the records live, through ",
             "the tables' indexes."
         ),

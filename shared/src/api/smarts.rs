@@ -150,6 +150,7 @@ struct Stats<'a> {
 async fn with_stats(
     state: &ApiState,
     mut listing: list::Listing<'_>,
+    branches: &[&str],
     filters: &Filters,
     q: &Query,
     stats: Stats<'_>,
@@ -182,7 +183,7 @@ async fn with_stats(
             .await?
         }
     };
-    let (data, page) = list::page(state, &listing, q).await?;
+    let (data, page) = list::merged_page(state, &listing, branches, q).await?;
     Ok(json!({
         "data": data, "page": page, "stats": stats,
         "meta": { "freshness": freshness(&state.pool).await? },
@@ -230,9 +231,9 @@ pub(crate) static INSPECTION_SORTS: list::Sorts = list::Sorts {
     default: "-inspectionDate",
 };
 
-/// One key over both record tables: construction ids after industrial ones.
-const RECORD_KEY: &str =
-    "(case t.kind when 'industrial' then t.source_id else t.source_id + 4611686018427387904 end)";
+/// The two record tables of `smarts_facility t`, each the view of one table, read in order
+/// through that table's indexes and merged (`list::merged_page`).
+const RECORD_BRANCHES: [&str; 2] = ["smarts_industrial_record t", "smarts_construction_record t"];
 
 /// Sorts of `/api/smarts/facilities`: the newest NOI first by default.
 pub(crate) static FACILITY_SORTS: list::Sorts = list::Sorts {
@@ -240,7 +241,7 @@ pub(crate) static FACILITY_SORTS: list::Sorts = list::Sorts {
         F::nullable("noiProcessedDate", "t.noi_processed_date", "date"),
         F::nullable("notEffectiveDate", "t.not_effective_date", "date"),
         F::nullable("name", "t.facility_name", "text"),
-        F::required("id", RECORD_KEY, "bigint"),
+        F::required("id", "t.record_key", "bigint"),
     ],
     default: "-noiProcessedDate",
 };
@@ -377,7 +378,7 @@ async fn violations(state: &ApiState, q: Query, counting: Counting) -> Result<Va
         cube: "smarts_violation_stats",
         stored: &stored,
     };
-    with_stats(state, listing, &c, &q, stats).await
+    with_stats(state, listing, &[], &c, &q, stats).await
 }
 
 const ENFORCEMENT_CSV: &[&str] = &[
@@ -497,7 +498,7 @@ async fn enforcement(state: &ApiState, q: Query, counting: Counting) -> Result<V
         cube: "smarts_enforcement_stats",
         stored: &stored,
     };
-    with_stats(state, listing, &c, &q, stats).await
+    with_stats(state, listing, &[], &c, &q, stats).await
 }
 
 const INSPECTION_CSV: &[&str] = &[
@@ -602,7 +603,7 @@ async fn inspections(state: &ApiState, q: Query, counting: Counting) -> Result<V
         cube: "smarts_inspection_stats",
         stored: &stored,
     };
-    with_stats(state, listing, &c, &q, stats).await
+    with_stats(state, listing, &[], &c, &q, stats).await
 }
 
 const FACILITY_CSV: &[&str] = &[
@@ -687,7 +688,7 @@ async fn facilities(state: &ApiState, q: Query, counting: Counting) -> Result<Va
         route: "GET /api/smarts/facilities",
         item: select,
         from: "smarts_facility t",
-        id: RECORD_KEY,
+        id: "t.record_key",
         sort: FACILITY_SORTS.parse(&q)?,
         conditions: &c.live,
         limit,
@@ -699,5 +700,5 @@ async fn facilities(state: &ApiState, q: Query, counting: Counting) -> Result<Va
         cube: "smarts_facility_stats",
         stored: &stored,
     };
-    with_stats(state, listing, &c, &q, stats).await
+    with_stats(state, listing, &RECORD_BRANCHES, &c, &q, stats).await
 }
