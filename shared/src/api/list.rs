@@ -361,16 +361,24 @@ pub async fn merged_page(
         ))
         .push_bind(l.limit);
     }
-    // Planned for its values each time (see the note after `aggregate`).
-    let rows: Vec<(i64, Option<String>, Value)> = qb
-        .build_query_as()
-        .persistent(false)
-        .fetch_all(&state.pool)
-        .await?;
-    let total = match l.known_total {
-        Some(n) => n,
-        None => count(&state.pool, l.from, l.conditions).await?,
+    // Planned for its values each time (see the note after `aggregate`). The page and its
+    // count are read at once, on two connections of the pool: the request waits for the
+    // longer of the two, not their sum.
+    let rows = async {
+        let rows: Vec<(i64, Option<String>, Value)> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&state.pool)
+            .await?;
+        Ok::<_, ApiError>(rows)
     };
+    let total = async {
+        match l.known_total {
+            Some(n) => Ok(n),
+            None => count(&state.pool, l.from, l.conditions).await,
+        }
+    };
+    let (rows, total) = tokio::try_join!(rows, total)?;
     let next = (rows.len() as i64 == l.limit)
         .then(|| {
             rows.last().map(|(id, key, _)| {
