@@ -135,14 +135,14 @@ fn common(q: &Query, counting: Counting) -> Result<Filters, ApiError> {
     Ok(c)
 }
 
-/// How a list's `stats` are computed: `live` over the filtered rows (`columns` of them, which
-/// it reads as `m`), or `stored` over the selected rows `m` of the cube `cube`, whose counts
-/// are `n`.
+/// A list's `stats`: `expr` over rows `m` shaped as the rows of its cube `cube` (the values
+/// its filters and stats read, and the count `n`). The stored path reads the cube's selected
+/// rows; the live one the filtered records as `columns` (the cube's columns computed per
+/// record, with `1 as n`), so one expression answers both.
 struct Stats<'a> {
     columns: &'a str,
-    live: &'a str,
     cube: &'a str,
-    stored: &'a str,
+    expr: &'a str,
 }
 
 /// A page of `listing`, `stats` over the whole filtered set and `meta.freshness`: the body of
@@ -159,7 +159,7 @@ async fn with_stats(
         Some(stored) => {
             let both = format!(
                 "jsonb_build_object('stats', {}, 'total', (select coalesce(sum(n), 0)::bigint from m))",
-                stats.stored
+                stats.expr
             );
             let mut v = list::aggregate(
                 &state.pool,
@@ -176,7 +176,7 @@ async fn with_stats(
             list::aggregate(
                 &state.pool,
                 stats.columns,
-                stats.live,
+                stats.expr,
                 listing.from,
                 listing.conditions,
             )
@@ -344,16 +344,6 @@ async fn violations(state: &ApiState, q: Query, counting: Counting) -> Result<Va
     );
     let from_sql = "smarts_violation t";
     let stats = format!(
-        "jsonb_build_object(
-                 'serious', (select count(*) from m where m.serious_violation),
-                 'withEnforcement', (select count(*) from m where m.linked_enforcement_action
-                     or exists (select 1 from smarts_enforcement_violation ev
-                                 where ev.violation_id = m.violation_id)),
-                 'byType', {by_type}, 'byStatus', {by_status})",
-        by_type = list::counts_by("m", "violation_type"),
-        by_status = list::counts_by("m", "violation_status"),
-    );
-    let stored = format!(
         "jsonb_build_object('serious', {serious}, 'withEnforcement', {enforced},
              'byType', {by_type}, 'byStatus', {by_status})",
         serious = count_where("m.serious"),
@@ -372,11 +362,13 @@ async fn violations(state: &ApiState, q: Query, counting: Counting) -> Result<Va
         known_total: None,
     };
     let stats = Stats {
-        columns: "t.serious_violation, t.linked_enforcement_action, t.violation_id, \
-                  t.violation_type, t.violation_status",
-        live: &stats,
+        columns: "t.serious_violation as serious,
+             coalesce(t.linked_enforcement_action or exists (
+                 select 1 from smarts_enforcement_violation ev
+                  where ev.violation_id = t.violation_id), false) as with_enforcement,
+             t.violation_type, t.violation_status, 1::bigint as n",
         cube: "smarts_violation_stats",
-        stored: &stored,
+        expr: &stats,
     };
     with_stats(state, listing, &[], &c, &q, stats).await
 }
@@ -463,16 +455,6 @@ async fn enforcement(state: &ApiState, q: Query, counting: Counting) -> Result<V
     );
     let from_sql = "smarts_enforcement_action t";
     let stats = format!(
-        "jsonb_build_object(
-                 'active', (select count(*) from m where lower(m.enforcement_status) = 'active'),
-                 'byType', {by_type}, 'byStatus', {by_status},
-                 'totalAssessed', (select coalesce(sum(m.total_assessment), 0) from m),
-                 'totalReceived', (select coalesce(sum(m.received_amount), 0) from m),
-                 'balanceDue', (select coalesce(sum(m.balance_due), 0) from m))",
-        by_type = list::counts_by("m", "enforcement_type"),
-        by_status = list::counts_by("m", "enforcement_status"),
-    );
-    let stored = format!(
         "jsonb_build_object('active', {active}, 'byType', {by_type}, 'byStatus', {by_status},
              'totalAssessed', (select coalesce(sum(m.total_assessment), 0) from m),
              'totalReceived', (select coalesce(sum(m.received_amount), 0) from m),
@@ -493,10 +475,9 @@ async fn enforcement(state: &ApiState, q: Query, counting: Counting) -> Result<V
     };
     let stats = Stats {
         columns: "t.enforcement_status, t.enforcement_type, t.total_assessment, \
-                  t.received_amount, t.balance_due",
-        live: &stats,
+                  t.received_amount, t.balance_due, 1::bigint as n",
         cube: "smarts_enforcement_stats",
-        stored: &stored,
+        expr: &stats,
     };
     with_stats(state, listing, &[], &c, &q, stats).await
 }
@@ -576,13 +557,6 @@ async fn inspections(state: &ApiState, q: Query, counting: Counting) -> Result<V
     );
     let from_sql = "smarts_inspection t";
     let stats = format!(
-            "jsonb_build_object(
-                 'withViolations', (select count(*) from m where exists (
-                     select 1 from smarts_inspection_violation iv where iv.inspection_id = m.inspection_id)),
-                 'byPurpose', {by_purpose})",
-            by_purpose = list::counts_by("m", "inspection_purpose"),
-        );
-    let stored = format!(
         "jsonb_build_object('withViolations', {with}, 'byPurpose', {by_purpose})",
         with = count_where("m.with_violations"),
         by_purpose = list::sums_by("m", "inspection_purpose"),
@@ -598,10 +572,10 @@ async fn inspections(state: &ApiState, q: Query, counting: Counting) -> Result<V
         known_total: None,
     };
     let stats = Stats {
-        columns: "t.inspection_id, t.inspection_purpose",
-        live: &stats,
+        columns: "t.inspection_purpose, exists (select 1 from smarts_inspection_violation iv
+                     where iv.inspection_id = t.inspection_id) as with_violations, 1::bigint as n",
         cube: "smarts_inspection_stats",
-        stored: &stored,
+        expr: &stats,
     };
     with_stats(state, listing, &[], &c, &q, stats).await
 }
@@ -676,11 +650,6 @@ async fn facilities(state: &ApiState, q: Query, counting: Counting) -> Result<Va
                  'changedInRun', t.changed_run_id))";
     let stats = format!(
         "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
-        by_kind = list::counts_by("m", "kind"),
-        by_status = list::counts_by("m", "status"),
-    );
-    let stored = format!(
-        "jsonb_build_object('byKind', {by_kind}, 'byStatus', {by_status})",
         by_kind = list::sums_by("m", "kind"),
         by_status = list::sums_by("m", "status"),
     );
@@ -695,10 +664,9 @@ async fn facilities(state: &ApiState, q: Query, counting: Counting) -> Result<Va
         known_total: None,
     };
     let stats = Stats {
-        columns: "t.kind, t.status",
-        live: &stats,
+        columns: "t.kind, t.status, 1::bigint as n",
         cube: "smarts_facility_stats",
-        stored: &stored,
+        expr: &stats,
     };
     with_stats(state, listing, &RECORD_BRANCHES, &c, &q, stats).await
 }
