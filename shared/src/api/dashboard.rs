@@ -384,5 +384,9 @@ pub async fn compute(pool: &sqlx::PgPool, scope: &Scope) -> Result<Value, sqlx::
         status = list::counts_by("ev", "status"),
         etype = list::counts_by("se", "enforcement_type"),
     ));
-    qb.build_query_scalar().fetch_one(pool).await
+    // Planned for its values (the date range) each time, as the lists are (`list::aggregate`).
+    qb.build_query_scalar()
+        .persistent(false)
+        .fetch_one(pool)
+        .await
 }

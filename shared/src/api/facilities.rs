@@ -96,14 +96,24 @@ const CSV_COLUMNS: &[&str] = &[
     "dates.lastActivity",
 ];
 
-/// One directory item: the summary `s` and its facility `f`.
+/// The ERA Level of the summary `s` as of today, from the dates it reached each Level (a July
+/// 1 changes it without a rebuild): the directory's and the map's.
+macro_rules! nal_level_today {
+    () => {
+        "case when s.level_2_since <= current_date then 'level_2'
+              when s.level_1_since <= current_date then 'level_1'
+              else 'baseline' end"
+    };
+}
+pub(crate) use nal_level_today;
+
 /// One directory item: the stored item of the summary `s` (`repo::summary::refresh`) with the
 /// ERA Level as of today and the time of the rebuild.
-const ITEM: &str = "s.item || jsonb_build_object(
-    'nalLevel', case when s.level_2_since <= current_date then 'level_2'
-                     when s.level_1_since <= current_date then 'level_1'
-                     else 'baseline' end,
-    'summaryComputedAt', s.computed_at)";
+const ITEM: &str = concat!(
+    "s.item || jsonb_build_object('nalLevel', ",
+    nal_level_today!(),
+    ", 'summaryComputedAt', s.computed_at)"
+);
 
 /// Handles the request; every client mistake is a 400 naming the parameter.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {

@@ -238,7 +238,12 @@ async fn items(state: &ApiState, scope: &Scope, limit: i64) -> Result<Vec<Item>,
         .push_bind(take)
         .push(")) x order by at desc, kind, id desc limit ")
         .push_bind(take);
-    let rows: Vec<Item> = qb.build_query_as().fetch_all(&state.pool).await?;
+    // Planned for its values each time, as the lists are (`list::aggregate`).
+    let rows: Vec<Item> = qb
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(&state.pool)
+        .await?;
     Ok(match scope {
         Scope::Subscription { area, .. } => rows
             .into_iter()

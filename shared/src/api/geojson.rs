@@ -147,12 +147,14 @@ async fn collection(state: &ApiState, q: Query) -> Result<Value, ApiError> {
 
 /// One feature, from the summary `s`: open events are those open or under review, the ERA
 /// Level is today's.
-const FEATURE: &str = "jsonb_build_object('type', 'Feature', 'id', s.facility_id,
+const FEATURE: &str = concat!(
+    "jsonb_build_object('type', 'Feature', 'id', s.facility_id,
      'geometry', jsonb_build_object('type', 'Point',
          'coordinates', jsonb_build_array(s.longitude, s.latitude)),
      'properties', jsonb_build_object('id', s.facility_id, 'name', s.name, 'county', s.county,
          'region', s.region, 'coordinatesTrusted', s.coordinates_trusted,
          'openViolationEvents', s.open_events, 'maxSeverity', s.max_open_severity,
-         'nalLevel', case when s.level_2_since <= current_date then 'level_2'
-                          when s.level_1_since <= current_date then 'level_1'
-                          else 'baseline' end))";
+         'nalLevel', ",
+    super::facilities::nal_level_today!(),
+    "))"
+);

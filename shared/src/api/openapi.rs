@@ -297,6 +297,21 @@ mod tests {
             let p = params(path);
             assert!(p.contains(&"limit".to_owned()) && p.contains(&"cursor".to_owned()));
         }
+        // Every list and aggregate says what it is read from (`doc::read_path`, keyed by path).
+        for path in [
+            "/api/violations",
+            "/api/violations/stats",
+            "/api/smarts/violations",
+            "/api/smarts/enforcement",
+            "/api/smarts/inspections",
+            "/api/smarts/facilities",
+            "/api/facilities",
+            "/api/facilities.geojson",
+            "/api/dashboard",
+        ] {
+            let text = doc["paths"][path]["get"]["description"].as_str();
+            assert!(text.is_some_and(|t| t.contains("stored")), "{path}");
+        }
         // 503 (database unavailable) is documented wherever it can occur, with Retry-After.
         for (method, path, _) in routes::all() {
             let r503 = &doc["paths"][path][method.to_lowercase()]["responses"]["503"];
