@@ -318,7 +318,8 @@ async fn map_features_from_the_summaries_equal_the_live_computation() {
 }
 
 /// What the writes refresh in place: every facility's summary row, the directory's area counts
-/// and the stored dashboards and violation stats (without their computation times).
+/// and `dashboard_snapshot` (the dashboards and `/api/violations/stats` per scope), without
+/// their computation times.
 async fn stored_views(h: &Harness) -> Value {
     h.json(
         "select jsonb_build_object(

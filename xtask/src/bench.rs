@@ -602,6 +602,21 @@ fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     .with_context(|| format!("parsing {}", path.display()))
 }
 
+/// The `p` quantile (0 to 1) of `sorted` (ascending) by the nearest rank; NaN when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// The median of `v`, in any order.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
 fn met(ok: bool) -> &'static str {
     if ok { "yes" } else { "**no**" }
 }

@@ -22,7 +22,7 @@
 //! `BENCH_API_RESYNC=1` (sync again even when the database matches), `BENCH_API_SCALE`
 //! (reported only). Targets are checked and reported here, never in tests.
 
-use crate::bench::{Manifest, machine, synced_database};
+use crate::bench::{Manifest, machine, percentile, synced_database};
 use crate::explain::{self, Explained};
 use crate::load::{Load, Wrk};
 use anyhow::{Context as _, bail};
@@ -410,14 +410,6 @@ fn single_seconds(seconds: u64) -> u64 {
     seconds.div_ceil(3).max(3)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn ms(v: f64) -> String {
     if v.is_nan() {
         "—".into()
@@ -783,7 +775,7 @@ fn write_latency(out: &mut String, m: &Measurements) -> std::fmt::Result {
         let (Some(url), Some(u), Some(c)) = (&e.url, &uncached[i], &cached[i]) else {
             let why = e.why_not.as_deref().unwrap_or("not served");
             writeln!(out, "| `{}` | {why} | | | | | | | | |", e.template)?;
-            writeln!(single, "| `{}` | {why} | | | |", e.template)?;
+            writeln!(single, "| `{}` | {why} | | |", e.template)?;
             continue;
         };
         let (gu, gc) = (e.goal.loaded_ms(hu, false), e.goal.loaded_ms(hc, true));

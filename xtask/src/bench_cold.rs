@@ -16,6 +16,7 @@
 //! string its event type rejects (answered as an error without work); `migrate` accepts any
 //! event, so its first event is not sent.
 
+use crate::bench::median;
 use crate::serve;
 use anyhow::{Context as _, bail};
 use axum::extract::{Path as UrlPath, State};
@@ -307,11 +308,6 @@ async fn wait_ready(log: &Path, within: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Ids for the routes' `{id}`, from the database of `DATABASE_URL`: a violation event's for

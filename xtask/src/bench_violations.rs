@@ -10,7 +10,7 @@
 //!
 //! Targets are checked and reported here, never in tests.
 
-use crate::bench::{Manifest, machine, synced_database};
+use crate::bench::{Manifest, machine, percentile, synced_database};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -22,11 +22,6 @@ use stormwater::violations::{engine, patterns};
 const RUNS: usize = 15;
 const GOAL_MS: f64 = 500.0;
 const MIN_SAMPLES: i64 = 100_000;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
 
 /// Times `run` `RUNS` times after one warm-up; returns sorted milliseconds.
 async fn time<F, Fut>(mut run: F) -> anyhow::Result<Vec<f64>>

@@ -5,7 +5,7 @@
 //! keeps, so each request's statements and their execution times are read back in order.
 
 use crate::serve::{self, App};
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -185,7 +185,10 @@ pub async fn explain_all(
             let _ = axum::body::to_bytes(resp.into_body(), usize::MAX).await?;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             if !status.is_success() {
-                bail!("{url} answered {status} in the explain pass");
+                // The load runs already report this URL's status; its plans are left out.
+                tracing::warn!(%url, %status, "not explained: the handler did not answer 2xx");
+                take();
+                break;
             }
             let statements = take().iter().filter_map(|n| parse(n)).collect();
             if i > 0 {
