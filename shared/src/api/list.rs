@@ -6,6 +6,7 @@ use super::ApiState;
 use crate::http::{ApiError, ListCursors, Query, csv_response, json_response};
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 use sqlx::{Postgres, QueryBuilder};
 
@@ -525,12 +526,21 @@ where
     let key_params = format!("{}?{}", req.uri().path(), q.canonical());
     let generation = state.cache.generation().await;
     let key = state.cache.key(generation, name, &key_params);
-    let (body, hit) = match state.cache.get_or_compute(&key, ttl, || compute(q)).await {
+    // The body is kept and answered as JSON text: a hit is copied out as it was stored, not
+    // parsed into a tree and serialised again (a map page is 150 kB of it).
+    let computed = state.cache.get_or_compute(&key, ttl, || async {
+        let body = compute(q).await?;
+        to_raw_value(&body).map_err(|e| ApiError::Internal(format!("response body: {e}")))
+    });
+    let (body, hit): (Box<RawValue>, bool) = match computed.await {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
     let mut resp = match csv_columns {
-        Some(columns) if csv => csv_response(columns, csv_rows(&body, columns), cache_control),
+        Some(columns) if csv => match serde_json::from_str::<Value>(body.get()) {
+            Ok(v) => csv_response(columns, csv_rows(&v, columns), cache_control),
+            Err(e) => return ApiError::Internal(format!("cached body: {e}")).into_response(),
+        },
         _ => json_response(StatusCode::OK, &body, cache_control),
     };
     resp.headers_mut().insert(
