@@ -278,33 +278,25 @@ async fn map_features_from_the_summaries_equal_the_live_computation() {
     // A link decision moves a record, its samples and its events from one facility to
     // another: both features follow, and every summary the write refreshed is what a full
     // rebuild makes.
-    let (from, record) = {
-        let row: (i64, String, String) = sqlx::query_as(
-            "select f.id, f.origin_source, f.origin_key from facility f
-               join facility_summary s on s.facility_id = f.id
-              where f.latitude is not null and f.merged_into is null and s.open_events > 0
-                and f.id <> $1
-              order by s.open_events desc, f.id limit 1",
-        )
-        .bind(facility)
-        .fetch_one(h.pool())
-        .await
-        .unwrap();
-        (row.0, (row.1, row.2))
-    };
-    let key = stormwater::auth::create_key(h.pool(), "reviewer", "test")
-        .await
-        .unwrap();
-    let (status, body) = h
-        .send(
+    let (from, source, source_key): (i64, String, String) = sqlx::query_as(
+        "select f.id, f.origin_source, f.origin_key from facility f
+           join facility_summary s on s.facility_id = f.id
+          where f.latitude is not null and f.merged_into is null and s.open_events > 0
+            and f.id <> $1
+          order by s.open_events desc, f.id limit 1",
+    )
+    .bind(facility)
+    .fetch_one(h.pool())
+    .await
+    .unwrap();
+    let body = h
+        .as_reviewer(
             "api-facility-links",
             "POST",
             &format!("/api/facilities/{facility}/links"),
-            Some(json!({ "action": "link", "source": record.0, "sourceKey": record.1 })),
-            Some(&key),
+            json!({ "action": "link", "source": source, "sourceKey": source_key }),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["previouslyLinkedTo"], from, "{body}");
     assert_eq!(body["data"]["linkedTo"], facility, "{body}");
     let linked = live_features(&h).await;

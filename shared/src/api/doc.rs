@@ -219,9 +219,9 @@ pub(crate) fn read_path(path: &str) -> Option<&'static str> {
             "through its table's index of the sort (`noiProcessedDate` newest first, `name` ",
             "A to Z, `id`; other sorts order each table's matching records). ",
             "`stats` and `page.total` come from this list's stored cube (counts per kind, ",
-            "status, region and county, rebuilt with every publication) while the request filters only by `kind`, `status`, `region` and ",
-            "`county`; any other filter (`wdid`, `appId`, `q`) counts the records live, through ",
-            "the tables' indexes."
+            "status, region and county, rebuilt with every publication) while the request ",
+            "filters only by `kind`, `status`, `region` and `county`; any other filter ",
+            "(`wdid`, `appId`, `q`) counts the records live, through the tables' indexes."
         ),
         "/api/violations" | "/api/violations/stats" => {
             "The page merges one index-ordered branch per kind. Totals and stats come from the \

@@ -137,8 +137,9 @@ fn common(q: &Query, counting: Counting) -> Result<Filters, ApiError> {
 
 /// A list's `stats`: `expr` over rows `m` shaped as the rows of its cube `cube` (the values
 /// its filters and stats read, and the count `n`). The stored path reads the cube's selected
-/// rows; the live one the filtered records as `columns` (the cube's columns computed per
-/// record, with `1 as n`), so one expression answers both.
+/// rows; the live one the filtered records as `columns` (per record, what `repo::list_stats`
+/// groups the cube by, with `1 as n`), so one expression answers both; `tests/summaries.rs`
+/// holds the two per-record definitions equal.
 struct Stats<'a> {
     columns: &'a str,
     cube: &'a str,

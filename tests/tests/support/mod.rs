@@ -446,23 +446,31 @@ impl Harness {
         (status, body)
     }
 
-    /// Sets one violation event's review status as a reviewer would (a fresh reviewer key,
-    /// `PATCH /api/violations/{id}/status`) and insists the write was accepted.
-    pub async fn review(&self, event: i64, status: &str) -> Value {
+    /// Sends a write as a reviewer would (a fresh reviewer key) and insists it was accepted;
+    /// returns the answer's body.
+    pub async fn as_reviewer(
+        &self,
+        function: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> Value {
         let key = stormwater::auth::create_key(self.pool(), "reviewer", "test")
             .await
             .unwrap();
         let (code, body) = self
-            .send(
-                "api-violation-status",
-                "PATCH",
-                &format!("/api/violations/{event}/status"),
-                Some(serde_json::json!({ "status": status })),
-                Some(&key),
-            )
+            .send(function, method, path, Some(body), Some(&key))
             .await;
-        assert_eq!(code, 200, "{body}");
+        assert_eq!(code, 200, "{method} {path}: {body}");
         body
+    }
+
+    /// Sets one violation event's review status (`PATCH /api/violations/{id}/status`).
+    pub async fn review(&self, event: i64, status: &str) -> Value {
+        let path = format!("/api/violations/{event}/status");
+        let body = serde_json::json!({ "status": status });
+        self.as_reviewer("api-violation-status", "PATCH", &path, body)
+            .await
     }
 
     pub async fn call(
