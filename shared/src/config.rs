@@ -45,7 +45,8 @@ pub struct Config {
     finalize_queue_url: Option<String>,
     /// `CHUNK_ROWS`: records per staged chunk (default chosen by measurement, see docs/BENCHMARKS.md).
     pub chunk_rows: usize,
-    /// `CKAN_API_URL`: the CKAN `resource_show` endpoint that resolves `ckan:` sources.
+    /// `CKAN_API_URL`: the CKAN action API that lists the eSMR years (`package_show`) and
+    /// resolves `ckan:` sources (`resource_show`).
     pub ckan_api_url: String,
     /// `QUARANTINE_MAX_SHARE`, `COLLAPSE_MIN_SHARE`, `WITHDRAW_MIN_SHARE`,
     /// `RUN_DEADLINE_MINUTES`: what a bad file or a stuck run may do (see [`Guards`]).
@@ -293,8 +294,9 @@ impl Config {
 /// records a chunk failed at its last delivery.
 pub const IMPORT_MAX_RECEIVES: u32 = 5;
 
-/// CKAN `resource_show` endpoint (`CKAN_API_URL` overrides it, e.g. for a local test server).
-pub const CKAN_API: &str = "https://data.ca.gov/api/3/action/resource_show";
+/// The publisher's CKAN action API (`CKAN_API_URL` overrides it, e.g. for a local test server;
+/// a URL of one of its actions, `…/action/resource_show`, is read as its base).
+pub const CKAN_API: &str = "https://data.ca.gov/api/3/action";
 
 /// What a bad file or a stuck run may do. A row that could not be read is never evidence that
 /// its record disappeared, and a file that is mostly unreadable changes nothing.

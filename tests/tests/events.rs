@@ -709,8 +709,9 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                     let trigger: String =
                         serde_json::from_str::<StageRequest>(text).unwrap().trigger;
                     let asked = if name == "schedule" {
-                        // The default manifest names data.ca.gov resources: a portal on
-                        // loopback that knows none of them fails each file, and nothing changes.
+                        // The default manifest names data.ca.gov resources and lists the eSMR
+                        // years: a portal on loopback that knows none of them (and cannot list
+                        // the eSMR dataset) fails each file, and nothing changes.
                         let (url, asked) = portal_without_resources().await;
                         h.ctx.cfg.ckan_api_url = url;
                         Some(asked)
@@ -735,10 +736,11 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                         "{what}"
                     );
                     if let Some(asked) = asked {
-                        // Every source of the manifest is asked for once (two files are
-                        // staged at a time, so not in the manifest's order).
+                        // Every SMARTS source of the manifest is asked for once (two files
+                        // are staged at a time, so not in the manifest's order), and the eSMR
+                        // listing is a failed file of its own.
                         let mut manifest: Vec<String> =
-                            stormwater::sync::manifest::default_sources()
+                            stormwater::sync::manifest::smarts_sources()
                                 .into_iter()
                                 .map(|s| s.url.trim_start_matches("ckan:").to_owned())
                                 .collect();
@@ -748,6 +750,15 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                         assert_eq!(asked, manifest, "{what}");
                         assert!(
                             summary.files.iter().all(|f| f.status == "failed"),
+                            "{what}: {:?}",
+                            summary.files
+                        );
+                        assert!(
+                            summary.files.iter().any(|f| f.dataset == "esmr"
+                                && f.url
+                                    == stormwater::sync::manifest::package_url(
+                                        stormwater::sync::manifest::ESMR_PACKAGE
+                                    )),
                             "{what}: {:?}",
                             summary.files
                         );

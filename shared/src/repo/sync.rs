@@ -31,22 +31,50 @@ pub async fn create_file(
     .await
 }
 
-/// The checksum and ETag of the last file of the dataset (and scope) that was imported completely.
+/// What is known of the last file of a dataset (and scope) that was imported completely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoodFile {
+    /// SHA-256 of its bytes.
+    pub checksum: Option<String>,
+    pub etag: Option<String>,
+    /// Its catalogue entry when it was staged (`manifest::Resolved::version`).
+    pub catalogue_version: Option<String>,
+    /// Rows it left stored (read less quarantined).
+    pub stored: i64,
+}
+
+/// The last file of the dataset (and scope) that was imported completely.
 pub async fn last_good_file(
     db: impl PgExecutor<'_>,
     dataset: &str,
     scope: Option<&str>,
-) -> Result<Option<(Option<String>, Option<String>, i64)>, sqlx::Error> {
-    let row = sqlx::query!(
-        r#"select checksum, etag, rows_read - rows_quarantined as "stored!" from sync_file
+) -> Result<Option<GoodFile>, sqlx::Error> {
+    sqlx::query_as!(
+        GoodFile,
+        r#"select checksum, etag, catalogue_version, rows_read - rows_quarantined as "stored!" from sync_file
          where dataset = $1 and scope is not distinct from $2 and status = 'succeeded' and chunk_count is not null
          order by id desc limit 1"#,
         dataset,
         scope
     )
     .fetch_optional(db)
+    .await
+}
+
+/// Records what the catalogue says of a file being staged (before it is read).
+pub async fn set_catalogue_version(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+    version: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update sync_file set catalogue_version = $2 where id = $1",
+        file_id,
+        version
+    )
+    .execute(db)
     .await?;
-    Ok(row.map(|r| (r.checksum, r.etag, r.stored)))
+    Ok(())
 }
 
 /// Ends a file without importing it (`rejected`, `skipped` or `failed`), with a reason.

@@ -15,6 +15,7 @@ use crate::import::load::{self, DataIssue, IssueAction};
 use crate::import::registry::{self, Dataset};
 use crate::import::text;
 use crate::repo;
+use crate::repo::sync::GoodFile;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -66,10 +67,10 @@ pub struct StageSummary {
 /// Runs one stage invocation: creates a sync run and stages every source.
 #[tracing::instrument(skip_all, fields(trigger = %req.trigger))]
 pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncError> {
-    let sources = req
-        .sources
-        .clone()
-        .unwrap_or_else(manifest::default_sources);
+    let (sources, listing) = match req.sources.clone() {
+        Some(sources) => (sources, Ok(())),
+        None => manifest::default_sources(&ctx.http, &ctx.cfg.ckan_api_url).await,
+    };
     let run_id = repo::sync::create_run(&ctx.pool, &req.trigger).await?;
     tracing::info!(run_id, sources = sources.len(), "sync run started");
     let mut tx = ctx.pool.begin().await?;
@@ -86,10 +87,33 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
     for source in &sources {
         ids.push(repo::sync::create_file(&ctx.pool, run_id, source).await?);
     }
+    // The eSMR years could not be listed: the run says so with a failed file of its own (and,
+    // staging nothing of eSMR, withdraws nothing of it).
+    let mut unlisted = Vec::new();
+    if let Err(e) = listing {
+        let source = Source {
+            dataset: "esmr".into(),
+            url: manifest::package_url(manifest::ESMR_PACKAGE),
+            scope: None,
+        };
+        let file_id = repo::sync::create_file(&ctx.pool, run_id, &source).await?;
+        let reason = format!("the eSMR years could not be listed: {e}");
+        tracing::warn!(run_id, file_id, %reason, "catalogue not read");
+        repo::sync::close_file(&ctx.pool, file_id, "failed", &reason).await?;
+        unlisted.push(FileOutcome {
+            file_id,
+            dataset: source.dataset,
+            url: source.url,
+            status: "failed".into(),
+            rows: 0,
+            chunks: 0,
+            reason: Some(reason),
+        });
+    }
     // (Owned sources: a future that borrows its argument is not `Send` for every lifetime the
     // Lambda runtime asks for.)
     let force = req.force;
-    let files: Vec<FileOutcome> =
+    let mut files: Vec<FileOutcome> =
         futures_util::stream::iter(sources.clone().into_iter().zip(ids))
             .map(|(source, file_id)| async move {
                 stage_source(ctx, run_id, file_id, &source, force).await
@@ -97,6 +121,7 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
             .buffered(FILES_AT_ONCE)
             .try_collect()
             .await?;
+    files.extend(unlisted);
     repo::sync::finish_run_staging(&ctx.pool, run_id).await?;
     super::finalize::request_if_ready(ctx, run_id).await?;
     Ok(StageSummary { run_id, files })
@@ -250,25 +275,42 @@ async fn stage_file(
     source: &Source,
     force: bool,
 ) -> Result<FileOutcome, StageFail> {
-    let location = manifest::resolve(&ctx.http, &ctx.cfg.ckan_api_url, &source.url).await?;
+    let manifest::Resolved { location, version } =
+        manifest::resolve(&ctx.http, &ctx.cfg.ckan_api_url, &source.url).await?;
+    if let Some(v) = &version {
+        repo::sync::set_catalogue_version(&ctx.pool, file_id, v).await?;
+    }
     // Indexes a run that died before its finalize left deferred are rebuilt before the table
     // is compared with again.
     crate::import::first_load::rebuild_indexes(&ctx.pool, dataset.table).await?;
     let previous =
         repo::sync::last_good_file(&ctx.pool, dataset.name, source.scope.as_deref()).await?;
+    let unchanged = |reason: String| StageFail::Reject {
+        status: "skipped",
+        reason: format!("unchanged since the last good import ({reason})"),
+    };
+    if let (Some(v), Some(prev), false) = (&version, &previous, force)
+        && prev.catalogue_version.as_ref() == Some(v)
+    {
+        // The catalogue says the file is the one last imported: nothing is downloaded.
+        return Err(unchanged(format!("catalogue {v}")));
+    }
     // A local file is hashed up front, so an unchanged file is skipped before any staging.
-    if let (Location::File(path), Some((Some(prev_sum), _, _)), false) =
-        (&location, &previous, force)
+    if let (
+        Location::File(path),
+        Some(GoodFile {
+            checksum: Some(prev_sum),
+            ..
+        }),
+        false,
+    ) = (&location, &previous, force)
     {
         let sum = file_checksum(path).await.map_err(|e| SyncError::Source {
             url: source.url.clone(),
             message: e.to_string(),
         })?;
         if &sum == prev_sum {
-            return Err(StageFail::Reject {
-                status: "skipped",
-                reason: format!("unchanged since the last good import (sha256 {sum})"),
-            });
+            return Err(unchanged(format!("sha256 {sum}")));
         }
     }
     let Opened {
@@ -276,13 +318,17 @@ async fn stage_file(
         etag,
         length,
     } = open(ctx, &location, &source.url).await?;
-    if let (Some(e), Some((_, Some(prev_etag), _)), false) = (&etag, &previous, force)
+    if let (
+        Some(e),
+        Some(GoodFile {
+            etag: Some(prev_etag),
+            ..
+        }),
+        false,
+    ) = (&etag, &previous, force)
         && e == prev_etag
     {
-        return Err(StageFail::Reject {
-            status: "skipped",
-            reason: format!("unchanged since the last good import (ETag {e})"),
-        });
+        return Err(unchanged(format!("ETag {e}")));
     }
     let digest = Digest256::default();
     let hashing = HashingReader {
@@ -411,7 +457,7 @@ async fn stage_file(
             rows,
             bytes,
             length,
-            previous.as_ref().map(|p| p.2),
+            previous.as_ref().map(|p| p.stored),
             &ctx.cfg.guards,
         )
     });
