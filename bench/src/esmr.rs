@@ -1,7 +1,11 @@
-//! eSMR year file (`esmr-analytical-export_year-2025.csv`).
+//! eSMR yearly files (`esmr-analytical-export_year-YYYY.csv`, one per sampling year from 2006),
+//! as data.ca.gov publishes them: the same NPDES facilities and monitoring locations, with their
+//! CIWQS place ids, report year after year (some start later, some stop), and the yearly files
+//! grow toward recent years.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::ops::RangeInclusive;
 
 use chrono::Datelike;
 use rand::RngExt;
@@ -147,9 +151,11 @@ fn params_for(r: &mut Rng, real: &Real, ptype: Option<&str>) -> Vec<(Profile, f6
             add("Chromium (VI)", "mg/L", 0.1);
         }
     }
-    // a priority-pollutant scan: a handful of rare parameters from the real eSMR parameter list
-    if !real.esmr_params.is_empty() && chance(r, 0.6) {
-        for _ in 0..r.random_range(3..25usize) {
+    // A permit monitors 20 to 40 parameters at a location: rare ones from the real eSMR parameter
+    // list (priority-pollutant scans, metals, organics) fill the location's routine ones up.
+    if !real.esmr_params.is_empty() {
+        let want = r.random_range(20..=40usize);
+        while v.len() < want {
             let name = pick_ref(r, &real.esmr_params).clone();
             let unit = tail_unit(&name);
             v.push((profile(&name, unit), 0.02));
@@ -186,17 +192,82 @@ const DESC: &[&str] = &[
     "Monitoring well located downgradient of the ponds",
 ];
 
-/// Writes exactly `target` eSMR rows for sampling year 2025.
-pub fn write<W: Write>(
-    o: &mut Out<W>,
-    r: &mut Rng,
-    real: &Real,
-    n_fac: usize,
-    target: u64,
-) -> io::Result<()> {
-    let year_lo = day_num(ymd(2025, 1, 1));
-    let year_hi = day_num(ymd(2025, 10, 31));
-    let span = (year_hi - year_lo + 1) as u64;
+/// The sampling years the publisher splits eSMR into: 2006 (older rows are excluded) to the
+/// current year.
+pub const YEARS: RangeInclusive<i32> = 2006..=2026;
+
+/// The last sampling day of the current year's file: a generated set stands for an export made
+/// in early December 2026.
+const LAST_DAY: (i32, u32, u32) = (2026, 11, 30);
+
+/// Rows of the 2006 file at scale 1.0.
+const FIRST_ROWS: f64 = 450_000.0;
+
+/// Rows of the 2025 file at scale 1.0: the real 2025 CSV was 613 MB (DATASETS.md, eSMR), and
+/// this generator writes about 395 bytes an eSMR row.
+const ROWS_2025: f64 = 1_550_000.0;
+
+/// NPDES facilities reporting eSMR at scale 1.0, over all the years.
+const FACILITIES: f64 = 2_000.0;
+
+/// Facilities at any scale, so that a small set still has several.
+const MIN_FACILITIES: usize = 5;
+
+/// Facilities of a set at `scale`.
+pub fn facilities(scale: f64) -> usize {
+    ((FACILITIES * scale).round() as usize).max(MIN_FACILITIES)
+}
+
+/// The first and last sampling day of `year`'s file.
+fn days(year: i32) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let (y, m, d) = LAST_DAY;
+    let last = if year == y {
+        ymd(y, m, d)
+    } else {
+        ymd(year, 12, 31)
+    };
+    (ymd(year, 1, 1), last)
+}
+
+/// Rows of `year`'s file at `scale`: a ramp from [`FIRST_ROWS`] in 2006 through [`ROWS_2025`]
+/// (more facilities report and each reports more), for the days the file covers (the current
+/// year's runs to [`LAST_DAY`]). At scale 1.0 the years total about 21 million rows, the real
+/// record's order (over 18 million in 2022).
+pub fn rows(year: i32, scale: f64) -> u64 {
+    let t = f64::from(year - YEARS.start()) / f64::from(2025 - YEARS.start());
+    let full_year = FIRST_ROWS + (ROWS_2025 - FIRST_ROWS) * t;
+    let (first, last) = days(year);
+    let covered = (day_num(last) - day_num(first) + 1) as f64
+        / (day_num(ymd(year + 1, 1, 1)) - day_num(first)) as f64;
+    crate::scaled((full_year * covered).round() as u64, scale)
+}
+
+/// One facility with its monitoring locations, the same in every year it reports.
+struct Fac {
+    region: &'static str,
+    name: String,
+    place_id: u64,
+    quarterly: bool,
+    /// The sampling years it reports in.
+    years: RangeInclusive<i32>,
+    /// Its share of a year's rows.
+    weight: f64,
+    /// Its results' level against a parameter's typical value.
+    site: f64,
+    locs: Vec<Loc>,
+    /// (location index, parameter index) of every monitored parameter, and their cumulative
+    /// frequency.
+    pairs: Vec<(usize, usize)>,
+    cum: Vec<f64>,
+}
+
+/// The eSMR facilities of a generated set, shared by its yearly files.
+pub struct Universe {
+    facs: Vec<Fac>,
+}
+
+/// `n_fac` facilities with their locations, place ids and the years each reports in.
+pub fn universe(r: &mut Rng, real: &Real, n_fac: usize) -> Universe {
     let mut used_ids: HashSet<u64> = HashSet::new();
     let mut fresh = |r: &mut Rng, lo: u64, hi: u64| loop {
         let v = r.random_range(lo..hi);
@@ -204,142 +275,190 @@ pub fn write<W: Write>(
             break v;
         }
     };
-    let weights: Vec<f64> = (0..n_fac).map(|_| lognormal(r, 1.0, 0.9)).collect();
-    let q = quotas(&weights, target);
-    let mut doc_id: u64 = 1_700_000;
-    for quota in q {
-        let d = &real.donors[pick(r, &real.located)];
-        let region = esmr_region(d.region.as_deref().unwrap_or("9"));
-        let city = d.city.clone().unwrap_or_else(|| "Valley".to_string());
-        let fname = format!("{city} {}", pick(r, FAC_KIND));
-        let fname = if chance(r, 0.01) {
-            with_fffd(r, &fname)
-        } else {
-            fname
-        };
-        let fac_id = fresh(r, 200_000, 900_000);
-        let quarterly = chance(r, 0.2);
-        let docs: Vec<u64> = (0..if quarterly { 4 } else { 10 })
-            .map(|_| {
-                doc_id += r.random_range(1..40u64);
-                doc_id
-            })
-            .collect();
-        let mut locs: Vec<Loc> = Vec::new();
-        let mk = |r: &mut Rng, code: String, ptype: Option<&'static str>| {
-            let (lat, lon) = match (d.lat, d.lon) {
-                (Some(a), Some(b)) if chance(r, 0.2) => {
-                    let mut la = round_dp(a + (r.random::<f64>() - 0.5) * 0.01, 6);
-                    let mut lo = round_dp(b + (r.random::<f64>() - 0.5) * 0.01, 6);
-                    if chance(r, 0.08) {
-                        lo = -lo; // sign error seen in real files
-                    }
-                    if chance(r, 0.02) {
-                        la = round_dp(la / 100.0, 6);
-                    }
-                    (Some(la), Some(lo))
-                }
-                _ => (None, None),
-            };
-            let receiving = (ptype == Some("Receiving Water Monitoring") && chance(r, 0.6))
-                .then(|| pick(r, RECEIVING_WATERS).to_string());
-            let desc = if chance(r, 0.87) {
-                let mut s = pick(r, DESC).to_string();
-                if let (Some(a), Some(b)) = (lat, lon)
-                    && chance(r, 0.4)
-                {
-                    // coordinates in the text with the degree sign lost to U+FFFD
-                    s = format!(
-                        "{s} ({}\u{FFFD} {:02}' N, {}\u{FFFD} {:02}' W)",
-                        a.abs().floor(),
-                        r.random_range(0..60u32),
-                        b.abs().floor(),
-                        r.random_range(0..60u32)
-                    );
-                }
-                Some(s)
+    let facs = (0..n_fac)
+        .map(|i| {
+            let d = &real.donors[pick(r, &real.located)];
+            let region = esmr_region(d.region.as_deref().unwrap_or("9"));
+            let city = d.city.clone().unwrap_or_else(|| "Valley".to_string());
+            let name = format!("{city} {}", pick(r, FAC_KIND));
+            let name = if chance(r, 0.01) {
+                with_fffd(r, &name)
             } else {
-                None
+                name
             };
-            let params = params_for(r, real, ptype);
-            Loc {
-                code,
-                place_id: 0,
-                ptype,
-                lat,
-                lon,
-                receiving,
-                desc,
-                params,
+            let place_id = fresh(r, 200_000, 900_000);
+            let quarterly = chance(r, 0.2);
+            // Fewer than half reported from the first year; most still report. The first facility
+            // reports in every year, so that no year is without one.
+            let (start, end) = (*YEARS.start(), *YEARS.end());
+            let first = if i == 0 || chance(r, 0.45) {
+                start
+            } else {
+                r.random_range(start + 1..end - 1)
+            };
+            let last = if i == 0 || chance(r, 0.8) {
+                end
+            } else {
+                r.random_range(first..end)
+            };
+            let weight = lognormal(r, 1.0, 0.9);
+            let mut locs: Vec<Loc> = Vec::new();
+            let mk = |r: &mut Rng, code: String, ptype: Option<&'static str>| {
+                let (lat, lon) = match (d.lat, d.lon) {
+                    (Some(a), Some(b)) if chance(r, 0.2) => {
+                        let mut la = round_dp(a + (r.random::<f64>() - 0.5) * 0.01, 6);
+                        let mut lo = round_dp(b + (r.random::<f64>() - 0.5) * 0.01, 6);
+                        if chance(r, 0.08) {
+                            lo = -lo; // sign error seen in real files
+                        }
+                        if chance(r, 0.02) {
+                            la = round_dp(la / 100.0, 6);
+                        }
+                        (Some(la), Some(lo))
+                    }
+                    _ => (None, None),
+                };
+                let receiving = (ptype == Some("Receiving Water Monitoring") && chance(r, 0.6))
+                    .then(|| pick(r, RECEIVING_WATERS).to_string());
+                let desc = if chance(r, 0.87) {
+                    let mut s = pick(r, DESC).to_string();
+                    if let (Some(a), Some(b)) = (lat, lon)
+                        && chance(r, 0.4)
+                    {
+                        // coordinates in the text with the degree sign lost to U+FFFD
+                        s = format!(
+                            "{s} ({}\u{FFFD} {:02}' N, {}\u{FFFD} {:02}' W)",
+                            a.abs().floor(),
+                            r.random_range(0..60u32),
+                            b.abs().floor(),
+                            r.random_range(0..60u32)
+                        );
+                    }
+                    Some(s)
+                } else {
+                    None
+                };
+                let params = params_for(r, real, ptype);
+                Loc {
+                    code,
+                    place_id: 0,
+                    ptype,
+                    lat,
+                    lon,
+                    receiving,
+                    desc,
+                    params,
+                }
+            };
+            let eff = if chance(r, 0.8) {
+                "EFF-001".to_string()
+            } else {
+                pick(r, &["E-001", "EFF001 WRR", "EFF-001A", "M-001"]).to_string()
+            };
+            locs.push(mk(r, eff, Some("Effluent Monitoring")));
+            if chance(r, 0.7) {
+                locs.push(mk(r, "INF-001".to_string(), Some("Influent Monitoring")));
             }
-        };
-        let eff = if chance(r, 0.8) {
-            "EFF-001".to_string()
-        } else {
-            pick(r, &["E-001", "EFF001 WRR", "EFF-001A", "M-001"]).to_string()
-        };
-        locs.push(mk(r, eff, Some("Effluent Monitoring")));
-        if chance(r, 0.7) {
-            locs.push(mk(r, "INF-001".to_string(), Some("Influent Monitoring")));
-        }
-        if chance(r, 0.25) {
-            locs.push(mk(r, "EFF-002".to_string(), Some("Effluent Monitoring")));
-        }
-        if chance(r, 0.4) {
-            locs.push(mk(
-                r,
-                "RSW-001".to_string(),
-                Some("Receiving Water Monitoring"),
-            ));
-            locs.push(mk(
-                r,
-                "RSW-002".to_string(),
-                Some("Receiving Water Monitoring"),
-            ));
-        }
-        if chance(r, 0.2) {
-            locs.push(mk(
-                r,
-                "REC-001".to_string(),
-                Some("Recycled Water Monitoring"),
-            ));
-        }
-        if chance(r, 0.1) {
-            locs.push(mk(r, "GW-001".to_string(), Some("Groundwater Monitoring")));
-        }
-        if chance(r, 0.05) {
-            locs.push(mk(r, "BIO-001".to_string(), Some("Biosolids Monitoring")));
-        }
-        if chance(r, 0.1) {
-            locs.push(mk(r, "INT-001".to_string(), Some("Internal Monitoring")));
-        }
-        if chance(r, 0.03) {
-            locs.push(mk(r, "SPL-001".to_string(), None));
-        }
-        for l in &mut locs {
-            l.place_id = fresh(r, 700_000, 900_000);
-        }
-        // (location index, parameter index) with cumulative frequency
-        let mut pairs: Vec<(usize, usize)> = Vec::new();
-        let mut cum: Vec<f64> = Vec::new();
-        let mut acc = 0.0;
-        for (li, l) in locs.iter().enumerate() {
-            for (pi, (_, f)) in l.params.iter().enumerate() {
-                acc += f;
-                pairs.push((li, pi));
-                cum.push(acc);
+            if chance(r, 0.25) {
+                locs.push(mk(r, "EFF-002".to_string(), Some("Effluent Monitoring")));
             }
-        }
-        let site = lognormal(r, 1.0, 0.4);
+            if chance(r, 0.4) {
+                locs.push(mk(
+                    r,
+                    "RSW-001".to_string(),
+                    Some("Receiving Water Monitoring"),
+                ));
+                locs.push(mk(
+                    r,
+                    "RSW-002".to_string(),
+                    Some("Receiving Water Monitoring"),
+                ));
+            }
+            if chance(r, 0.2) {
+                locs.push(mk(
+                    r,
+                    "REC-001".to_string(),
+                    Some("Recycled Water Monitoring"),
+                ));
+            }
+            if chance(r, 0.1) {
+                locs.push(mk(r, "GW-001".to_string(), Some("Groundwater Monitoring")));
+            }
+            if chance(r, 0.05) {
+                locs.push(mk(r, "BIO-001".to_string(), Some("Biosolids Monitoring")));
+            }
+            if chance(r, 0.1) {
+                locs.push(mk(r, "INT-001".to_string(), Some("Internal Monitoring")));
+            }
+            if chance(r, 0.03) {
+                locs.push(mk(r, "SPL-001".to_string(), None));
+            }
+            for l in &mut locs {
+                l.place_id = fresh(r, 700_000, 1_700_000);
+            }
+            let mut pairs: Vec<(usize, usize)> = Vec::new();
+            let mut cum: Vec<f64> = Vec::new();
+            let mut acc = 0.0;
+            for (li, l) in locs.iter().enumerate() {
+                for (pi, (_, f)) in l.params.iter().enumerate() {
+                    acc += f;
+                    pairs.push((li, pi));
+                    cum.push(acc);
+                }
+            }
+            let site = lognormal(r, 1.0, 0.4);
+            Fac {
+                region,
+                name,
+                place_id,
+                quarterly,
+                years: first..=last,
+                weight,
+                site,
+                locs,
+                pairs,
+                cum,
+            }
+        })
+        .collect();
+    Universe { facs }
+}
+
+/// smr_document_id of the first report: every (year, facility, month or quarter) is one report.
+const FIRST_DOCUMENT: u64 = 1_000_000;
+
+/// Writes exactly `target` rows sampled in `year`, shared among the facilities reporting that
+/// year by their weight, each facility's spread evenly over the days the file covers.
+pub fn write_year<W: Write>(
+    o: &mut Out<W>,
+    r: &mut Rng,
+    u: &Universe,
+    year: i32,
+    target: u64,
+) -> io::Result<()> {
+    let (first, last) = days(year);
+    let year_lo = day_num(first);
+    let span = (day_num(last) - year_lo + 1) as u64;
+    let reporting: Vec<(usize, &Fac)> = u
+        .facs
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.years.contains(&year))
+        .collect();
+    let weights: Vec<f64> = reporting.iter().map(|(_, f)| f.weight).collect();
+    let year_docs = (year - YEARS.start()) as u64 * u.facs.len() as u64;
+    for ((fi, f), quota) in reporting.into_iter().zip(quotas(&weights, target)) {
+        let docs = FIRST_DOCUMENT + (year_docs + fi as u64) * 12;
+        let acc = f.cum.last().copied().unwrap_or(0.0);
         for k in 0..quota {
             let day = year_lo + ((k * span) / quota.max(1)) as i64;
             let date = from_day_num(day);
             let x = r.random::<f64>() * acc;
-            let j = cum.partition_point(|c| *c <= x).min(pairs.len() - 1);
-            let (li, pi) = pairs[j];
-            let l = &locs[li];
+            let j = f.cum.partition_point(|c| *c <= x).min(f.pairs.len() - 1);
+            let (li, pi) = f.pairs[j];
+            let l = &f.locs[li];
             let p = &l.params[pi].0;
-            let mut m = measure(r, p, site);
+            let mut m = measure(r, p, f.site);
             let conc = p.kind == PKind::Conc;
             if conc && m.qualifier == "=" {
                 if chance(r, 0.25) {
@@ -350,7 +469,7 @@ pub fn write<W: Write>(
                     m.result = f64::NAN;
                 }
             }
-            o.t(region);
+            o.t(f.region);
             o.t(&l.code);
             o.id(l.place_id);
             o.ot(l.ptype);
@@ -418,20 +537,20 @@ pub fn write<W: Write>(
             }
             o.ot(chance(r, 0.0003).then(|| pick(r, &["D", "FO", "GB"])));
             o.ot(chance(r, 0.07).then(|| pick(r, COMMENTS)));
-            o.t(&fname);
-            o.id(fac_id);
+            o.t(&f.name);
+            o.id(f.place_id);
             let month0 = date.month0() as usize;
-            let (doc, rname) = if quarterly {
+            let (slot, rname) = if f.quarterly {
                 let qn = month0 / 3;
                 (
-                    docs[qn.min(3)],
-                    format!("Quarterly SMR ( MONRPT ) report for Q{} 2025", qn + 1),
+                    qn,
+                    format!("Quarterly SMR ( MONRPT ) report for Q{} {year}", qn + 1),
                 )
             } else {
                 (
-                    docs[month0.min(9)],
+                    month0,
                     format!(
-                        "Monthly SMR ( MONNPDES ) report for {} 2025",
+                        "Monthly SMR ( MONNPDES ) report for {} {year}",
                         MONTH_NAMES[month0]
                     ),
                 )
@@ -440,7 +559,7 @@ pub fn write<W: Write>(
             o.on(l.lat);
             o.on(l.lon);
             o.ot(l.receiving.as_deref());
-            o.id(doc);
+            o.id(docs + slot as u64);
             o.ot(l.desc.as_deref());
             o.end()?;
         }

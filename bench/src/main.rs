@@ -1,8 +1,10 @@
-//! `generate`: seeded, reproducible generator of California Water Board SMARTS portal CSVs and an eSMR year
-//! file, in the published byte formats, for import benchmarks and robustness tests.
+//! `generate`: seeded, reproducible generator of California Water Board SMARTS portal CSVs and the eSMR
+//! yearly files, in the published byte formats, for import benchmarks and robustness tests. Scale 1.0 is
+//! the size of the real record: about 8.5 million SMARTS rows and 21 million eSMR rows in 21 yearly files
+//! (2006 to 2026).
 //!
 //! ```text
-//! generate --out DIR [--seed 42] [--scale 1.0] [--hostile] [--real-dir ../shared/data/real]
+//! generate --out DIR [--seed 42] [--scale 1.0] [--esmr-years 2006-2026] [--hostile] [--real-dir ../shared/data/real]
 //! generate --out DIR --next-week-of BASE [--seed 42]   # the next weekly download of BASE (week.rs)
 //! ```
 
@@ -23,6 +25,7 @@ mod tests;
 
 use std::fs;
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,14 +35,14 @@ use crate::compliance::Universe;
 use crate::out::{Flavor, Out};
 use crate::real::Real;
 use crate::schema::{
-    CON_FAC, CON_MON, ENFORCEMENT, ESMR, FileSpec, IND_FAC, IND_MON, INSPECTIONS, VIOLATIONS,
+    CON_FAC, CON_MON, DataFile, ENFORCEMENT, FileSpec, IND_FAC, IND_MON, INSPECTIONS, VIOLATIONS,
 };
-use crate::util::rng_for;
+use crate::util::{parallel, rng_for, workers};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "generate",
-    about = "Seeded generator of SMARTS portal CSVs and an eSMR year file"
+    about = "Seeded generator of SMARTS portal CSVs and the eSMR yearly files"
 )]
 pub struct Cli {
     /// Output directory (created if missing).
@@ -48,9 +51,13 @@ pub struct Cli {
     /// Random seed; the same seed gives byte-identical files.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Multiplies every row count (minimum 1 row per file).
+    /// Multiplies every row count (minimum 1 row per file); 1.0 is the size of the real record.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
+    /// The eSMR yearly files written, `FROM-TO` within 2006-2026; each has the rows it has in
+    /// the whole set, so a test that needs no history can write one year.
+    #[arg(long, default_value = "2006-2026", value_parser = esmr_years)]
+    pub esmr_years: RangeInclusive<i32>,
     /// Also write hostile/ (small malformed files) with hostile/EXPECTED.json.
     #[arg(long)]
     pub hostile: bool,
@@ -63,8 +70,8 @@ pub struct Cli {
     pub next_week_of: Option<PathBuf>,
 }
 
-/// Row counts at scale 1.0.
-pub const BASE: [(&FileSpec, u64); 8] = [
+/// Row counts of the SMARTS files at scale 1.0, in manifest order (eSMR's: [`esmr::rows`]).
+pub const BASE: [(&FileSpec, u64); 7] = [
     (&IND_FAC, 15_000),
     (&CON_FAC, 80_000),
     (&IND_MON, 5_500_000),
@@ -72,38 +79,47 @@ pub const BASE: [(&FileSpec, u64); 8] = [
     (&VIOLATIONS, 31_000),
     (&ENFORCEMENT, 29_000),
     (&INSPECTIONS, 45_000),
-    (&ESMR, 1_200_000),
 ];
 
 pub fn scaled(base: u64, scale: f64) -> u64 {
     ((base as f64 * scale).round() as u64).max(1)
 }
 
+/// `--esmr-years`: `FROM-TO` (or one year) within [`esmr::YEARS`].
+fn esmr_years(s: &str) -> Result<RangeInclusive<i32>, String> {
+    let (from, to) = s.split_once('-').unwrap_or((s, s));
+    let year = |y: &str| y.trim().parse::<i32>().map_err(|e| format!("{y:?}: {e}"));
+    let years = year(from)?..=year(to)?;
+    let all = esmr::YEARS;
+    if years.is_empty() || years.start() < all.start() || years.end() > all.end() {
+        return Err(format!(
+            "{s}: want FROM-TO within {}-{}",
+            all.start(),
+            all.end()
+        ));
+    }
+    Ok(years)
+}
+
 pub struct FileResult {
-    pub spec: &'static FileSpec,
+    pub file: DataFile,
     pub rows: u64,
 }
 
-fn open(dir: &Path, spec: &FileSpec) -> io::Result<Out<io::BufWriter<fs::File>>> {
-    let flavor = if spec.dataset == "esmr" {
+/// Creates `file` in `dir`, fills it with `body` and returns the number of rows written.
+fn write_file(
+    dir: &Path,
+    file: &DataFile,
+    body: impl FnOnce(&mut Out<io::BufWriter<fs::File>>) -> io::Result<()>,
+) -> io::Result<u64> {
+    let flavor = if file.spec.dataset == "esmr" {
         Flavor::Esmr
     } else {
         Flavor::Smarts
     };
-    Out::create(&dir.join(spec.file), spec.cols, flavor)
-}
-
-/// Creates `spec`'s file in `dir`, fills it with `body` and returns `slot` (its place in the manifest) with the
-/// number of rows written.
-fn write_file(
-    dir: &Path,
-    spec: &FileSpec,
-    slot: usize,
-    body: impl FnOnce(&mut Out<io::BufWriter<fs::File>>) -> io::Result<()>,
-) -> io::Result<(usize, u64)> {
-    let mut o = open(dir, spec)?;
+    let mut o = Out::create(&dir.join(&file.name), file.spec.cols, flavor)?;
     body(&mut o)?;
-    Ok((slot, o.finish()?.1))
+    Ok(o.finish()?.1)
 }
 
 fn count(spec: &FileSpec, scale: f64) -> u64 {
@@ -148,78 +164,101 @@ pub fn run(cli: &Cli) -> io::Result<Vec<FileResult>> {
         count(&ENFORCEMENT, scale),
     );
 
-    let results: Vec<io::Result<(usize, u64)>> = std::thread::scope(|s| {
+    let esmr = esmr::universe(&mut rng_for(seed, "esmr"), &real, esmr::facilities(scale));
+    // Newest (largest) year first, so that the last file a worker starts is a small one.
+    let years: Vec<i32> = cli.esmr_years.clone().rev().collect();
+
+    let (smarts_rows, esmr_files) = std::thread::scope(|s| {
         let (real, ind, con, uni, plan) = (&real, &ind, &con, &uni, &plan);
-        let mut handles = Vec::new();
-        handles.push(s.spawn(move || {
-            write_file(dir, &IND_MON, 2, |o| {
-                monitoring::write_industrial(
+        let smarts = DataFile::smarts;
+        // In manifest order (BASE's).
+        let handles = [
+            s.spawn(move || {
+                write_file(dir, &smarts(&IND_FAC), |o| {
+                    facilities::write_industrial(o, ind)
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&CON_FAC), |o| {
+                    facilities::write_construction(
+                        o,
+                        &mut rng_for(seed, "con_fac_write"),
+                        real,
+                        con,
+                    )
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&IND_MON), |o| {
+                    monitoring::write_industrial(
+                        o,
+                        &mut rng_for(seed, "ind_mon"),
+                        real,
+                        ind,
+                        count(&IND_MON, scale),
+                    )
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&CON_MON), |o| {
+                    monitoring::write_construction(
+                        o,
+                        &mut rng_for(seed, "con_mon"),
+                        con,
+                        count(&CON_MON, scale),
+                    )
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&VIOLATIONS), |o| {
+                    compliance::write_violations(o, &mut rng_for(seed, "violations"), uni, plan)
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&ENFORCEMENT), |o| {
+                    compliance::write_enforcement(o, &mut rng_for(seed, "enforcement"), uni, plan)
+                })
+            }),
+            s.spawn(move || {
+                write_file(dir, &smarts(&INSPECTIONS), |o| {
+                    compliance::write_inspections(o, &mut rng_for(seed, "inspections"), uni, plan)
+                })
+            }),
+        ];
+        // Each year has a generator of its own: its file is the same whichever years are written.
+        let esmr_files = parallel(&years, workers(), |&year| {
+            let file = DataFile::esmr(year);
+            let rows = write_file(dir, &file, |o| {
+                esmr::write_year(
                     o,
-                    &mut rng_for(seed, "ind_mon"),
-                    real,
-                    ind,
-                    count(&IND_MON, scale),
+                    &mut rng_for(seed, &format!("esmr:{year}")),
+                    &esmr,
+                    year,
+                    esmr::rows(year, scale),
                 )
-            })
-        }));
-        handles.push(s.spawn(move || {
-            write_file(dir, &CON_MON, 3, |o| {
-                monitoring::write_construction(
-                    o,
-                    &mut rng_for(seed, "con_mon"),
-                    con,
-                    count(&CON_MON, scale),
-                )
-            })
-        }));
-        handles.push(s.spawn(move || {
-            let n_fac = (1000.0 * scale).round().max(1.0) as usize;
-            write_file(dir, &ESMR, 7, |o| {
-                esmr::write(
-                    o,
-                    &mut rng_for(seed, "esmr"),
-                    real,
-                    n_fac,
-                    count(&ESMR, scale),
-                )
-            })
-        }));
-        handles.push(
-            s.spawn(move || write_file(dir, &IND_FAC, 0, |o| facilities::write_industrial(o, ind))),
-        );
-        handles.push(s.spawn(move || {
-            write_file(dir, &CON_FAC, 1, |o| {
-                facilities::write_construction(o, &mut rng_for(seed, "con_fac_write"), real, con)
-            })
-        }));
-        handles.push(s.spawn(move || {
-            write_file(dir, &INSPECTIONS, 6, |o| {
-                compliance::write_inspections(o, &mut rng_for(seed, "inspections"), uni, plan)
-            })
-        }));
-        handles.push(s.spawn(move || {
-            write_file(dir, &VIOLATIONS, 4, |o| {
-                compliance::write_violations(o, &mut rng_for(seed, "violations"), uni, plan)
-            })
-        }));
-        handles.push(s.spawn(move || {
-            write_file(dir, &ENFORCEMENT, 5, |o| {
-                compliance::write_enforcement(o, &mut rng_for(seed, "enforcement"), uni, plan)
-            })
-        }));
-        handles
+            })?;
+            Ok(FileResult { file, rows })
+        });
+        let smarts_rows: Vec<io::Result<u64>> = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(io::Error::other("generator thread panicked")))
             })
-            .collect()
+            .collect();
+        (smarts_rows, esmr_files)
     });
-    let mut rows = [0u64; 8];
-    for r in results {
-        let (i, n) = r?;
-        rows[i] = n;
-    }
+    let mut files = BASE
+        .iter()
+        .zip(smarts_rows)
+        .map(|((spec, _), rows)| {
+            Ok(FileResult {
+                file: DataFile::smarts(spec),
+                rows: rows?,
+            })
+        })
+        .collect::<io::Result<Vec<FileResult>>>()?;
+    files.extend(esmr_files?.into_iter().rev());
 
     if cli.hostile {
         // independent of --scale: its own small facility set
@@ -229,11 +268,6 @@ pub fn run(cli: &Cli) -> io::Result<Vec<FileResult>> {
         hostile::write(&dir.join("hostile"), &mut hr, &hf)?;
     }
 
-    let files: Vec<FileResult> = BASE
-        .iter()
-        .zip(rows)
-        .map(|((spec, _), rows)| FileResult { spec, rows })
-        .collect();
     write_manifest(cli, &real, &files)?;
     Ok(files)
 }
@@ -252,16 +286,20 @@ fn json_str(s: &str) -> String {
     o
 }
 
-/// The manifest's `files` entries, one a line: file, dataset, rows, columns, then `extra`
-/// (more members, each after a comma).
-fn file_entries(files: &[(&FileSpec, u64, String)]) -> String {
+/// The manifest's `files` entries, one a line: file, dataset, rows, columns, the `scope` of an
+/// eSMR yearly file (its sampling year, as the sync scopes it), then `extra` (more members, each
+/// after a comma).
+fn file_entries(files: &[(&DataFile, u64, String)]) -> String {
     let mut j = String::new();
-    for (i, (spec, rows, extra)) in files.iter().enumerate() {
+    for (i, (file, rows, extra)) in files.iter().enumerate() {
+        let scope = file
+            .year
+            .map_or(String::new(), |y| format!(", \"scope\": \"{y}\""));
         j.push_str(&format!(
-            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {rows}, \"columns\": {}{extra}}}{}\n",
-            json_str(spec.file),
-            json_str(spec.dataset),
-            spec.cols.len(),
+            "    {{\"file\": {}, \"dataset\": {}, \"rows\": {rows}, \"columns\": {}{scope}{extra}}}{}\n",
+            json_str(&file.name),
+            json_str(file.spec.dataset),
+            file.spec.cols.len(),
             if i + 1 == files.len() { "" } else { "," }
         ));
     }
@@ -282,7 +320,7 @@ fn write_manifest(cli: &Cli, real: &Real, files: &[FileResult]) -> io::Result<()
     j.push_str("\n  ],\n  \"files\": [\n");
     let entries: Vec<_> = files
         .iter()
-        .map(|f| (f.spec, f.rows, String::new()))
+        .map(|f| (&f.file, f.rows, String::new()))
         .collect();
     j.push_str(&file_entries(&entries));
     j.push_str("  ]");
@@ -310,7 +348,7 @@ fn next_week(cli: &Cli, base: &Path) -> io::Result<Vec<FileResult>> {
     let files: Vec<FileResult> = deltas
         .iter()
         .map(|d| FileResult {
-            spec: d.spec,
+            file: d.file.clone(),
             rows: d.rows,
         })
         .collect();
@@ -327,7 +365,7 @@ fn next_week(cli: &Cli, base: &Path) -> io::Result<Vec<FileResult>> {
                 ", \"delta\": {{\"changed\": {}, \"added\": {}, \"removed\": {}}}",
                 d.changed, d.added, d.removed
             );
-            (d.spec, d.rows, delta)
+            (&d.file, d.rows, delta)
         })
         .collect();
     j.push_str(&file_entries(&entries));
@@ -346,7 +384,7 @@ fn main() {
     match done {
         Ok(files) => {
             for f in &files {
-                eprintln!("{:>10} rows  {}", f.rows, f.spec.file);
+                eprintln!("{:>10} rows  {}", f.rows, f.file.name);
             }
             eprintln!(
                 "done in {:.1}s -> {}",

@@ -19,8 +19,10 @@ const T: Kind = Kind::Text;
 const N: Kind = Kind::Num;
 const D: Kind = Kind::Date;
 
-/// One generated portal file.
+/// The layout of a generated portal file.
 pub struct FileSpec {
+    /// The file's name; eSMR's is the pattern of its yearly files, `YYYY` standing for the
+    /// sampling year ([`DataFile::esmr`]).
     pub file: &'static str,
     pub dataset: &'static str,
     /// Dictionary file name under `shared/data/ca-waterboards-data-dictionaries/`.
@@ -346,7 +348,7 @@ pub const INSPECTIONS: FileSpec = FileSpec {
 };
 
 pub const ESMR: FileSpec = FileSpec {
-    file: "esmr-analytical-export_year-2025.csv",
+    file: "esmr-analytical-export_year-YYYY.csv",
     dataset: "esmr",
     dictionary: "eSMR_Data_Dictionary_API.csv",
     cols: &[
@@ -382,7 +384,9 @@ pub const ESMR: FileSpec = FileSpec {
     ],
 };
 
-/// All generated portal files, in manifest order.
+/// Every layout: the SMARTS files in manifest order, then eSMR's (one layout for all its yearly
+/// files). The unit tests check each against its dictionary.
+#[cfg(test)]
 pub const ALL: [&FileSpec; 8] = [
     &IND_FAC,
     &CON_FAC,
@@ -393,3 +397,42 @@ pub const ALL: [&FileSpec; 8] = [
     &INSPECTIONS,
     &ESMR,
 ];
+
+/// One file of a generated set: its layout, its name and, of an eSMR yearly file, its sampling
+/// year (its scope: the part of the dataset the file covers, as the publisher splits eSMR).
+#[derive(Clone)]
+pub struct DataFile {
+    pub spec: &'static FileSpec,
+    pub name: String,
+    pub year: Option<i32>,
+}
+
+impl DataFile {
+    /// A SMARTS file: one per dataset, named by its layout.
+    pub fn smarts(spec: &'static FileSpec) -> DataFile {
+        DataFile {
+            spec,
+            name: spec.file.to_owned(),
+            year: None,
+        }
+    }
+
+    /// The eSMR file of sampling year `year`, named as the publisher names its yearly CSVs.
+    pub fn esmr(year: i32) -> DataFile {
+        DataFile {
+            spec: &ESMR,
+            name: ESMR.file.replace("YYYY", &year.to_string()),
+            year: Some(year),
+        }
+    }
+
+    /// The eSMR yearly file called `name`, if that is one.
+    pub fn esmr_named(name: &str) -> Option<DataFile> {
+        let (before, after) = ESMR.file.split_once("YYYY")?;
+        let year = name.strip_prefix(before)?.strip_suffix(after)?;
+        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(DataFile::esmr(year.parse().ok()?))
+    }
+}

@@ -3,8 +3,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::out::BOM;
-use crate::schema::{ALL, FileSpec, Kind};
-use crate::{Cli, run};
+use crate::schema::{ALL, DataFile, FileSpec, Kind};
+use crate::{Cli, FileResult, esmr, run};
 
 /// The real files and dictionaries beside the checkout (`../shared/data`), or
 /// `$STORMWATER_SHARED_DATA`.
@@ -20,39 +20,54 @@ fn tmp(name: &str) -> PathBuf {
     p
 }
 
-fn gen_into(dir: &Path, seed: u64, hostile: bool) {
-    let cli = Cli {
+fn cli(dir: &Path, seed: u64, hostile: bool) -> Cli {
+    Cli {
         out: dir.to_path_buf(),
         seed,
         scale: 0.001,
+        esmr_years: esmr::YEARS,
         hostile,
         real_dir: shared_data().join("real"),
         next_week_of: None,
-    };
-    run(&cli).expect("generation failed");
+    }
 }
 
-/// A small generated data set, removed when dropped.
-struct Sample(PathBuf);
+fn gen_into(dir: &Path, seed: u64, hostile: bool) -> Vec<FileResult> {
+    run(&cli(dir, seed, hostile)).expect("generation failed")
+}
+
+/// A small generated data set (every eSMR year), removed when dropped.
+struct Sample {
+    dir: PathBuf,
+    files: Vec<FileResult>,
+}
 
 impl Sample {
     fn new(name: &str) -> Sample {
-        let d = tmp(name);
-        gen_into(&d, 7, true);
-        Sample(d)
+        let dir = tmp(name);
+        let files = gen_into(&dir, 7, true);
+        Sample { dir, files }
+    }
+
+    /// The generated files of `dataset`.
+    fn of(&self, dataset: &str) -> Vec<&FileResult> {
+        self.files
+            .iter()
+            .filter(|f| f.file.spec.dataset == dataset)
+            .collect()
     }
 }
 
 impl std::ops::Deref for Sample {
     type Target = Path;
     fn deref(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 }
 
 impl Drop for Sample {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -82,8 +97,9 @@ fn deterministic_for_a_seed() {
     let fa = files_in(&a);
     let fb = files_in(&b);
     assert_eq!(fa.len(), fb.len());
+    let years = esmr::YEARS.count();
     assert!(
-        fa.len() >= 8 + 1 + 14,
+        fa.len() >= crate::BASE.len() + years + 1 + 14,
         "expected all files, got {}",
         fa.len()
     );
@@ -128,7 +144,7 @@ fn dictionary(spec: &FileSpec) -> Vec<(String, String)> {
 
 #[test]
 fn headers_match_official_dictionaries() {
-    let dir = &*Sample::new("headers");
+    let sample = Sample::new("headers");
     for spec in ALL {
         let dict = dictionary(spec);
         let names: Vec<&str> = spec.cols.iter().map(|c| c.0).collect();
@@ -150,18 +166,26 @@ fn headers_match_official_dictionaries() {
                 spec.file
             );
         }
-        // the file on disk starts with BOM + the quoted header
-        let bytes = fs::read(dir.join(spec.file)).unwrap();
+    }
+    // every file on disk starts with BOM + the quoted header
+    for f in &sample.files {
+        let bytes = fs::read(sample.join(&f.file.name)).unwrap();
         let first = bytes.split(|b| *b == b'\n').next().unwrap();
-        let want: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        let want: Vec<String> = f
+            .file
+            .spec
+            .cols
+            .iter()
+            .map(|c| format!("\"{}\"", c.0))
+            .collect();
         let mut expect = BOM.to_vec();
         expect.extend_from_slice(want.join(",").as_bytes());
-        assert_eq!(first, expect.as_slice(), "{} header line", spec.file);
+        assert_eq!(first, expect.as_slice(), "{} header line", f.file.name);
     }
     // the eSMR header is byte-identical to the real 2025 header
     let real =
         fs::read(shared_data().join("real/stormwater-watch/esmr_columns_header.txt")).unwrap();
-    let ours = fs::read(dir.join(crate::schema::ESMR.file)).unwrap();
+    let ours = fs::read(sample.join(DataFile::esmr(2025).name)).unwrap();
     let real_line = real.split(|b| *b == b'\n').next().unwrap();
     let our_line = ours.split(|b| *b == b'\n').next().unwrap();
     assert_eq!(our_line, real_line);
@@ -223,11 +247,13 @@ fn is_iso_date(s: &[u8]) -> bool {
 
 #[test]
 fn bom_and_quoting_rules() {
-    let dir = &*Sample::new("quoting");
-    for spec in ALL {
-        let bytes = fs::read(dir.join(spec.file)).unwrap();
-        assert!(bytes.starts_with(BOM), "{} lacks the BOM", spec.file);
-        assert!(!bytes.contains(&b'\r'), "{} has CR", spec.file);
+    let sample = Sample::new("quoting");
+    let dir = &*sample;
+    for generated in &sample.files {
+        let (spec, file) = (generated.file.spec, &generated.file.name);
+        let bytes = fs::read(dir.join(file)).unwrap();
+        assert!(bytes.starts_with(BOM), "{file} lacks the BOM");
+        assert!(!bytes.contains(&b'\r'), "{file} has CR");
         assert_eq!(bytes.last(), Some(&b'\n'));
         std::str::from_utf8(&bytes).expect("valid UTF-8");
         let esmr = spec.dataset == "esmr";
@@ -244,18 +270,11 @@ fn bom_and_quoting_rules() {
             assert_eq!(
                 f.len(),
                 spec.cols.len(),
-                "{}: wrong field count in {:?}",
-                spec.file,
+                "{file}: wrong field count in {:?}",
                 String::from_utf8_lossy(line)
             );
             for ((v, q), (name, kind)) in f.iter().zip(spec.cols) {
-                let ctx = || {
-                    format!(
-                        "{} {name}={:?} quoted={q}",
-                        spec.file,
-                        String::from_utf8_lossy(v)
-                    )
-                };
+                let ctx = || format!("{file} {name}={:?} quoted={q}", String::from_utf8_lossy(v));
                 match (esmr, kind) {
                     (false, Kind::Text) => {
                         assert!(*q, "{}", ctx());
@@ -294,11 +313,11 @@ fn bom_and_quoting_rules() {
                 }
             }
         }
-        assert!(rows > 0, "{} is empty", spec.file);
+        assert!(rows > 0, "{file} is empty");
         if spec.cols.iter().any(|c| c.1 == Kind::Num) && rows > 20 {
-            assert!(seen_nan, "{}: no missing number seen", spec.file);
+            assert!(seen_nan, "{file}: no missing number seen");
         }
-        assert!(seen_na || rows < 20, "{}: no missing text seen", spec.file);
+        assert!(seen_na || rows < 20, "{file}: no missing text seen");
     }
     // one literal line check of the exact byte conventions
     let ind = fs::read_to_string(dir.join(crate::schema::IND_MON.file)).unwrap();
@@ -310,7 +329,7 @@ fn bom_and_quoting_rules() {
         nd.contains(",\"ND\",NaN,\""),
         "ND result must be a bare NaN: {nd}"
     );
-    let es = fs::read_to_string(dir.join(crate::schema::ESMR.file)).unwrap();
+    let es = fs::read_to_string(dir.join(DataFile::esmr(2025).name)).unwrap();
     let l = es.lines().nth(1).unwrap();
     assert!(l.starts_with("\"Region "), "{l}");
     assert!(l.contains(",NA,") || l.contains("\"NaN\""), "{l}");
@@ -469,25 +488,36 @@ fn referential_consistency() {
 
 #[test]
 fn row_counts_follow_scale() {
-    let dir = &*Sample::new("counts");
+    let sample = Sample::new("counts");
+    let dir = &*sample;
     let manifest = fs::read_to_string(dir.join("MANIFEST.json")).unwrap();
-    for (spec, base) in crate::BASE {
-        let bytes = fs::read(dir.join(spec.file)).unwrap();
-        let (_, rows) = read_csv(&dir.join(spec.file));
-        let want = crate::scaled(base, 0.001);
+    for f in &sample.files {
+        let name = &f.file.name;
+        let bytes = fs::read(dir.join(name)).unwrap();
+        let (_, rows) = read_csv(&dir.join(name));
+        let want = match f.file.year {
+            Some(year) => esmr::rows(year, 0.001),
+            None => crate::count(f.file.spec, 0.001),
+        };
         // facility, monitoring and eSMR files are exact; compliance files can carry a few exact duplicate rows
         assert!(
             rows.len() as u64 >= want && rows.len() as u64 <= want + want / 50 + 1,
-            "{}: {} rows, want {want}",
-            spec.file,
+            "{name}: {} rows, want {want}",
             rows.len()
         );
-        assert!(manifest.contains(&format!(
-            "\"file\": \"{}\", \"dataset\": \"{}\", \"rows\": {}",
-            spec.file,
-            spec.dataset,
-            rows.len()
-        )));
+        let scope = f
+            .file
+            .year
+            .map_or(String::new(), |y| format!(", \"scope\": \"{y}\""));
+        assert!(
+            manifest.contains(&format!(
+                "\"file\": \"{name}\", \"dataset\": \"{}\", \"rows\": {}, \"columns\": {}{scope}}}",
+                f.file.spec.dataset,
+                rows.len(),
+                f.file.spec.cols.len()
+            )),
+            "{name} in the manifest"
+        );
         assert!(bytes.len() > 100);
     }
 }
@@ -574,17 +604,19 @@ fn next_week_changes_adds_and_removes_what_its_delta_says() {
             .collect()
     };
     let (mut changed, mut added, mut removed) = (0, 0, 0);
+    assert_eq!(
+        deltas.iter().map(|d| &d.file.name).collect::<Vec<_>>(),
+        base.files.iter().map(|f| &f.file.name).collect::<Vec<_>>(),
+        "every base file, in manifest order"
+    );
     for d in &deltas {
-        let (old, new) = (
-            records(&base.join(d.spec.file)),
-            records(&next.join(d.spec.file)),
-        );
-        assert_eq!(new.len() as u64, d.rows, "{}", d.spec.file);
+        let name = &d.file.name;
+        let (old, new) = (records(&base.join(name)), records(&next.join(name)));
+        assert_eq!(new.len() as u64, d.rows, "{name}");
         assert_eq!(
             new.len() as u64,
             old.len() as u64 - d.removed + d.added,
-            "{}",
-            d.spec.file
+            "{name}"
         );
         // As multisets: the new rows not in the base are the changed and the added ones, the
         // base rows not in the new file the changed and the removed ones.
@@ -597,8 +629,8 @@ fn next_week_changes_adds_and_removes_what_its_delta_says() {
         }
         let only_old: i64 = count.values().filter(|n| **n > 0).sum();
         let only_new: i64 = -count.values().filter(|n| **n < 0).sum::<i64>();
-        assert_eq!(only_new as u64, d.changed + d.added, "{}", d.spec.file);
-        assert_eq!(only_old as u64, d.changed + d.removed, "{}", d.spec.file);
+        assert_eq!(only_new as u64, d.changed + d.added, "{name}");
+        assert_eq!(only_old as u64, d.changed + d.removed, "{name}");
         changed += d.changed;
         added += d.added;
         removed += d.removed;
@@ -608,10 +640,116 @@ fn next_week_changes_adds_and_removes_what_its_delta_says() {
     crate::week::write(&base, &again, 3).unwrap();
     for d in &deltas {
         assert_eq!(
-            fs::read(next.join(d.spec.file)).unwrap(),
-            fs::read(again.join(d.spec.file)).unwrap()
+            fs::read(next.join(&d.file.name)).unwrap(),
+            fs::read(again.join(&d.file.name)).unwrap()
         );
     }
     let _ = fs::remove_dir_all(&next);
     let _ = fs::remove_dir_all(&again);
+}
+
+/// eSMR as the publisher splits it: one file per sampling year 2006..2026, every row sampled in
+/// its file's year, the files growing toward recent years, the same facilities (place ids) and
+/// locations reporting across years, and the real record's size at scale 1.0.
+#[test]
+fn esmr_is_one_file_per_sampling_year() {
+    let sample = Sample::new("esmr-years");
+    let files = sample.of("esmr");
+    let years: Vec<i32> = files.iter().map(|f| f.file.year.unwrap()).collect();
+    assert_eq!(years, (2006..=2026).collect::<Vec<_>>());
+    // place of every (facility, location code): the same in every year
+    let mut places: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut facilities: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let year = f.file.year.unwrap();
+        assert_eq!(
+            f.file.name,
+            format!("esmr-analytical-export_year-{year}.csv")
+        );
+        let (h, rows) = read_csv(&sample.join(&f.file.name));
+        assert_eq!(rows.len() as u64, f.rows);
+        let (date, fac, loc, place, report) = (
+            col(&h, "sampling_date"),
+            col(&h, "facility_place_id"),
+            col(&h, "location"),
+            col(&h, "location_place_id"),
+            col(&h, "report_name"),
+        );
+        for r in &rows {
+            assert_eq!(&r[date][..4], year.to_string(), "{}: {:?}", f.file.name, r);
+            assert!(r[report].ends_with(&year.to_string()), "{:?}", &r[report]);
+            places
+                .entry((r[fac].to_string(), r[loc].to_string()))
+                .or_default()
+                .insert(r[place].to_string());
+            facilities
+                .entry(year)
+                .or_default()
+                .insert(r[fac].to_string());
+        }
+    }
+    assert!(
+        places.values().all(|p| p.len() == 1),
+        "a location keeps its place id"
+    );
+    let all: BTreeSet<&String> = facilities.values().flatten().collect();
+    assert!(all.len() <= esmr::facilities(0.001));
+    let shared = facilities[&2024].intersection(&facilities[&2025]).count();
+    assert!(
+        shared * 2 > facilities[&2025].len(),
+        "most 2025 facilities reported in 2024"
+    );
+    // rows grow toward recent years (2026 is a partial year)
+    let rows: Vec<u64> = files.iter().map(|f| f.rows).collect();
+    assert!(rows.windows(2).all(|w| w[1] * 10 >= w[0] * 9), "{rows:?}");
+    assert!(rows[19] > rows[0] * 3, "{rows:?}");
+
+    // The plan at scale 1.0: the 2025 file the size of the real one, 20+ million rows in all.
+    let planned: Vec<u64> = esmr::YEARS.map(|y| esmr::rows(y, 1.0)).collect();
+    assert!(
+        planned.windows(2).take(19).all(|w| w[1] > w[0]),
+        "{planned:?}"
+    );
+    assert!(planned[19] > planned[0] * 3, "{planned:?}");
+    assert!(planned.iter().sum::<u64>() >= 20_000_000, "{planned:?}");
+    assert_eq!(esmr::facilities(1.0), 2_000);
+    assert!(esmr::facilities(0.0001) >= 5);
+}
+
+/// `--esmr-years` writes only those years, each the same bytes as in the whole set.
+#[test]
+fn esmr_years_choose_the_files_and_keep_their_content() {
+    let whole = Sample::new("esmr-whole");
+    let dir = tmp("esmr-two-years");
+    let cli = Cli {
+        esmr_years: 2024..=2025,
+        ..cli(&dir, 7, false)
+    };
+    let files = run(&cli).unwrap();
+    let esmr: Vec<&FileResult> = files
+        .iter()
+        .filter(|f| f.file.spec.dataset == "esmr")
+        .collect();
+    assert_eq!(
+        esmr.iter().map(|f| f.file.year).collect::<Vec<_>>(),
+        [Some(2024), Some(2025)]
+    );
+    for f in esmr {
+        assert_eq!(
+            fs::read(dir.join(&f.file.name)).unwrap(),
+            fs::read(whole.join(&f.file.name)).unwrap(),
+            "{}",
+            f.file.name
+        );
+    }
+    let manifest = fs::read_to_string(dir.join("MANIFEST.json")).unwrap();
+    assert_eq!(manifest.matches("\"dataset\": \"esmr\"").count(), 2);
+    assert!(!dir.join(DataFile::esmr(2023).name).exists());
+    let _ = fs::remove_dir_all(&dir);
+
+    assert_eq!(crate::esmr_years("2025-2025"), Ok(2025..=2025));
+    assert_eq!(crate::esmr_years("2019"), Ok(2019..=2019));
+    for bad in ["2005-2025", "2025-2027", "2025-2024", "x-2025"] {
+        assert!(crate::esmr_years(bad).is_err(), "{bad}");
+    }
 }

@@ -1,5 +1,8 @@
 //! Random helpers, dates and built-in word lists.
 
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,6 +18,51 @@ pub fn rng_for(seed: u64, tag: &str) -> Rng {
         h = h.wrapping_mul(0x0000_0100_0000_01B3);
     }
     ChaCha8Rng::seed_from_u64(h)
+}
+
+/// Threads for files written side by side (the eSMR years; for the next week, every file):
+/// this machine's cores, at most 4, since each holds a 1 MiB buffer or, for the next week, a
+/// whole base file in memory.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+}
+
+/// `f` of every item on at most `threads` threads, the results in the items' order. Each thread
+/// takes the next item no other has taken, so a long item does not hold the short ones up.
+pub fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> io::Result<R> + Sync,
+) -> io::Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let done: Vec<(usize, io::Result<R>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.clamp(1, items.len().max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return done;
+                        };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![(0, Err(io::Error::other("worker thread panicked")))])
+            })
+            .collect()
+    });
+    let mut out: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    for (i, r) in done {
+        out[i] = Some(r?);
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 #[inline]

@@ -1,7 +1,8 @@
 //! "Next week": the files of a later download of the same portal, derived from a generated set
 //! (`generate --next-week-of BASE`). data.ca.gov republishes whole files; between two weekly
-//! downloads a few rows change, a few are added and a few go. Of each base file, every row is
-//! kept byte for byte except that, seeded by `--seed` and the file:
+//! downloads a few rows change, a few are added and a few go. Of each base file (the SMARTS files
+//! and every eSMR yearly file the base holds), every row is kept byte for byte except that, seeded
+//! by `--seed` and the file:
 //!
 //! - [`CHANGED`] of the rows get a new value in one stored column (a monitoring result, an
 //!   operator's name, a description, …), in the field's own quoting;
@@ -19,8 +20,8 @@ use std::path::Path;
 
 use rand::RngExt;
 
-use crate::schema::{ALL, FileSpec};
-use crate::util::{Rng, rng_for};
+use crate::schema::{DataFile, FileSpec};
+use crate::util::{Rng, parallel, rng_for, workers};
 
 /// Share of the base rows whose stored value changes.
 pub const CHANGED: f64 = 0.01;
@@ -34,7 +35,7 @@ const FRESH_ID: u64 = 990_000_000;
 
 /// What one file of the next week holds against its base file.
 pub struct Delta {
-    pub spec: &'static FileSpec,
+    pub file: DataFile,
     pub rows: u64,
     pub changed: u64,
     pub added: u64,
@@ -58,43 +59,50 @@ fn columns(spec: &FileSpec) -> (&'static str, &'static str) {
 }
 
 /// Writes the next week of every file of `base` into `out`; returns the deltas in manifest
-/// order.
+/// order. Each file is read whole, so a few at a time.
 pub fn write(base: &Path, out: &Path, seed: u64) -> io::Result<Vec<Delta>> {
     fs::create_dir_all(out)?;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ALL
-            .iter()
-            .map(|spec| s.spawn(move || evolve(base, out, spec, seed)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("next-week thread panicked")))
-            })
-            .collect()
-    })
+    let files = files_of(base)?;
+    parallel(&files, workers(), |file| evolve(base, out, file, seed))
 }
 
-fn evolve(base: &Path, out: &Path, spec: &'static FileSpec, seed: u64) -> io::Result<Delta> {
-    let bytes = fs::read(base.join(spec.file))?;
-    let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(out.join(spec.file))?);
-    let mut rng = rng_for(seed, &format!("next_week:{}", spec.file));
+/// The files of the generated set in `dir`, in manifest order: every SMARTS file, then the eSMR
+/// yearly files it holds, oldest first.
+fn files_of(dir: &Path) -> io::Result<Vec<DataFile>> {
+    let mut esmr = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Some(f) = entry?.file_name().to_str().and_then(DataFile::esmr_named) {
+            esmr.push(f);
+        }
+    }
+    esmr.sort_by_key(|f| f.year);
+    Ok(crate::BASE
+        .iter()
+        .map(|(spec, _)| DataFile::smarts(spec))
+        .chain(esmr)
+        .collect())
+}
+
+fn evolve(base: &Path, out: &Path, file: &DataFile, seed: u64) -> io::Result<Delta> {
+    let spec = file.spec;
+    let bytes = fs::read(base.join(&file.name))?;
+    let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(out.join(&file.name))?);
+    let mut rng = rng_for(seed, &format!("next_week:{}", file.name));
     let (changed_col, fresh_col) = columns(spec);
     let index = |name: &str| {
         spec.cols
             .iter()
             .position(|(c, _)| *c == name)
-            .ok_or_else(|| io::Error::other(format!("{} has no column {name}", spec.file)))
+            .ok_or_else(|| io::Error::other(format!("{} has no column {name}", file.name)))
     };
     let (changed_at, fresh_at) = (index(changed_col)?, index(fresh_col)?);
     let records = split_records(&bytes);
     let Some((header, rows)) = records.split_first() else {
-        return Err(io::Error::other(format!("{} is empty", spec.file)));
+        return Err(io::Error::other(format!("{} is empty", file.name)));
     };
     w.write_all(header)?;
     let mut d = Delta {
-        spec,
+        file: file.clone(),
         rows: 0,
         changed: 0,
         added: 0,

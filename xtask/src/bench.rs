@@ -31,6 +31,9 @@ use stormwater::sync::{Context, runner};
 
 #[derive(Deserialize)]
 pub(crate) struct Manifest {
+    /// Of a generated set (a next week's manifest has none): 1.0 is the real record.
+    #[serde(default)]
+    pub(crate) scale: Option<f64>,
     pub(crate) files: Vec<ManifestFile>,
 }
 
@@ -39,6 +42,9 @@ pub(crate) struct ManifestFile {
     pub(crate) file: String,
     pub(crate) dataset: String,
     pub(crate) rows: u64,
+    /// Of an eSMR yearly file: its sampling year, the part of the dataset it covers.
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
     /// Of a next week's file: what changed against its base file.
     #[serde(default)]
     pub(crate) delta: Option<Delta>,
@@ -53,6 +59,16 @@ pub(crate) struct Delta {
 }
 
 impl ManifestFile {
+    /// The scope it is synced as: the manifest's, else, of an eSMR file, the year its name
+    /// carries (`esmr-analytical-export_year-2025.csv`).
+    pub(crate) fn sync_scope(&self) -> Option<String> {
+        self.scope.clone().or_else(|| {
+            let year = self.file.split_once("_year-")?.1.get(..4)?;
+            (self.dataset == "esmr" && year.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| year.to_owned())
+        })
+    }
+
     /// The rows an exact import of this file rewrites against its base: a changed eSMR row
     /// (whose identity is its whole content) is one row withdrawn and one inserted.
     pub(crate) fn rows_to_rewrite(&self) -> u64 {
@@ -193,7 +209,8 @@ pub(crate) async fn sync(
     Ok((seconds, summary.run_id))
 }
 
-/// The sources of a generated data directory (`generate` writes eSMR as the 2025 file).
+/// The sources of a generated data directory (`generate` writes eSMR as one file per sampling
+/// year, each its own scope).
 pub(crate) fn sources(manifest: &Manifest, data: &Path) -> Vec<Source> {
     manifest
         .files
@@ -201,7 +218,7 @@ pub(crate) fn sources(manifest: &Manifest, data: &Path) -> Vec<Source> {
         .map(|f| Source {
             dataset: f.dataset.clone(),
             url: format!("file://{}", data.join(&f.file).display()),
-            scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
+            scope: f.sync_scope(),
         })
         .collect()
 }
@@ -485,6 +502,7 @@ struct EngineRun {
 /// One file of a sync.
 #[derive(sqlx::FromRow)]
 struct FileRun {
+    /// The dataset, and the scope of a file that is one part of it (eSMR: `esmr 2025`).
     dataset: String,
     status: String,
     rows_read: i64,
@@ -567,7 +585,7 @@ async fn measure(
     .fetch_optional(&ctx.pool)
     .await?;
     let per_file = sqlx::query_as(
-        "select f.dataset, f.status, f.rows_read, f.rows_inserted,
+        "select concat_ws(' ', f.dataset, f.scope) as dataset, f.status, f.rows_read, f.rows_inserted,
                 f.rows_updated, f.rows_withdrawn,
                 extract(epoch from (f.finished_at - f.started_at))::float8 as seconds
            from sync_file f where f.run_id = $1 order by f.id",
@@ -690,6 +708,9 @@ pub async fn run(base: Config, data: &Path, next: &Path, report: &Path) -> anyho
     .await?;
 
     let md = render(&Report {
+        scale: manifest
+            .scale
+            .context("the data's MANIFEST.json has no scale")?,
         files: files.len(),
         total_rows,
         total_bytes,
@@ -764,6 +785,7 @@ pub async fn headroom(base: Config, data: &Path, report: &Path) -> anyhow::Resul
 }
 
 struct Report<'a> {
+    scale: f64,
     files: usize,
     total_rows: u64,
     total_bytes: u64,
@@ -786,8 +808,9 @@ fn render(r: &Report<'_>) -> anyhow::Result<String> {
     writeln!(md, "## Ingest: what a user waits for\n")?;
     writeln!(
         md,
-        "Reproduce: `./dev bench` (generates the files with `generate --seed 42` and their next week with \
-         `generate --next-week-of`, then runs `xtask bench`).\n"
+        "Reproduce: `./dev bench --scale {0}` (generates the files with `generate --seed 42 --scale {0}` \
+         (1 is the real record) and their next week with `generate --next-week-of`, then runs `xtask bench`).\n",
+        r.scale
     )?;
     writeln!(
         md,

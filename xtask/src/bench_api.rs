@@ -691,14 +691,14 @@ fn write_setup(out: &mut String, m: &Measurements) -> std::fmt::Result {
     writeln!(out, "## Reproduce\n")?;
     writeln!(
         out,
-        "```sh\n./dev bench-api                        # full scale (generate --seed 42 --scale 1), ~9.5M rows\n\
+        "```sh\n./dev bench-api                        # the real record (generate --seed 42 --scale 1), ~30M rows\n\
          BENCH_API_SCALE=0.05 ./dev bench-api   # quick run on a 5% sample\n\
          BENCH_API_SECONDS=3 ./dev bench-api    # shorter load per URL\n```\n"
     )?;
     writeln!(
         out,
-        "`./dev bench-api` installs wrk if missing{}, generates the files (reusing \
-         `.dev/bench-data` at scale 1), syncs them into the database `{DB}` (reused while the files are \
+        "`./dev bench-api` installs wrk if missing{}, generates the files (into \
+         `.dev/bench-data-<scale>`, shared with `./dev bench --scale <scale>`), syncs them into the database `{DB}` (reused while the files are \
          the same), starts its own Redis on 127.0.0.1:63800 (the dev stack's Redis is not touched), \
          and serves the functions with `xtask serve --db-connections {DB_CONNECTIONS}` \
          (one pool of {DB_CONNECTIONS} connections shared by all requests; every function of \

@@ -152,8 +152,11 @@ pub async fn run(base: Config, data: &Path, report: &Path) -> anyhow::Result<()>
     writeln!(out, "## Data\n")?;
     writeln!(
         out,
-        "- Generated files (`generate --seed 42`, scale in the file names' MANIFEST): {rows} rows in {} files, \
+        "- Generated files (`generate --seed 42 --scale {}`, 1 being the real record): {rows} rows in {} files, \
          synced through stage → S3 → SQS → import → finalize in {sync_s:.1} s.",
+        manifest
+            .scale
+            .map_or("(not in its MANIFEST)".to_owned(), |s| s.to_string()),
         manifest.files.len()
     )?;
     writeln!(

@@ -118,6 +118,9 @@ pub struct ManifestFile {
     pub file: String,
     pub dataset: String,
     pub rows: i64,
+    /// Of an eSMR yearly file: its sampling year, the part of the dataset it covers.
+    #[serde(default)]
+    pub scope: Option<String>,
     /// Of a next week's file (`next_week`): rows changed, added and removed against its base.
     #[serde(default)]
     pub delta: Option<Delta>,
@@ -130,15 +133,34 @@ pub struct Delta {
     pub removed: i64,
 }
 
+impl ManifestFile {
+    /// The scope it is synced as: the manifest's, else, of an eSMR file, the year its name
+    /// carries (`esmr-analytical-export_year-2025.csv`).
+    pub fn sync_scope(&self) -> Option<String> {
+        self.scope.clone().or_else(|| {
+            let year = self.file.split_once("_year-")?.1.get(..4)?;
+            (self.dataset == "esmr" && year.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| year.to_owned())
+        })
+    }
+}
+
 impl Manifest {
-    /// The generated file of `dataset` under `dir`.
+    /// The (first) generated file of `dataset` under `dir`.
     pub fn path(&self, dir: &std::path::Path, dataset: &str) -> PathBuf {
-        let f = self
-            .files
+        self.paths(dir, dataset)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no generated {dataset}"))
+    }
+
+    /// Every generated file of `dataset` under `dir` (eSMR: one per year), in manifest order.
+    pub fn paths(&self, dir: &std::path::Path, dataset: &str) -> Vec<PathBuf> {
+        self.files
             .iter()
-            .find(|f| f.dataset == dataset)
-            .unwrap_or_else(|| panic!("no generated {dataset}"));
-        dir.join(&f.file)
+            .filter(|f| f.dataset == dataset)
+            .map(|f| dir.join(&f.file))
+            .collect()
     }
 
     /// Every generated file as a sync source (eSMR scoped to its year).
@@ -148,19 +170,27 @@ impl Manifest {
             .map(|f| Source {
                 dataset: f.dataset.clone(),
                 url: file_url(&dir.join(&f.file)),
-                scope: (f.dataset == "esmr").then(|| "2025".to_owned()),
+                scope: f.sync_scope(),
             })
             .collect()
     }
 }
 
-/// Generated files in the exact official layouts (bench/`generate`, built by `./dev test`).
+/// Generated files in the exact official layouts (bench/`generate`, built by `./dev test`), of
+/// eSMR the 2025 file only: tests that need eSMR's history call [`generate_with`].
 pub fn generate(out: &std::path::Path, seed: u64, scale: &str) -> Manifest {
+    generate_with(out, seed, scale, &["--esmr-years", "2025-2025"])
+}
+
+/// [`generate`] with `extra` arguments of `generate` instead of its one eSMR year (none: every
+/// year, 2006 to 2026).
+pub fn generate_with(out: &std::path::Path, seed: u64, scale: &str, extra: &[&str]) -> Manifest {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/generate");
     let status = std::process::Command::new(&bin)
         .arg("--out")
         .arg(out)
         .args(["--seed", &seed.to_string(), "--scale", scale])
+        .args(extra)
         .arg("--real-dir")
         .arg(shared_data("real"))
         .stdout(std::process::Stdio::null())
