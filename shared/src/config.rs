@@ -43,6 +43,10 @@ pub struct Config {
     staging_bucket: Option<String>,
     import_queue_url: Option<String>,
     finalize_queue_url: Option<String>,
+    finalize_part_queue_url: Option<String>,
+    /// `ENGINE_ROWS_PER_PART`: source rows one part of a fanned-out engine pass reads (the
+    /// number of parts follows from the rows to compute; see [`crate::sync::parts`]).
+    pub engine_rows_per_part: u64,
     /// `CHUNK_ROWS`: records per staged chunk (default chosen by measurement, see docs/BENCHMARKS.md).
     pub chunk_rows: usize,
     /// `CKAN_API_URL`: the CKAN action API that lists the eSMR years (`package_show`) and
@@ -200,6 +204,8 @@ impl Config {
             staging_bucket: var("STAGING_BUCKET"),
             import_queue_url: var("IMPORT_QUEUE_URL"),
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
+            finalize_part_queue_url: var("FINALIZE_PART_QUEUE_URL"),
+            engine_rows_per_part: parsed("ENGINE_ROWS_PER_PART", 1_000_000u64)?.max(1),
             chunk_rows,
             guards: guards()?,
             ckan_api_url: var("CKAN_API_URL").unwrap_or_else(|| CKAN_API.to_owned()),
@@ -267,6 +273,20 @@ impl Config {
             .ok_or(ConfigError::Missing("FINALIZE_QUEUE_URL"))
     }
 
+    /// `FINALIZE_PART_QUEUE_URL`: a standard queue; one message per part of a fanned-out
+    /// finalize step.
+    pub fn finalize_part_queue_url(&self) -> Result<&str, ConfigError> {
+        self.finalize_part_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("FINALIZE_PART_QUEUE_URL"))
+    }
+
+    /// Replaces the finalize part queue (tests create their own).
+    pub fn with_finalize_part_queue(mut self, url: &str) -> Self {
+        self.finalize_part_queue_url = Some(url.to_owned());
+        self
+    }
+
     /// Replaces the AWS resource names (tests create their own bucket and queues).
     pub fn with_aws_resources(
         mut self,
@@ -293,6 +313,11 @@ impl Config {
 /// ImportQueue's `maxReceiveCount` in template.yaml (a test checks they agree). The importer
 /// records a chunk failed at its last delivery.
 pub const IMPORT_MAX_RECEIVES: u32 = 5;
+
+/// How many times a finalize part's message may be received before it goes to the DLQ: the
+/// FinalizePartQueue's `maxReceiveCount` in template.yaml (a test checks they agree). The
+/// part's last delivery records it failed, so its step still finishes.
+pub const FINALIZE_PART_MAX_RECEIVES: u32 = 3;
 
 /// The publisher's CKAN action API (`CKAN_API_URL` overrides it, e.g. for a local test server;
 /// a URL of one of its actions, `…/action/resource_show`, is read as its base).
@@ -330,7 +355,7 @@ impl Default for Guards {
 /// How non-detects enter an annual average (shared/data/benchmarks/README.md section 3).
 ///
 /// A non-detect is never an exceedance on its own, whatever the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NdPolicy {
     /// ND counts as 0 and stays in the denominator (the project's default convention).

@@ -139,6 +139,8 @@ fn expected_failures(function: &str, name: &str) -> Vec<&'static str> {
         // Chunk 0 is a redelivery (acknowledged, nothing changes); the file has no chunk 1.
         ("sync-import", "bad-unknown-chunk") => vec!["c81f5a3e-0b7d-4a29-9e64-5d3f2b1a0c98"],
         ("sync-finalize", "bad-unknown-run") => vec!["e4a9d2c7-61b0-4f3e-a5d8-7c2b9e0f1a36"],
+        // Run 999999 has no parts.
+        ("sync-finalize-part", "bad-unknown-part") => vec!["b52e0c8a-91f7-4d3e-8a6b-3f1d7c9e2a40"],
         _ => panic!("events/{function}/{name}.json: say in expected_failures which messages fail"),
     }
 }
@@ -594,6 +596,9 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
     events.sort();
 
     let mut h = harness("events", None).await;
+    // Parts of 25 source rows: the sample sync's engine pass (its ~100 monitoring rows) is
+    // fanned out, so the part events find run 1's parts.
+    h.ctx.cfg.engine_rows_per_part = 25;
     // The sample (`./dev up`'s first sync) first, through its event: run 1, ids deterministic.
     let sample =
         std::fs::read_to_string(root().join("events/sync-stage/local-sample.json")).unwrap();
@@ -662,6 +667,20 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                         before,
                         "{what}"
                     );
+                }
+                "sync-finalize-part" => {
+                    let counted =
+                        "select to_jsonb(p) - 'spec' from finalize_phase p where run_id = 1";
+                    let before = h.json(counted).await;
+                    assert!(
+                        before["parts"].as_i64().unwrap_or(0) > 1,
+                        "{what}: {before}"
+                    );
+                    let event: SqsEvent = serde_json::from_str(text).unwrap();
+                    let resp = stormwater::sync::parts::handle(&h.ctx, event).await;
+                    assert_failures(&resp, function, name, &what);
+                    // Run 1's engine parts ran in the sync: a redelivery counts nothing again.
+                    assert_eq!(h.json(counted).await, before, "{what}");
                 }
                 "alert-dispatch" => {
                     let event: SqsEvent = serde_json::from_str(text).unwrap();

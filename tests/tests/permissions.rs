@@ -3,6 +3,9 @@
 //! that fails whole) is recorded with the function that made it, and checked against that
 //! function's own IAM policy in the SAM-transformed template. The SQS receives and deletes of
 //! an event source mapping count as its function's (Lambda uses the function's role for them).
+//! What the fan-out of a finalize step needs (sync-finalize queues parts, sync-finalize-part
+//! consumes them and queues the step's finish) and every mapping's receive and delete are
+//! checked against the policies too, whether or not the sync made those calls.
 
 mod support;
 
@@ -164,6 +167,7 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
         "sync-stage",
         "sync-import",
         "sync-finalize",
+        "sync-finalize-part",
         "alert-dispatch",
     ]
     .iter()
@@ -239,6 +243,7 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
 
     let calls = calls.lock().unwrap().clone();
     let finalize_arn = runner::queue_arn(&h.res.finalize_queue_url);
+    let part_arn = runner::queue_arn(&h.res.finalize_part_queue_url);
     for (function, action, resource) in [
         (stage_fn.as_str(), "s3:PutObject", None),
         (stage_fn.as_str(), "s3:DeleteObject", None),
@@ -254,6 +259,12 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
             "SyncFinalizeFunction",
             "sqs:SendMessage",
             Some(finalize_arn.as_str()),
+        ),
+        // The finalize part mapping is played under its own function's role.
+        (
+            "SyncFinalizePartFunction",
+            "sqs:ReceiveMessage",
+            Some(part_arn.as_str()),
         ),
     ] {
         assert!(
@@ -272,6 +283,68 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
     eprintln!("{} calls checked: {seen:?}", calls.len());
     assert_eq!(refused(&wiring, &h.res, &calls), Vec::<String>::new());
 
+    // What the fan-out of a finalize step needs, whether or not this sync made those calls:
+    // sync-finalize queues the parts, sync-finalize-part consumes them and its last part
+    // queues the step's finish; and every event source mapping's function may receive, delete
+    // and read the attributes of its queue (Lambda polls with the function's role).
+    let mut needed: Vec<Call> = [
+        ("SyncFinalizeFunction", "sqs:SendMessage", &part_arn),
+        ("SyncFinalizePartFunction", "sqs:ReceiveMessage", &part_arn),
+        ("SyncFinalizePartFunction", "sqs:DeleteMessage", &part_arn),
+        (
+            "SyncFinalizePartFunction",
+            "sqs:GetQueueAttributes",
+            &part_arn,
+        ),
+        (
+            "SyncFinalizePartFunction",
+            "sqs:ChangeMessageVisibility",
+            &part_arn,
+        ),
+        ("SyncFinalizePartFunction", "sqs:SendMessage", &finalize_arn),
+    ]
+    .iter()
+    .map(|(function, action, resource)| Call {
+        function: (*function).to_owned(),
+        action: (*action).to_owned(),
+        resource: (*resource).clone(),
+    })
+    .collect();
+    for m in &wiring.mappings {
+        let queue = runner::queue_arn(&h.res.queue_urls[&m.queue]);
+        for action in [
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        ] {
+            needed.push(Call {
+                function: m.function.clone(),
+                action: action.to_owned(),
+                resource: queue.clone(),
+            });
+        }
+    }
+    assert!(
+        wiring
+            .mappings
+            .iter()
+            .any(|m| m.function == "SyncFinalizePartFunction" && m.queue == "FinalizePartQueue")
+    );
+    assert_eq!(refused(&wiring, &h.res, &needed), Vec::<String>::new());
+    // Least privilege: a part neither consumes the FIFO finalize queue nor fans out parts.
+    let beyond: Vec<Call> = [
+        ("sqs:ReceiveMessage", &finalize_arn),
+        ("sqs:SendMessage", &part_arn),
+    ]
+    .iter()
+    .map(|(action, resource)| Call {
+        function: "SyncFinalizePartFunction".to_owned(),
+        action: (*action).to_owned(),
+        resource: (*resource).clone(),
+    })
+    .collect();
+    assert_eq!(refused(&wiring, &h.res, &beyond).len(), beyond.len());
+
     // The check names what a policy lacks: the template before this change did not let the
     // stager send the finalize request of a run with nothing to import.
     let template = std::fs::read_to_string(root().join("template.yaml")).unwrap();
@@ -283,6 +356,17 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
         refused(&transformed(&without), &h.res, &calls),
         vec![format!(
             "SyncStageFunction may not sqs:SendMessage on {finalize_arn}"
+        )]
+    );
+    // Likewise for the fan-out: without its statement sync-finalize may not queue the parts.
+    let statement = "            - Sid: FanOutFinalizeParts\n              Effect: Allow\n              Action:\n                - sqs:SendMessage\n              Resource: !GetAtt FinalizePartQueue.Arn\n";
+    let finalize_at = template.find("  SyncFinalizeFunction:").unwrap();
+    let at = finalize_at + template[finalize_at..].find(statement).unwrap();
+    let without = format!("{}{}", &template[..at], &template[at + statement.len()..]);
+    assert_eq!(
+        refused(&transformed(&without), &h.res, &needed),
+        vec![format!(
+            "SyncFinalizeFunction may not sqs:SendMessage on {part_arn}"
         )]
     );
 }

@@ -40,6 +40,10 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
     // SQS (and the emulator) moves the message to the DLQ on the receive after the last failed
     // delivery; keep receiving until that has happened.
     let mappings = runner::mappings(&h.res, 0).unwrap();
+    let import = mappings
+        .iter()
+        .find(|m| m.target == runner::Target::Import)
+        .unwrap();
     // (A deadline, not a count of polls: each redelivery waits out the visibility timeout, and
     // under the whole suite's load a poll can take much longer than alone.)
     let mut in_dlq = 0;
@@ -51,7 +55,7 @@ async fn a_poison_chunk_goes_to_the_dlq_and_the_run_is_marked_partial_with_the_r
         if in_dlq == 1 {
             break;
         }
-        runner::poll_once(&h.ctx, &mappings[0]).await.unwrap();
+        runner::poll_once(&h.ctx, import).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(in_dlq, 1, "poison message in the DLQ");

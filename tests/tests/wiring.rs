@@ -1,12 +1,23 @@
 //! The local stack runs template.yaml's own wiring: its queues (FIFO, redrive policy,
 //! `maxReceiveCount`) and SQS event source mappings (batch size, `FunctionResponseTypes`) come
 //! from the SAM-transformed template, and the runner then behaves as Lambda does for exactly
-//! what is declared: a mapping without `ReportBatchItemFailures` ignores the batch response.
+//! what is declared: a mapping without `ReportBatchItemFailures` ignores the batch response,
+//! and a mapping is polled by as many pollers at once as its `MaximumConcurrency` allows
+//! (capped locally at `runner::LOCAL_CAP`).
 
 mod support;
 
+use aws_sdk_sqs::config::ConfigBag;
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stormwater::sync::runner::{self, Resources, Target};
 use support::{Harness, harness, root, transformed};
@@ -79,12 +90,59 @@ async fn the_local_queues_and_mappings_are_the_templates() {
             }
         }
     }
+    // The handlers record a message failed at the delivery SQS dead-letters it: their
+    // constants are the queues' maxReceiveCount.
+    for (queue, dlq, max, what) in [
+        (
+            "ImportQueue",
+            "ImportDLQ",
+            stormwater::config::IMPORT_MAX_RECEIVES,
+            "the importer records a chunk failed at the delivery SQS dead-letters it",
+        ),
+        (
+            "FinalizePartQueue",
+            "FinalizePartDLQ",
+            stormwater::config::FINALIZE_PART_MAX_RECEIVES,
+            "a finalize part is recorded failed at the delivery SQS dead-letters it",
+        ),
+    ] {
+        assert_eq!(
+            w.queues[queue].redrive,
+            Some((dlq.to_owned(), max)),
+            "{queue}: {what}"
+        );
+    }
+    // The finalize parts: a standard queue (parts run in parallel) with a standard DLQ kept 14
+    // days, played by sync-finalize-part one message at a time with partial batch responses and
+    // at most FinalizePartConcurrency (default 2, AWS's least) at once.
+    let parts = &w.queues["FinalizePartQueue"];
+    assert!(!parts.fifo && !w.queues["FinalizePartDLQ"].fifo);
+    assert_eq!(parts.name, "{stack}-finalize-part");
     assert_eq!(
-        w.queues["ImportQueue"].redrive.as_ref().unwrap().1,
-        stormwater::config::IMPORT_MAX_RECEIVES,
-        "the importer records a chunk failed at the delivery SQS dead-letters it"
+        w.queues["FinalizePartDLQ"].message_retention,
+        Some(1_209_600)
     );
-    // Every SQS mapping is played, with its batch size and response types.
+    let part_mapping = w
+        .mappings
+        .iter()
+        .find(|m| m.queue == "FinalizePartQueue")
+        .expect("a mapping on FinalizePartQueue");
+    assert_eq!(part_mapping.function, "SyncFinalizePartFunction");
+    assert_eq!(
+        w.functions["SyncFinalizePartFunction"].binary,
+        "sync-finalize-part"
+    );
+    assert_eq!(part_mapping.batch_size, 1);
+    assert!(part_mapping.report_batch_item_failures);
+    assert_eq!(part_mapping.maximum_concurrency, Some(2));
+    let played_part = runner::mappings(&h.res, 0)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.target == Target::FinalizePart)
+        .expect("the runner plays the finalize part mapping");
+    assert_eq!(played_part.queue_url, h.res.finalize_part_queue_url);
+    assert_eq!(played_part.concurrency, 2, "two parts at once");
+    // Every SQS mapping is played, with its batch size, response types and concurrency.
     let played = runner::mappings(&h.res, 0).unwrap();
     assert_eq!(played.len(), w.mappings.len());
     for m in &w.mappings {
@@ -92,6 +150,27 @@ async fn the_local_queues_and_mappings_are_the_templates() {
         assert_eq!(p.queue_url, h.res.queue_urls[&m.queue]);
         assert_eq!(p.batch_size as u32, m.batch_size.min(10));
         assert_eq!(p.report_batch_item_failures, m.report_batch_item_failures);
+        // As many pollers as MaximumConcurrency allows (AWS's least is 2), capped locally;
+        // one for a FIFO queue or a mapping without a maximum.
+        let fifo = w.queues[&m.queue].fifo;
+        if let Some(max) = m.maximum_concurrency {
+            assert!(
+                (2..=1000).contains(&max),
+                "{}: MaximumConcurrency {max}",
+                m.id
+            );
+        }
+        assert_eq!(
+            p.concurrency,
+            runner::local_concurrency(fifo, m.maximum_concurrency),
+            "{}",
+            m.id
+        );
+        assert!(
+            (1..=runner::LOCAL_CAP as usize).contains(&p.concurrency),
+            "{}",
+            m.id
+        );
         // AWS refuses a mapping whose function may outlive the visibility timeout, and advises
         // six times the function timeout.
         let timeout = w.functions[&m.function].timeout;
@@ -202,4 +281,106 @@ async fn a_mapping_without_report_batch_item_failures_ignores_the_batch_response
             "{prefix}"
         );
     }
+}
+
+/// Counts the SQS receives in flight at once, and the most seen.
+#[derive(Debug, Clone, Default)]
+struct ReceivesInFlight {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+fn is_receive(cfg: &ConfigBag) -> bool {
+    cfg.load::<Metadata>()
+        .is_some_and(|m| m.name() == "ReceiveMessage")
+}
+
+impl Intercept for ReceivesInFlight {
+    fn name(&self) -> &'static str {
+        "receives-in-flight"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if is_receive(cfg) {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if is_receive(cfg) {
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Lambda polls a mapping with up to its MaximumConcurrency invocations at once; so does
+/// `drain` (capped locally): with every queue empty and each receive long-polling 1 s, every
+/// poller of every mapping is waiting on a receive at the same time, and `drain` still returns
+/// once they all found nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_polls_each_mapping_with_its_concurrency_at_once() {
+    let h = harness("wiring-concurrency", None).await;
+    let counter = ReceivesInFlight::default();
+    let ctx = stormwater::sync::Context {
+        cfg: h.ctx.cfg.clone(),
+        pool: h.ctx.pool.clone(),
+        s3: h.ctx.s3.clone(),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            h.ctx
+                .sqs
+                .config()
+                .to_builder()
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        cache: h.ctx.cache.clone(),
+        http: h.ctx.http.clone(),
+        webhooks: h.ctx.webhooks.clone(),
+    };
+    let mappings = runner::mappings(&h.res, 1).unwrap();
+    let pollers: usize = mappings.iter().map(|m| m.concurrency).sum();
+    assert_eq!(pollers, runner::local_pollers(&h.res.wiring));
+    // Two pollers each for the import and finalize part queues, one each for the FIFO
+    // finalize queue and the alert queue (no MaximumConcurrency).
+    let by_target = |t: Target| {
+        mappings
+            .iter()
+            .filter(|m| m.target == t)
+            .map(|m| m.concurrency)
+            .sum::<usize>()
+    };
+    assert_eq!(
+        [
+            by_target(Target::Import),
+            by_target(Target::FinalizePart),
+            by_target(Target::Finalize),
+            by_target(Target::Alerts),
+        ],
+        [2, 2, 1, 1]
+    );
+    let started = std::time::Instant::now();
+    let handled = runner::drain(&ctx, &mappings, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(handled, 0);
+    assert_eq!(
+        counter.most.load(Ordering::SeqCst),
+        pollers,
+        "receives in flight at once ({:?} to drain)",
+        started.elapsed()
+    );
+    assert_eq!(counter.now.load(Ordering::SeqCst), 0);
 }

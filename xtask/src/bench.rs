@@ -79,13 +79,27 @@ impl ManifestFile {
 }
 
 /// Import workers polling concurrently (Lambda would scale out; this machine has 2 cores).
-const WORKERS: usize = 2;
+pub(crate) const WORKERS: usize = 2;
 
 fn database_url(base: &str, db: &str) -> String {
     format!("{}/{db}", base.rsplit_once('/').map_or(base, |(b, _)| b))
 }
 
 pub(crate) async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<String> {
+    drop_database(base_url, db).await?;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(base_url)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {db}")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(database_url(base_url, db))
+}
+
+/// Drops the database `db` beside `base_url`'s, if it exists.
+pub(crate) async fn drop_database(base_url: &str, db: &str) -> anyhow::Result<()> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(base_url)
@@ -95,11 +109,8 @@ pub(crate) async fn fresh_database(base_url: &str, db: &str) -> anyhow::Result<S
     )))
     .execute(&admin)
     .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {db}")))
-        .execute(&admin)
-        .await?;
     admin.close().await;
-    Ok(database_url(base_url, db))
+    Ok(())
 }
 
 fn header_width(path: &Path) -> anyhow::Result<usize> {
@@ -112,7 +123,7 @@ fn header_width(path: &Path) -> anyhow::Result<usize> {
 }
 
 /// Raw `psql \copy` of every file into unindexed text tables; returns seconds.
-fn baseline(url: &str, files: &[(PathBuf, &ManifestFile)]) -> anyhow::Result<f64> {
+pub(crate) fn baseline(url: &str, files: &[(PathBuf, &ManifestFile)]) -> anyhow::Result<f64> {
     let mut ddl = String::new();
     for (i, (path, _)) in files.iter().enumerate() {
         let cols = (0..header_width(path)?)
@@ -138,6 +149,14 @@ fn baseline(url: &str, files: &[(PathBuf, &ManifestFile)]) -> anyhow::Result<f64
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Drops the baseline's tables.
+pub(crate) fn drop_raw_tables(url: &str) -> anyhow::Result<()> {
+    psql(
+        url,
+        "do $$ declare r record; begin for r in select tablename from pg_tables where tablename like 'raw\\_%' loop execute 'drop table ' || r.tablename; end loop; end $$",
+    )
+}
+
 fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     let out = std::process::Command::new("psql")
         .args(["-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
@@ -149,7 +168,8 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one sync end to end with `WORKERS` import pollers; returns (seconds, run id).
+/// Runs one sync end to end with `WORKERS` import pollers, one finalize poller and the finalize
+/// part mapping's local concurrency of part pollers; returns (seconds, run id).
 pub(crate) async fn sync(
     ctx: &'static Context,
     res: &runner::Resources,
@@ -166,14 +186,16 @@ pub(crate) async fn sync(
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("the template maps no queue to {target:?}"))
     };
-    let (import, finalize) = (of(runner::Target::Import)?, of(runner::Target::Finalize)?);
+    let (import, finalize, part) = (
+        of(runner::Target::Import)?,
+        of(runner::Target::Finalize)?,
+        of(runner::Target::FinalizePart)?,
+    );
     let mut pollers = Vec::new();
-    for i in 0..=WORKERS {
-        let mapping = if i == WORKERS {
-            finalize.clone()
-        } else {
-            import.clone()
-        };
+    let each = std::iter::repeat_n(import, WORKERS)
+        .chain(std::iter::once(finalize))
+        .chain(std::iter::repeat_n(part.clone(), part.concurrency));
+    for mapping in each {
         let stop = stop.clone();
         pollers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -258,7 +280,7 @@ pub(crate) async fn synced_database(
 /// the `migrate` function does it (the run stops when no reference benchmarks are loaded: the
 /// engine would find nothing), with a bucket and queues of its own (`prefix`, emptied) and alert
 /// dispatch off. Returns the context, its resources and how many benchmarks are loaded.
-async fn deployed(
+pub(crate) async fn deployed(
     base: &Config,
     url: String,
     prefix: &str,
@@ -287,13 +309,15 @@ async fn deployed(
         .cfg
         .clone()
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
+        .with_finalize_part_queue(&res.finalize_part_queue_url)
         .with_alert_queue(None);
     Ok((Box::leak(Box::new(ctx)), res, benchmarks))
 }
 
 /// The stager, the import workers and finalize run in this one process and share its pool,
 /// where in AWS each is an execution environment with its own (`DB_MAX_CONNECTIONS`): one
-/// connection each, and one for the bench's own queries.
+/// connection each, and one for the bench's own queries. The finalize part pollers work after
+/// the imports are done, on the connections the import workers left.
 fn one_process(mut cfg: Config) -> Config {
     cfg.db_max_connections = cfg.db_max_connections.max(WORKERS as u32 + 3);
     cfg
@@ -303,7 +327,11 @@ fn one_process(mut cfg: Config) -> Config {
 /// of a database that no longer exists. SQS allows one purge a minute; a purge already under
 /// way does the same.
 async fn purge(ctx: &Context, res: &runner::Resources) -> anyhow::Result<()> {
-    for q in [&res.import_queue_url, &res.finalize_queue_url] {
+    for q in [
+        &res.import_queue_url,
+        &res.finalize_queue_url,
+        &res.finalize_part_queue_url,
+    ] {
         if let Err(e) = ctx.sqs.purge_queue().queue_url(q).send().await {
             let in_progress = e
                 .as_service_error()
@@ -353,11 +381,11 @@ async fn chunk_sizes(
         .await?;
         purge(&ctx, &res).await?;
         let mut ctx = ctx;
-        ctx.cfg = ctx.cfg.clone().with_aws_resources(
-            &res.bucket,
-            &res.import_queue_url,
-            &res.finalize_queue_url,
-        );
+        ctx.cfg = ctx
+            .cfg
+            .clone()
+            .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
+            .with_finalize_part_queue(&res.finalize_part_queue_url);
         let slice = std::env::temp_dir().join(format!("bench-slice-{size}.csv"));
         {
             use std::io::{BufRead, Write};
@@ -465,17 +493,17 @@ pub(crate) fn machine() -> String {
 
 /// Runs the whole benchmark and writes the report.
 /// One measured sync: its wall time to publication and what each step did.
-struct Measured {
-    seconds: f64,
-    run_id: i64,
+pub(crate) struct Measured {
+    pub(crate) seconds: f64,
+    pub(crate) run_id: i64,
     /// From the run's start to its last chunk merged (finalize requested).
-    import_seconds: f64,
-    stage_seconds: f64,
+    pub(crate) import_seconds: f64,
+    pub(crate) stage_seconds: f64,
     /// `sync_run.notes.finalizeMs`: milliseconds per finalize step.
-    finalize_ms: serde_json::Value,
+    pub(crate) finalize_ms: serde_json::Value,
     /// `sync_run.notes.finalizeInvocationMs`: milliseconds per finalize invocation
     /// (`sync::finalize::Step`), each under Lambda's time limit on its own.
-    invocation_ms: serde_json::Value,
+    pub(crate) invocation_ms: serde_json::Value,
     read: i64,
     inserted: i64,
     updated: i64,
@@ -541,7 +569,7 @@ const FINALIZE_STEPS: [(&str, &str); 10] = [
     ("preload", "cache preload"),
 ];
 
-async fn measure(
+pub(crate) async fn measure(
     ctx: &'static Context,
     res: &runner::Resources,
     sources: Vec<Source>,
@@ -612,7 +640,7 @@ async fn measure(
     })
 }
 
-fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+pub(crate) fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     let path = dir.join("MANIFEST.json");
     serde_json::from_str(
         &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
@@ -667,10 +695,7 @@ pub async fn run(base: Config, data: &Path, next: &Path, report: &Path) -> anyho
     let url = fresh_database(&base_url, "bench").await?;
     println!("baseline: psql \\copy into unindexed tables ...");
     let raw_seconds = baseline(&url, &files)?;
-    psql(
-        &url,
-        "do $$ declare r record; begin for r in select tablename from pg_tables where tablename like 'raw\\_%' loop execute 'drop table ' || r.tablename; end loop; end $$",
-    )?;
+    drop_raw_tables(&url)?;
     println!("  {raw_seconds:.1} s");
 
     let (ctx, res, benchmarks) = deployed(&base, url, "bench").await?;

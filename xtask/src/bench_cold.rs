@@ -39,7 +39,12 @@ const STARTS: usize = 7;
 const MAX_PACKAGE_MB: f64 = 10.0;
 const MAX_INIT_MS: f64 = 50.0;
 /// Functions an SQS event source mapping invokes (template.yaml).
-const SQS_FUNCTIONS: &[&str] = &["sync-import", "sync-finalize", "alert-dispatch"];
+const SQS_FUNCTIONS: &[&str] = &[
+    "sync-import",
+    "sync-finalize",
+    "sync-finalize-part",
+    "alert-dispatch",
+];
 
 /// What the stub hands out and what it heard back, for one start.
 struct Invocation {

@@ -5,7 +5,8 @@
 //! - `xtask migrate`: what the `migrate` function does (migrations, reference benchmarks, derived
 //!   facility fields; functions never migrate at cold start);
 //! - `xtask sqs-runner`: play Lambda's SQS event source mappings as template.yaml declares them
-//!   (`sync-import`, `sync-finalize`, `alert-dispatch`);
+//!   (`sync-import`, `sync-finalize`, `sync-finalize-part`, `alert-dispatch`), each with as many
+//!   concurrent pollers as its `MaximumConcurrency` allows, capped locally (`runner::LOCAL_CAP`);
 //! - `xtask sync <event.json>`: run `sync-stage` with that event, then drain the queues;
 //! - `xtask import-chunk <message.json>`: import one chunk as `sync-import` would, in this
 //!   process, and report its peak RSS (benchmarks; the kill-mid-chunk test);
@@ -17,6 +18,8 @@
 //!   API Gateway would (see `serve.rs`);
 //! - `xtask bench-headroom <data-dir> <report.md>`: one full refresh, the time of every finalize
 //!   step and invocation against Lambda's limit (the 2x-scale figures of docs/BENCHMARKS.md);
+//! - `xtask bench-curve <report.md> <data-dir>...`: the cost curve of a full refresh over several
+//!   scales, beside raw COPY, with the longest single invocation of each (`./dev bench-curve`);
 //! - `xtask bench-api <data-dir> <report.md>`: the HTTP API latency benchmark (`./dev bench-api`);
 //! - `xtask bench-cold <lambda-dir> <report.md>`: every function's package size and cold start
 //!   (`./dev bench-cold`).
@@ -24,6 +27,7 @@
 mod bench;
 mod bench_api;
 mod bench_cold;
+mod bench_curve;
 mod bench_violations;
 mod explain;
 mod load;
@@ -43,6 +47,16 @@ async fn local_stack(cfg: Config) -> anyhow::Result<(Context, runner::Resources)
     let wiring = std::sync::Arc::new(stormwater::sync::wiring::Wiring::from_config(&ctx.cfg)?);
     let r = runner::ensure_resources(&ctx.s3, &ctx.sqs, PREFIX, wiring, None).await?;
     Ok((ctx, r))
+}
+
+/// `cfg` for a process that plays every SQS mapping of the template at its local concurrency
+/// (`sqs-runner`, `sync`): on AWS each invocation has an execution environment and a pool of
+/// its own (`DB_MAX_CONNECTIONS`, 4 for sync-finalize), here they share this process's pool.
+fn for_pollers(mut cfg: Config) -> anyhow::Result<Config> {
+    let wiring = stormwater::sync::wiring::Wiring::from_config(&cfg)?;
+    let pollers = u32::try_from(runner::local_pollers(&wiring).max(1))?;
+    cfg.db_max_connections = cfg.db_max_connections.max(4) * pollers;
+    Ok(cfg)
 }
 
 #[tokio::main]
@@ -75,29 +89,27 @@ async fn main() -> anyhow::Result<()> {
         Some("setup") => {
             let (_, r) = local_stack(cfg).await?;
             println!(
-                "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}",
+                "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}\n\
+                 finalize part queue {}\nfinalize part DLQ {}",
                 r.bucket,
                 r.import_queue_url,
                 r.import_dlq_url,
                 r.finalize_queue_url,
-                r.finalize_dlq_url
+                r.finalize_dlq_url,
+                r.finalize_part_queue_url,
+                r.finalize_part_dlq_url
             );
         }
         Some("sqs-runner") => {
-            let (ctx, r) = local_stack(cfg).await?;
+            let (ctx, r) = local_stack(for_pollers(cfg)?).await?;
             let mappings = runner::mappings(&r, 5)?;
             tracing::info!(
                 queues = mappings.len(),
+                pollers = mappings.iter().map(|m| m.concurrency).sum::<usize>(),
                 "event source mapping emulation started"
             );
-            loop {
-                for m in &mappings {
-                    if let Err(e) = runner::poll_once(&ctx, m).await {
-                        tracing::warn!(error = %e, queue = %m.queue_url, "poll failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
+            // Every mapping with its own concurrent pollers; never returns.
+            runner::serve(&ctx, &mappings).await;
         }
         Some("sync") => {
             let Some(path) = args.get(1) else {
@@ -105,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let event: stage::StageRequest = serde_json::from_str(&std::fs::read_to_string(path)?)
                 .with_context(|| format!("reading {path}"))?;
-            let (ctx, r) = local_stack(cfg).await?;
+            let (ctx, r) = local_stack(for_pollers(cfg)?).await?;
             let summary = stage::run(&ctx, event).await?;
             let handled =
                 runner::drain(&ctx, &runner::mappings(&r, 1)?, Duration::from_secs(1800)).await?;
@@ -153,6 +165,16 @@ async fn main() -> anyhow::Result<()> {
                 std::path::Path::new(report),
             )
             .await?;
+        }
+        Some("bench-curve") => {
+            let (Some(report), dirs) = (args.get(1), args.get(2..).unwrap_or_default()) else {
+                bail!("usage: xtask bench-curve <report.md> <data-dir>...")
+            };
+            if dirs.is_empty() {
+                bail!("usage: xtask bench-curve <report.md> <data-dir>...");
+            }
+            let dirs: Vec<std::path::PathBuf> = dirs.iter().map(std::path::PathBuf::from).collect();
+            bench_curve::run(cfg, std::path::Path::new(report), &dirs).await?;
         }
         Some("bench-violations") => {
             let (Some(data), Some(report)) = (args.get(1), args.get(2)) else {
@@ -229,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             "usage: xtask migrate | setup | sqs-runner | sync <event.json> | import-chunk <message.json> \
              | violations [--full] | link [--full] | alerts | api-key <name> \
              | serve [--addr host:port] [--no-cache] [--cache-namespace NAME] [--db-connections N] \
-             | bench <data> <next-week> <report> | bench-headroom <data> <report> | bench-violations <data> <report> | bench-api <data> <report> | bench-cold <lambda-dir> <report>"
+             | bench <data> <next-week> <report> | bench-headroom <data> <report> | bench-curve <report> <data>... | bench-violations <data> <report> | bench-api <data> <report> | bench-cold <lambda-dir> <report>"
         ),
     }
     Ok(())

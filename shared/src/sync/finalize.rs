@@ -88,12 +88,27 @@ pub(crate) async fn request_if_ready(ctx: &Context, run_id: i64) -> Result<(), S
 
 /// Queues the (deduplicated) message for `step` of a run's finalize.
 async fn send_step(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
-    let body = serde_json::to_string(&FinalizeMessage { run_id, step })
-        .map_err(|e| SyncError::Message(e.to_string()))?;
     let dedup = match step {
         Step::Files => format!("finalize-{run_id}"),
         later => format!("finalize-{run_id}-{}", later.as_str()),
     };
+    send(ctx, run_id, step, dedup).await
+}
+
+/// Queues the message that finishes a fanned-out `step` (sent by its last part).
+pub(crate) async fn send_finish(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
+    send(
+        ctx,
+        run_id,
+        step,
+        format!("finalize-{run_id}-{}-finish", step.as_str()),
+    )
+    .await
+}
+
+async fn send(ctx: &Context, run_id: i64, step: Step, dedup: String) -> Result<(), SyncError> {
+    let body = serde_json::to_string(&FinalizeMessage { run_id, step })
+        .map_err(|e| SyncError::Message(e.to_string()))?;
     ctx.sqs
         .send_message()
         .queue_url(ctx.cfg.finalize_queue_url()?)
@@ -134,6 +149,13 @@ pub enum FinalizeOutcome {
     Stepped { run_id: i64, step: Step },
     /// Another invocation did this step already; the step after it was queued again.
     AlreadyDone { run_id: i64, step: Step },
+    /// The step's parts are queued (`sync::parts`); the last to report queues the step again,
+    /// which then finishes and moves the run on.
+    FannedOut {
+        run_id: i64,
+        step: Step,
+        parts: usize,
+    },
 }
 
 /// Handles a finalize-queue batch (batch size 1 in the template; any size works).
@@ -183,10 +205,20 @@ pub async fn run_step(
     match step {
         Step::Files => {} // ran above, with its own guard
         Step::Link => link_step(ctx, run_id, &mut timings).await,
-        Step::Engine => engine_step(ctx, run_id, &mut timings).await,
+        Step::Engine => {
+            if let Progress::Waiting(parts) = engine_step(ctx, run_id, &mut timings).await? {
+                let invocation = format!("{}_fan_out", step.as_str());
+                note_step(ctx, run_id, &invocation, &timings, ms_since(started)).await?;
+                return Ok(FinalizeOutcome::FannedOut {
+                    run_id,
+                    step,
+                    parts,
+                });
+            }
+        }
         Step::Publish => publish_step(ctx, run_id, &mut timings).await,
     }
-    note_step(ctx, run_id, step, &timings, ms_since(started)).await?;
+    note_step(ctx, run_id, step.as_str(), &timings, ms_since(started)).await?;
     let advanced = sqlx::query!(
         "update sync_run set finalize_step = $3 where id = $1 and finalize_step = $2",
         run_id,
@@ -205,6 +237,11 @@ pub async fn run_step(
         request_alert_dispatch(ctx, run_id).await;
     }
     Ok(FinalizeOutcome::Stepped { run_id, step })
+}
+
+/// Whether a closed run's finalize waits for `step`.
+pub(crate) async fn waits_for(ctx: &Context, run_id: i64, step: Step) -> Result<bool, SyncError> {
+    Ok(pending_step(ctx, run_id).await? == Some(step))
 }
 
 /// The step a closed run's finalize is waiting for (`None`: done).
@@ -334,7 +371,14 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
         .collect();
     timed(&mut timings, "analyze", analyze(&ctx.pool, &loaded)).await;
-    note_step(ctx, run_id, Step::Files, &timings, ms_since(started)).await?;
+    note_step(
+        ctx,
+        run_id,
+        Step::Files.as_str(),
+        &timings,
+        ms_since(started),
+    )
+    .await?;
     if let Some(next) = Step::Files.next() {
         send_step(ctx, run_id, next).await?;
     }
@@ -373,21 +417,81 @@ async fn link_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
     .await;
 }
 
-/// The engine step: computes events for what the run (and any run before it) changed. A
-/// failure is recorded and does not stop the publication: the engine's watermark makes the
-/// next run pick the rows up, and the dashboards show the last events.
-async fn engine_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
-    // The engine still runs when the run changed nothing: it catches up on what an earlier run
-    // left.
-    let mut opts = crate::violations::engine::Options::new("finalize", ctx.cfg.nd_policy);
-    opts.sync_run_id = Some(run_id);
-    opts.up_to_run = Some(run_id);
-    let _ = timed(
+/// Where a fanned-out step is.
+enum Progress {
+    /// The step's work is done (in this invocation, or by its parts).
+    Done,
+    /// This many parts are queued and not all have reported.
+    Waiting(usize),
+}
+
+/// The engine step: computes events for what the run (and any run before it) changed. Data
+/// larger than one part is computed by parts (`engine::plan`, `sync::parts`): this step queues
+/// them, and runs again to finish when the last part has reported. A failure is recorded and
+/// does not stop the publication: the engine's watermark makes the next run pick the rows up,
+/// and the dashboards show the last events.
+async fn engine_step(
+    ctx: &Context,
+    run_id: i64,
+    timings: &mut Timings,
+) -> Result<Progress, SyncError> {
+    use crate::violations::engine;
+    let name = Step::Engine.as_str();
+    let phase = crate::repo::parts::phase(&ctx.pool, run_id, name).await?;
+    let Some(phase) = phase else {
+        // The engine still runs when the run changed nothing: it catches up on what an earlier
+        // run left.
+        let mut opts = engine::Options::new("finalize", ctx.cfg.nd_policy);
+        opts.sync_run_id = Some(run_id);
+        opts.up_to_run = Some(run_id);
+        let planned = timed(
+            timings,
+            "engine",
+            engine::plan(&ctx.pool, &opts, run_id, name, ctx.cfg.engine_rows_per_part),
+        )
+        .await;
+        return match planned {
+            Ok(engine::Planned::Computed(_)) => Ok(Progress::Done),
+            Ok(engine::Planned::FannedOut { parts, .. }) => {
+                let all: Vec<i32> = (0..parts).collect();
+                super::parts::send(ctx, run_id, Step::Engine, &all).await?;
+                Ok(Progress::Waiting(all.len()))
+            }
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "violation engine failed");
+                if let Err(db) = engine::record_failure(&ctx.pool, &opts, &e).await {
+                    tracing::error!(error = %db, "could not record the engine failure");
+                }
+                Ok(Progress::Done)
+            }
+        };
+    };
+    if !phase.finished() {
+        // The fan-out delivered again (its sends may have failed): the parts not done yet are
+        // queued again; a part that runs twice finds itself done.
+        let pending = crate::repo::parts::pending(&ctx.pool, run_id, name).await?;
+        super::parts::send(ctx, run_id, Step::Engine, &pending).await?;
+        return Ok(Progress::Waiting(pending.len()));
+    }
+    let spec: engine::PartSpec = serde_json::from_value(phase.spec)
+        .map_err(|e| SyncError::Message(format!("engine phase spec: {e}")))?;
+    let reports = crate::repo::parts::reports(&ctx.pool, run_id, name).await?;
+    if let Some(ms) = phase.wall_ms {
+        timings.push(("engine_parts", u64::try_from(ms).unwrap_or(0)));
+    }
+    let finished = timed(
         timings,
-        "engine",
-        crate::api::publish::compute_events(&ctx.pool, &opts),
+        "engine_finish",
+        engine::finish_parts(&ctx.pool, &spec, &reports),
     )
     .await;
+    if let Err(e) = finished {
+        tracing::error!(run_id, error = %e, "violation engine finish failed");
+        if let Err(db) = engine::abandon(&ctx.pool, spec.engine_run_id, &e).await {
+            tracing::error!(error = %db, "could not record the engine failure");
+        }
+    }
+    Ok(Progress::Done)
 }
 
 /// The publish step: refreshes the summaries and stored dashboards (kept when neither the run
@@ -432,7 +536,7 @@ async fn publish_step(ctx: &Context, run_id: i64, timings: &mut Timings) {
 async fn note_step(
     ctx: &Context,
     run_id: i64,
-    step: Step,
+    invocation: &str,
     timings: &Timings,
     invocation_ms: u64,
 ) -> Result<(), SyncError> {
@@ -455,8 +559,8 @@ async fn note_step(
     for (name, t) in timings {
         ms.insert((*name).to_owned(), (*t).into());
     }
-    invocations.insert(step.as_str().to_owned(), invocation_ms.into());
-    let published = step == Step::Publish;
+    invocations.insert(invocation.to_owned(), invocation_ms.into());
+    let published = invocation == Step::Publish.as_str();
     if published {
         let total: u64 = invocations.values().filter_map(|v| v.as_u64()).sum();
         ms.insert("total".to_owned(), total.into());

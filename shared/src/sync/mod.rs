@@ -9,6 +9,7 @@ pub mod finish;
 pub mod import;
 pub mod links;
 pub mod manifest;
+pub mod parts;
 pub mod runner;
 pub mod stage;
 pub mod wiring;

@@ -155,13 +155,134 @@ const RATIO: &str = "case when m.qclass = 'nd' then null
      when m.value > b.vmax then power(10::numeric, m.value - b.vmax)
      else 1 end";
 
-/// Runs the engine (see the module docs).
+/// What a pass knows once it has begun: its run, mode and watermark.
+struct Begun {
+    run_id: i64,
+    full: bool,
+    /// The watermark of an incremental pass (rows changed after this sync run).
+    after: Option<i64>,
+    up_to: i64,
+    fingerprint: String,
+    classified: Value,
+    seeded: Value,
+}
+
+impl Begun {
+    fn mode(&self) -> &'static str {
+        if self.full { "full" } else { "incremental" }
+    }
+}
+
+/// Milliseconds per phase of a pass, in `notes.timings`.
+struct Laps {
+    timings: serde_json::Map<String, Value>,
+    lap: Instant,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Self {
+            timings: serde_json::Map::new(),
+            lap: Instant::now(),
+        }
+    }
+
+    fn mark(&mut self, name: &str) {
+        self.timings
+            .insert(name.into(), json!(self.lap.elapsed().as_millis() as u64));
+        self.lap = Instant::now();
+    }
+}
+
+/// Which results a pass (or a part of one) computes and rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every pair (a full pass in one transaction).
+    All,
+    /// The pairs in `eng_pairs` (an incremental pass, or a part of one).
+    Pairs,
+    /// Every pair of the facilities of one part of a full pass (`facility_id % parts = part`).
+    Facilities { parts: i32, part: i32 },
+}
+
+impl Scope {
+    /// The condition on `alias` (a table with `facility_id` and `pollutant_key`) that selects
+    /// the rows this scope rewrites.
+    fn condition(self, alias: &str) -> String {
+        match self {
+            Scope::All => "true".to_owned(),
+            Scope::Pairs => format!(
+                "({alias}.facility_id, {alias}.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
+            ),
+            Scope::Facilities { parts, part } => {
+                format!("{alias}.facility_id % {parts} = {part}")
+            }
+        }
+    }
+}
+
+/// How a pass writes `violation_sample`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SampleWrite {
+    /// Upsert, rewriting only samples that changed.
+    Upsert,
+    /// The first full pass in one transaction: the table is empty, so its indexes are deferred,
+    /// the samples inserted without the conflict check and the indexes built afterwards.
+    FirstPass,
+    /// A part of a fanned-out first pass: the indexes were deferred when the pass began and
+    /// are built by its finish.
+    Insert,
+}
+
+/// Runs the engine in one transaction (see the module docs).
 pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineError> {
     let started = Instant::now();
     let mut tx = pool.begin().await?;
-    // One engine at a time: finalize and the stand-alone function may overlap.
+    let mut laps = Laps::new();
+    let b = begin(&mut tx, opts, &mut laps).await?;
+    let (pairs, _) = load_pairs(&mut tx, b.after).await?;
+    let report = compute_in(&mut tx, opts, &b, pairs, &mut laps).await?;
+    let report = end(&mut tx, opts, b, report, laps, started).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The pass of `b` over every pair it recomputes, in its transaction.
+async fn compute_in(
+    tx: &mut Transaction<'_, Postgres>,
+    opts: &Options,
+    b: &Begun,
+    pairs: i64,
+    laps: &mut Laps,
+) -> Result<PartReport, EngineError> {
+    let scope = if b.full { Scope::All } else { Scope::Pairs };
+    let first_pass = b.full
+        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
+            .fetch_one(&mut **tx)
+            .await?;
+    let samples = if first_pass {
+        SampleWrite::FirstPass
+    } else {
+        SampleWrite::Upsert
+    };
+    let mut report =
+        compute_scope(tx, scope, false, opts.nd_policy, b.run_id, samples, laps).await?;
+    report.pairs = pairs;
+    Ok(report)
+}
+
+/// Starts a pass: takes the engine's lock, decides full or incremental against the stored
+/// fingerprint and watermark, records the run, classifies new names and units, seeds
+/// facilities and refreshes stale planner statistics.
+async fn begin(
+    tx: &mut Transaction<'_, Postgres>,
+    opts: &Options,
+    laps: &mut Laps,
+) -> Result<Begun, EngineError> {
+    // One engine at a time: finalize and the stand-alone function may overlap (the parts of a
+    // fanned-out pass share the lock; see `compute_part`).
     sqlx::query!("select pg_advisory_xact_lock(7243001)")
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     // Rows of a run that is still importing are not settled: the watermark stays below the
     // oldest running run (finalize passes its own run, which is closed by then).
@@ -171,12 +292,12 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
                                coalesce($1, (select max(id) from sync_run), 0))) as "v!""#,
         opts.up_to_run
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let fingerprint = fingerprint(&mut tx, opts.nd_policy).await?;
+    let fingerprint = fingerprint(tx, opts.nd_policy).await?;
     let states: Vec<(i64, String)> =
         sqlx::query!("select last_run_id, fingerprint from violation_engine_state")
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .into_iter()
             .map(|r| (r.last_run_id, r.fingerprint))
@@ -197,20 +318,13 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
         opts.sync_run_id,
         mode
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     tracing::info!(run_id, mode, up_to, ?after, "violation engine started");
 
-    let mut timings = serde_json::Map::new();
-    let mut lap = Instant::now();
-    let mut mark = |name: &str, lap: &mut Instant| {
-        timings.insert(name.into(), json!(lap.elapsed().as_millis() as u64));
-        *lap = Instant::now();
-    };
+    let classified = classify::refresh(tx, after).await?;
 
-    let classified = classify::refresh(&mut tx, after).await?;
-
-    let seeded = crate::facility::seed(&mut tx, after).await?;
+    let seeded = crate::facility::seed(tx, after).await?;
     // Fresh statistics: a plan built on "empty" estimates for tables that were just loaded (a
     // first sync, a new database) turns the joins below into nested loops over millions of rows.
     let mut analyze = vec!["parameter_map", "unit_map", "facility_link", "facility"];
@@ -228,32 +342,106 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
                                true) as "v!""#,
             table
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if !stale {
             continue;
         }
         // Runtime SQL: the table name comes from the engine's list of working tables (ANALYZE takes no parameter).
         sqlx::query(sqlx::AssertSqlSafe(format!("analyze {table}")))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    mark("classify_and_seed_ms", &mut lap);
+    laps.mark("classify_and_seed_ms");
+    Ok(Begun {
+        run_id,
+        full,
+        after,
+        up_to,
+        fingerprint,
+        classified: json!(classified),
+        seeded: json!(seeded),
+    })
+}
 
-    let pairs = load_pairs(&mut tx, after).await?;
-    let results = load_measurements(&mut tx, full).await?;
-    mark("load_ms", &mut lap);
-    tracing::info!(run_id, pairs, results, "results loaded");
+/// Computes the results of `scope` (its pairs in `eng_pairs` for [`Scope::Pairs`]; with
+/// `part_rows`, only the source rows listed in `eng_rows`) and rewrites what they decide.
+async fn compute_scope(
+    tx: &mut Transaction<'_, Postgres>,
+    scope: Scope,
+    part_rows: bool,
+    policy: NdPolicy,
+    engine_run_id: i64,
+    samples: SampleWrite,
+    laps: &mut Laps,
+) -> Result<PartReport, EngineError> {
+    let results = load_measurements(tx, scope, part_rows).await?;
+    laps.mark("load_ms");
+    tracing::info!(engine_run_id, results, "results loaded");
+    evaluate(tx, policy).await?;
+    let excluded = exclusions(tx).await?;
+    laps.mark("evaluate_ms");
+    let written = write_results(tx, scope, samples).await?;
+    store_exclusions(tx, scope, engine_run_id).await?;
+    laps.mark("write_ms");
+    Ok(PartReport {
+        pairs: 0,
+        results,
+        events_new: written.new,
+        events_updated: written.updated,
+        events_escalated: written.escalated,
+        events_retracted: written.retracted,
+        samples: written.samples,
+        excluded,
+        timings: Value::Object(laps.timings.clone()),
+    })
+}
 
-    evaluate(&mut tx, opts.nd_policy).await?;
-    let notes_exclusions = exclusions(&mut tx).await?;
-    mark("evaluate_ms", &mut lap);
-    let written = write_results(&mut tx, full).await?;
-    store_exclusions(&mut tx, full, run_id).await?;
-    mark("write_ms", &mut lap);
-    let duplicates = refresh_duplicates(&mut tx).await?;
-    mark("duplicates_ms", &mut lap);
+/// Ends a pass whose results are written: refreshes the duplicate candidates, advances the
+/// watermark (`advance`: no part of the pass failed) and records the run.
+async fn end(
+    tx: &mut Transaction<'_, Postgres>,
+    opts: &Options,
+    b: Begun,
+    done: PartReport,
+    mut laps: Laps,
+    started: Instant,
+) -> Result<Report, EngineError> {
+    let duplicates = refresh_duplicates(tx).await?;
+    laps.mark("duplicates_ms");
+    advance_watermark(tx, b.up_to, &b.fingerprint).await?;
+    let notes = json!({
+        "ndPolicy": opts.nd_policy,
+        "upToRun": b.up_to,
+        "classified": b.classified,
+        "facilities": b.seeded,
+        "excluded": done.excluded,
+        "timings": laps.timings,
+        "elapsedMs": started.elapsed().as_millis() as u64,
+    });
+    let report = Report {
+        run_id: b.run_id,
+        mode: b.mode(),
+        pairs: done.pairs,
+        results: done.results,
+        events_new: done.events_new,
+        events_updated: done.events_updated,
+        events_escalated: done.events_escalated,
+        events_retracted: done.events_retracted,
+        samples: done.samples,
+        duplicates,
+        notes,
+    };
+    record_run(tx, &report, None).await?;
+    Ok(report)
+}
 
+/// Stores the watermark: rows of runs up to `up_to` are computed under `fingerprint`.
+async fn advance_watermark(
+    tx: &mut Transaction<'_, Postgres>,
+    up_to: i64,
+    fingerprint: &str,
+) -> Result<(), sqlx::Error> {
     for s in SOURCES {
         sqlx::query!(
             "insert into violation_engine_state (source_table, last_run_id, fingerprint)
@@ -263,66 +451,510 @@ pub async fn compute(pool: &PgPool, opts: &Options) -> Result<Report, EngineErro
                     updated_at = now()",
             s.table,
             up_to,
-            &fingerprint
+            fingerprint
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    let notes = json!({
-        "ndPolicy": opts.nd_policy,
-        "upToRun": up_to,
-        "classified": classified,
-        "facilities": seeded,
-        "excluded": notes_exclusions,
-        "timings": timings,
-        "elapsedMs": started.elapsed().as_millis() as u64,
-    });
+    Ok(())
+}
+
+/// Records what a pass did on its `violation_engine_run` row: `succeeded`, or `failed` with
+/// `error` (a fanned-out pass some of whose parts failed: what the others wrote stays).
+async fn record_run(
+    tx: &mut Transaction<'_, Postgres>,
+    report: &Report,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "update violation_engine_run
-            set status = 'succeeded', finished_at = clock_timestamp(), pairs = $2, results = $3,
+            set status = case when $11::text is null then 'succeeded' else 'failed' end,
+                finished_at = clock_timestamp(), pairs = $2, results = $3,
                 events_new = $4, events_updated = $5, events_escalated = $6,
-                events_retracted = $7, samples = $8, duplicates = $9, notes = $10
+                events_retracted = $7, samples = $8, duplicates = $9, notes = $10, error = $11
           where id = $1",
-        run_id,
-        pairs as i32,
-        results,
-        written.new as i32,
-        written.updated as i32,
-        written.escalated as i32,
-        written.retracted as i32,
-        written.samples,
-        duplicates as i32,
-        &notes
+        report.run_id,
+        report.pairs as i32,
+        report.results,
+        report.events_new as i32,
+        report.events_updated as i32,
+        report.events_escalated as i32,
+        report.events_retracted as i32,
+        report.samples,
+        report.duplicates as i32,
+        &report.notes,
+        error
     )
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    let report = Report {
-        run_id,
-        mode,
-        pairs,
-        results,
-        events_new: written.new,
-        events_updated: written.updated,
-        events_escalated: written.escalated,
-        events_retracted: written.retracted,
-        samples: written.samples,
-        duplicates,
-        notes,
-    };
     tracing::info!(
-        run_id,
-        mode,
-        pairs,
-        results,
+        run_id = report.run_id,
+        mode = report.mode,
+        pairs = report.pairs,
+        results = report.results,
         events_new = report.events_new,
         events_updated = report.events_updated,
         events_retracted = report.events_retracted,
         samples = report.samples,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        error,
         "violation engine finished"
     );
+    Ok(())
+}
+
+/// What one part of a pass (or a pass in one transaction) computed and wrote.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartReport {
+    pub pairs: i64,
+    pub results: i64,
+    pub events_new: i64,
+    pub events_updated: i64,
+    pub events_escalated: i64,
+    pub events_retracted: i64,
+    pub samples: i64,
+    /// Results not compared, by source and reason, and the unknown unit spellings.
+    pub excluded: Value,
+    pub timings: Value,
+}
+
+/// What every part of a fanned-out pass needs (stored with its phase).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartSpec {
+    pub engine_run_id: i64,
+    pub parts: i32,
+    pub full: bool,
+    /// The pass writes `violation_sample` into an empty table whose indexes it deferred.
+    pub first_pass: bool,
+    pub nd_policy: NdPolicy,
+    pub up_to: i64,
+    pub fingerprint: String,
+    /// Facilities drained from `facility_relink` when the pass began: queued again if a part
+    /// fails, so the next pass recomputes them.
+    pub relinked: Vec<i64>,
+    pub pairs: i64,
+    /// The run's notes so far (classified, seeded, ND policy, the beginning's timings).
+    pub notes: Value,
+}
+
+/// What [`plan`] did: the pass ran in this transaction (small enough for one part), or its
+/// parts are recorded for the caller to queue.
+#[derive(Debug)]
+pub enum Planned {
+    Computed(Report),
+    FannedOut { engine_run_id: i64, parts: i32 },
+}
+
+/// The most parts one pass is split into.
+const MAX_PARTS: u64 = 256;
+
+/// Begins a pass for finalize step `step` of sync run `sync_run_id`. A pass whose source rows
+/// (all of them for a full pass, the share of the recomputed facilities for an incremental
+/// one) fit in `rows_per_part` runs here in one transaction, as [`compute`]; a larger one is
+/// split into parts by facility (`facility_id % parts`), recorded as a phase of the step with
+/// what each part needs, to run as [`compute_part`]s and end with [`finish_parts`].
+pub async fn plan(
+    pool: &PgPool,
+    opts: &Options,
+    sync_run_id: i64,
+    step: &str,
+    rows_per_part: u64,
+) -> Result<Planned, EngineError> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    let mut laps = Laps::new();
+    let b = begin(&mut tx, opts, &mut laps).await?;
+    // A full pass recomputes every pair: its parts count them (listing them here would read
+    // every source row once more).
+    let (pairs, relinked) = if b.full {
+        (0, Vec::new())
+    } else {
+        load_pairs(&mut tx, b.after).await?
+    };
+    let rows = rows_to_compute(&mut tx, b.full).await?;
+    let parts = rows.div_ceil(rows_per_part.max(1)).clamp(1, MAX_PARTS);
+    tracing::info!(run_id = b.run_id, rows, parts, "violation engine planned");
+    if parts == 1 {
+        let pairs = if b.full {
+            load_pairs(&mut tx, b.after).await?.0
+        } else {
+            pairs
+        };
+        let done = compute_in(&mut tx, opts, &b, pairs, &mut laps).await?;
+        let report = end(&mut tx, opts, b, done, laps, started).await?;
+        tx.commit().await?;
+        return Ok(Planned::Computed(report));
+    }
+    let parts = i32::try_from(parts).unwrap_or(i32::MAX);
+    let relinked = if b.full {
+        // Recomputed with everything; kept to be queued again if a part fails.
+        sqlx::query_scalar!(
+            r#"with q as (delete from facility_relink returning facility_id)
+               select coalesce(array_agg(facility_id order by facility_id), '{}') as "v!" from q"#
+        )
+        .fetch_one(&mut *tx)
+        .await?
+    } else {
+        relinked
+    };
+    if !b.full {
+        // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
+        sqlx::query(
+            "insert into engine_pair (engine_run_id, facility_id, pollutant_key)
+             select $1, facility_id, pollutant_key from eng_pairs",
+        )
+        .bind(b.run_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let first_pass = b.full
+        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
+            .fetch_one(&mut *tx)
+            .await?;
+    if first_pass {
+        crate::import::first_load::defer_indexes(&mut tx, "violation_sample").await?;
+    }
+    laps.mark("plan_ms");
+    let spec = PartSpec {
+        engine_run_id: b.run_id,
+        parts,
+        full: b.full,
+        first_pass,
+        nd_policy: opts.nd_policy,
+        up_to: b.up_to,
+        fingerprint: b.fingerprint.clone(),
+        relinked,
+        pairs,
+        notes: json!({
+            "ndPolicy": opts.nd_policy,
+            "upToRun": b.up_to,
+            "classified": b.classified,
+            "facilities": b.seeded,
+            "parts": parts,
+            "rowsToCompute": rows,
+            "timings": laps.timings,
+        }),
+    };
+    let spec_json = serde_json::to_value(&spec).unwrap_or_default();
+    crate::repo::parts::create_phase(&mut tx, sync_run_id, step, parts, &spec_json).await?;
+    tx.commit().await?;
+    Ok(Planned::FannedOut {
+        engine_run_id: b.run_id,
+        parts,
+    })
+}
+
+/// Source rows a pass reads: every row for a full pass; for an incremental one, the share of
+/// the linked facilities whose pairs it recomputes (planner estimates: exact counts would scan
+/// the tables the parts are there to split).
+async fn rows_to_compute(
+    tx: &mut Transaction<'_, Postgres>,
+    full: bool,
+) -> Result<u64, sqlx::Error> {
+    let tables: Vec<String> = SOURCES.iter().map(|s| s.table.to_owned()).collect();
+    let rows: f64 = sqlx::query_scalar!(
+        r#"select coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 as "v!" from pg_class c
+            where c.oid = any(select to_regclass(t)::oid from unnest($1::text[]) t)"#,
+        &tables
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if full {
+        return Ok(rows as u64);
+    }
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
+    let share: f64 = sqlx::query_scalar(
+        "select (select count(distinct facility_id) from eng_pairs)::float8
+                / greatest((select count(distinct facility_id) from facility_link
+                             where status = 'linked'), 1)",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((rows * share.min(1.0)).ceil() as u64)
+}
+
+/// Runs part `part` of a fanned-out pass in the caller's transaction (which also records the
+/// part done, so a redelivered part changes nothing twice): the results of the part's
+/// facilities, read through their links' indexes, evaluated and written as a pass in one
+/// transaction writes them for those facilities.
+pub async fn compute_part(
+    tx: &mut Transaction<'_, Postgres>,
+    spec: &PartSpec,
+    part: i32,
+) -> Result<PartReport, EngineError> {
+    let mut laps = Laps::new();
+    // Parts run side by side; a pass in one transaction (the stand-alone function) waits for
+    // them, and they for it.
+    sqlx::query!("select pg_advisory_xact_lock_shared(7243001)")
+        .execute(&mut **tx)
+        .await?;
+    let scope = if spec.full {
+        Scope::Facilities {
+            parts: spec.parts,
+            part,
+        }
+    } else {
+        // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
+        sqlx::query(
+            "create temp table eng_pairs on commit drop as
+             select facility_id, pollutant_key from engine_pair
+              where engine_run_id = $1 and facility_id % $2 = $3",
+        )
+        .bind(spec.engine_run_id)
+        .bind(spec.parts)
+        .bind(part)
+        .execute(&mut **tx)
+        .await?;
+        Scope::Pairs
+    };
+    let pairs = part_rows(tx, spec.parts, part, !spec.full).await?;
+    laps.mark("rows_ms");
+    let samples = if spec.first_pass {
+        SampleWrite::Insert
+    } else {
+        SampleWrite::Upsert
+    };
+    let mut report = compute_scope(
+        tx,
+        scope,
+        true,
+        spec.nd_policy,
+        spec.engine_run_id,
+        samples,
+        &mut laps,
+    )
+    .await?;
+    report.pairs = if spec.full {
+        // The pairs with a current result (each in one part: parts split by facility).
+        // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
+        sqlx::query_scalar(
+            "select count(*) from (select distinct facility_id, pollutant_key from eng_m) p",
+        )
+        .fetch_one(&mut **tx)
+        .await?
+    } else {
+        pairs
+    };
     Ok(report)
+}
+
+/// `eng_rows`: the source rows of the part's facilities (of its pairs' facilities, when
+/// `incremental`), found through each table's index on its facility key rather than a scan
+/// of the whole table per part. Returns the part's pairs (incremental) or 0.
+async fn part_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    parts: i32,
+    part: i32,
+    incremental: bool,
+) -> Result<i64, sqlx::Error> {
+    let only_pairs = if incremental {
+        "and l.facility_id in (select facility_id from eng_pairs)"
+    } else {
+        ""
+    };
+    // Runtime SQL: temporary tables of this transaction; the pair condition is built.
+    let statements = [
+        format!(
+            "create temp table eng_keys on commit drop as
+             select l.source, l.source_key, l.facility_id,
+                    split_part(l.source_key, '|', 1) as app_id,
+                    nullif(substr(l.source_key, strpos(l.source_key, '|') + 1), '') as wdid
+               from facility_link l
+              where l.status = 'linked' and l.facility_id % {parts} = {part} {only_pairs}"
+        ),
+        "create temp table eng_rows (source_table text, id bigint) on commit drop".to_owned(),
+        // eSMR rows are keyed by the CIWQS place id (esmr_sample_facility_date_idx).
+        "insert into eng_rows select 'esmr_sample', t.id
+           from eng_keys k join esmr_sample t on t.facility_place_id = k.source_key
+          where k.source = 'esmr'"
+            .to_owned(),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await?;
+    }
+    // SMARTS rows are keyed `app_id|wdid` (app_id is never null; wdid may be): read through
+    // the (wdid, app_id, …) index, the rows without a WDID by its null entries.
+    for (source, table) in [
+        ("smarts_industrial", "smarts_industrial_monitoring"),
+        ("smarts_construction", "smarts_construction_monitoring"),
+    ] {
+        // Runtime SQL: built per SMARTS table, on temporary tables of this transaction.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into eng_rows
+             select '{table}', t.id from eng_keys k
+               join {table} t on t.wdid = k.wdid and t.app_id = k.app_id
+              where k.source = '{source}' and k.wdid is not null
+             union all
+             select '{table}', t.id from eng_keys k
+               join {table} t on t.wdid is null and t.app_id = k.app_id
+              where k.source = '{source}' and k.wdid is null"
+        )))
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Runtime SQL: temporary tables of this transaction.
+    sqlx::query("create index on eng_rows (source_table, id)")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("analyze eng_rows").execute(&mut **tx).await?;
+    if !incremental {
+        return Ok(0);
+    }
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
+    sqlx::query_scalar("select count(*) from eng_pairs")
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// Ends a fanned-out pass once every part has reported (`reports`, by part): builds the
+/// sample indexes a first pass deferred, refreshes the duplicate candidates and records the
+/// run. When a part failed, the run is `failed` with the parts that did (what the others wrote
+/// stays), the watermark does not move and the relinked facilities are queued again, so the
+/// next pass recomputes what the failed part left. Runs once: a run already ended is reported
+/// as recorded.
+pub async fn finish_parts(
+    pool: &PgPool,
+    spec: &PartSpec,
+    reports: &[crate::repo::parts::Reported],
+) -> Result<Report, EngineError> {
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query!("select pg_advisory_xact_lock(7243001)")
+        .execute(&mut *tx)
+        .await?;
+    let run = sqlx::query!(
+        "select mode, status, started_at from violation_engine_run where id = $1 for update",
+        spec.engine_run_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut laps = Laps::new();
+    if spec.first_pass {
+        crate::import::first_load::rebuild_deferred(&mut tx, "violation_sample").await?;
+        laps.mark("indexes_ms");
+    }
+    let duplicates = refresh_duplicates(&mut tx).await?;
+    laps.mark("duplicates_ms");
+    let mut sum = PartReport {
+        pairs: if spec.full { 0 } else { spec.pairs },
+        ..PartReport::default()
+    };
+    let mut excluded = Vec::new();
+    let mut failed = Vec::new();
+    let mut part_ms = Vec::new();
+    for r in reports {
+        let done = r
+            .report
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<PartReport>(v.clone()).ok());
+        match (r.status.as_str(), done) {
+            ("done", Some(d)) => {
+                if spec.full {
+                    sum.pairs += d.pairs;
+                }
+                sum.results += d.results;
+                sum.events_new += d.events_new;
+                sum.events_updated += d.events_updated;
+                sum.events_escalated += d.events_escalated;
+                sum.events_retracted += d.events_retracted;
+                sum.samples += d.samples;
+                excluded.push(d.excluded);
+                part_ms.push(r.duration_ms.unwrap_or(0));
+            }
+            (status, _) => failed.push(format!(
+                "part {} of {} {status} after {} deliveries: {}",
+                r.part,
+                spec.parts,
+                r.attempts,
+                r.error.as_deref().unwrap_or("no report")
+            )),
+        }
+    }
+    let error = (!failed.is_empty()).then(|| failed.join("; "));
+    if error.is_none() {
+        advance_watermark(&mut tx, spec.up_to, &spec.fingerprint).await?;
+    } else {
+        sqlx::query!(
+            "insert into facility_relink (facility_id)
+             select id from facility where id = any($1) on conflict do nothing",
+            &spec.relinked
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query!(
+        "delete from engine_pair where engine_run_id = $1",
+        spec.engine_run_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut notes = spec.notes.clone();
+    notes["excluded"] = merge_exclusions(&excluded);
+    notes["finishTimings"] = Value::Object(laps.timings);
+    notes["partMs"] = json!({
+        "max": part_ms.iter().max(),
+        "sum": part_ms.iter().sum::<i64>(),
+    });
+    notes["elapsedMs"] = json!(
+        (chrono::Utc::now() - run.started_at)
+            .num_milliseconds()
+            .max(0)
+    );
+    notes["finishMs"] = json!(started.elapsed().as_millis() as u64);
+    let report = Report {
+        run_id: spec.engine_run_id,
+        mode: if run.mode == "full" {
+            "full"
+        } else {
+            "incremental"
+        },
+        pairs: sum.pairs,
+        results: sum.results,
+        events_new: sum.events_new,
+        events_updated: sum.events_updated,
+        events_escalated: sum.events_escalated,
+        events_retracted: sum.events_retracted,
+        samples: sum.samples,
+        duplicates,
+        notes,
+    };
+    if run.status != "running" {
+        // Ended by an earlier delivery of this finish: nothing is written twice.
+        tx.rollback().await?;
+        return Ok(report);
+    }
+    record_run(&mut tx, &report, error.as_deref()).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The exclusion notes of several parts as one: results summed per source and reason, and
+/// per unknown unit (the 50 most frequent).
+fn merge_exclusions(parts: &[Value]) -> Value {
+    let mut by_reason: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    let mut units: std::collections::BTreeMap<String, i64> = Default::default();
+    for p in parts {
+        for r in p["byReason"].as_array().into_iter().flatten() {
+            let key = (
+                r["source"].as_str().unwrap_or_default().to_owned(),
+                r["reason"].as_str().unwrap_or_default().to_owned(),
+            );
+            *by_reason.entry(key).or_default() += r["results"].as_i64().unwrap_or(0);
+        }
+        for u in p["unitsNotCompared"].as_array().into_iter().flatten() {
+            *units
+                .entry(u["unit"].as_str().unwrap_or_default().to_owned())
+                .or_default() += u["results"].as_i64().unwrap_or(0);
+        }
+    }
+    let mut units: Vec<(String, i64)> = units.into_iter().collect();
+    units.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    units.truncate(50);
+    json!({
+        "byReason": by_reason.into_iter().map(|((s, r), n)| json!({"source": s, "reason": r, "results": n})).collect::<Vec<_>>(),
+        "unitsNotCompared": units.into_iter().map(|(u, n)| json!({"unit": u, "results": n})).collect::<Vec<_>>(),
+    })
 }
 
 /// Records a failed run (the computing transaction rolled back, so nothing else changed).
@@ -337,6 +969,24 @@ pub async fn record_failure(
         &opts.trigger,
         opts.sync_run_id,
         error.to_string()
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a fanned-out pass failed whose finish could not run (its parts' writes stay; the
+/// watermark did not move, so the next pass recomputes what changed).
+pub async fn abandon(
+    pool: &PgPool,
+    engine_run_id: i64,
+    error: &EngineError,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update violation_engine_run set status = 'failed', finished_at = now(), error = $2
+          where id = $1 and status = 'running'",
+        engine_run_id,
+        format!("finish: {error}")
     )
     .execute(pool)
     .await?;
@@ -360,11 +1010,12 @@ async fn fingerprint(
     Ok(format!("v{ENGINE_VERSION}:{policy}:{benchmarks}"))
 }
 
-/// `eng_pairs`: the facility x pollutant pairs to recompute (`after` = None: all of them).
+/// `eng_pairs`: the facility x pollutant pairs to recompute (`after` = None: all of them), and
+/// the facilities drained from `facility_relink` (recomputed for every pollutant).
 async fn load_pairs(
     tx: &mut Transaction<'_, Postgres>,
     after: Option<i64>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<(i64, Vec<i64>), sqlx::Error> {
     // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
         "create temp table eng_pairs (facility_id bigint, pollutant_key text,
@@ -399,27 +1050,30 @@ async fn load_pairs(
     // Facilities whose source records changed (facility linking): every pollutant, so that
     // events of a facility that lost its records are retracted and the gaining one computed.
     // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
-    sqlx::query(
-        "with q as (delete from facility_relink returning facility_id)
-         insert into eng_pairs
-         select q.facility_id, p.key from q cross join pollutant p
-         on conflict do nothing",
+    let relinked: Vec<i64> = sqlx::query_scalar(
+        "with q as (delete from facility_relink returning facility_id),
+              pairs as (insert into eng_pairs
+                        select q.facility_id, p.key from q cross join pollutant p
+                        on conflict do nothing)
+         select coalesce(array_agg(facility_id order by facility_id), '{}') from q",
     )
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     // Pairs whose events exist but whose results all vanished (withdrawn) are covered above
     // (withdrawn rows still carry their facility and parameter).
     // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
-    sqlx::query_scalar("select count(*) from eng_pairs")
+    let pairs = sqlx::query_scalar("select count(*) from eng_pairs")
         .fetch_one(&mut **tx)
-        .await
+        .await?;
+    Ok((pairs, relinked))
 }
 
-/// `eng_m`: every current result of the pairs (all pairs when `full`), converted to the
-/// benchmark unit, with `exclusion` saying why a result cannot be compared.
+/// `eng_m`: every current result of `scope` (of the rows in `eng_rows` with `part_rows`),
+/// converted to the benchmark unit, with `exclusion` saying why a result cannot be compared.
 async fn load_measurements(
     tx: &mut Transaction<'_, Postgres>,
-    full: bool,
+    scope: Scope,
+    part_rows: bool,
 ) -> Result<i64, sqlx::Error> {
     // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
     sqlx::query(
@@ -434,10 +1088,11 @@ async fn load_measurements(
     )
     .execute(&mut **tx)
     .await?;
-    let pair_join = if full {
-        ""
-    } else {
-        "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+    let pair_join = match scope {
+        Scope::Pairs => {
+            "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+        }
+        Scope::All | Scope::Facilities { .. } => "",
     };
     let mut total = 0;
     for s in SOURCES {
@@ -462,6 +1117,7 @@ async fn load_measurements(
                                       then 'impossible pH value'
                                   when t.result < 0 then 'negative result' end)
              from {table} t
+             {rows_join}
              join parameter_map p on p.parameter = t.parameter and p.pollutant_key is not null
              join facility_link l on l.source = '{source}' and l.status = 'linked'
                                  and l.source_key = {key}
@@ -491,6 +1147,14 @@ async fn load_measurements(
             limit = s.limit,
             exclusion = s.exclusion,
             key = s.facility_key,
+            rows_join = if part_rows {
+                format!(
+                    "join eng_rows r on r.source_table = '{}' and r.id = t.id",
+                    s.table
+                )
+            } else {
+                String::new()
+            },
         );
         // Runtime SQL: built per source table, on temporary tables of this transaction.
         total += sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -548,15 +1212,11 @@ pub const DATA_EXCLUSIONS: &[&str] = &[
 /// excluded for that reason is marked resolved.
 async fn store_exclusions(
     tx: &mut Transaction<'_, Postgres>,
-    full: bool,
+    scope: Scope,
     engine_run_id: i64,
 ) -> Result<(), sqlx::Error> {
-    let pairs = if full {
-        "true"
-    } else {
-        "(x.facility_id, x.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
-    };
-    // Runtime SQL: the scope condition is built (all pairs, or those in the temporary table eng_pairs).
+    let pairs = scope.condition("x");
+    // Runtime SQL: the scope condition is built (all pairs, a part's facilities, or the pairs in the temporary table eng_pairs).
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "delete from violation_exclusion x where {pairs}"
     )))
@@ -818,20 +1478,13 @@ struct Written {
     samples: i64,
 }
 
-/// Writes events, samples, NAL statistics and Levels for the pairs (all when `full`).
+/// Writes events, samples, NAL statistics and Levels for the pairs of `scope`.
 async fn write_results(
     tx: &mut Transaction<'_, Postgres>,
-    full: bool,
+    scope: Scope,
+    write: SampleWrite,
 ) -> Result<Written, sqlx::Error> {
-    let in_pairs = |alias: &str| {
-        if full {
-            "true".to_owned()
-        } else {
-            format!(
-                "({alias}.facility_id, {alias}.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
-            )
-        }
-    };
+    let in_pairs = |alias: &str| scope.condition(alias);
     const FIELDS: &str = "measure, benchmark_id, value, unit, sample_count, exceedance_count, \
                           max_ratio, severity, first_date, last_date, nd_policy, policy_sensitive, \
                           screening, unverified";
@@ -890,7 +1543,7 @@ async fn write_results(
     .await?
     .rows_affected() as i64;
 
-    let statements = [
+    let mut statements = vec![
         "create temp table eng_s2 on commit drop as
          select s.*, e.id as event_id
          from eng_s s
@@ -899,15 +1552,6 @@ async fn write_results(
                                and e.benchmark_type = s.benchmark_type and e.source = s.source
          where e.retracted_at is null"
             .to_owned(),
-        format!(
-            "delete from violation_sample v using violation_event e
-             where v.event_id = e.id and {pairs}
-               and not exists (select 1 from eng_s2 n
-                               where n.source_table = v.source_table
-                                 and n.source_row_id = v.source_row_id
-                                 and n.benchmark_id = v.benchmark_id)",
-            pairs = in_pairs("e")
-        ),
         format!(
             "delete from nal_annual a where {pairs}",
             pairs = in_pairs("a")
@@ -941,6 +1585,22 @@ async fn write_results(
             pairs = in_pairs("e")
         ),
     ];
+    if write == SampleWrite::Upsert {
+        // The samples of the scope's events that the results no longer support. (A first pass
+        // writes into an empty table: its parts find nothing of theirs there.)
+        statements.insert(
+            1,
+            format!(
+                "delete from violation_sample v using violation_event e
+                 where v.event_id = e.id and {pairs}
+                   and not exists (select 1 from eng_s2 n
+                                   where n.source_table = v.source_table
+                                     and n.source_row_id = v.source_row_id
+                                     and n.benchmark_id = v.benchmark_id)",
+                pairs = in_pairs("e")
+            ),
+        );
+    }
     for sql in statements {
         // Runtime SQL: statements on temporary tables of this transaction, some built per source.
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -949,12 +1609,8 @@ async fn write_results(
     }
     // The first full pass writes millions of samples into an empty table: as a first load
     // does, it inserts without the conflict check and builds the indexes (and checks the
-    // foreign keys) once afterwards, in this transaction.
-    let first_pass = full
-        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
-            .fetch_one(&mut **tx)
-            .await?;
-    if first_pass {
+    // foreign keys) once afterwards (in this transaction, or in the finish of a fanned-out pass).
+    if write == SampleWrite::FirstPass {
         crate::import::first_load::defer_indexes(tx, "violation_sample").await?;
     }
     const INSERT: &str = "insert into violation_sample
@@ -986,16 +1642,15 @@ async fn write_results(
                  excluded.raw_value, excluded.raw_unit, excluded.screening, excluded.facility_id)";
     // Runtime SQL: eng_s2 is a temporary table of this transaction, which the build-time check
     // cannot see; an empty table needs no conflict clause.
-    let sql = if first_pass {
-        INSERT.to_owned()
-    } else {
-        format!("{INSERT}\n{UPSERT}")
+    let sql = match write {
+        SampleWrite::FirstPass | SampleWrite::Insert => INSERT.to_owned(),
+        SampleWrite::Upsert => format!("{INSERT}\n{UPSERT}"),
     };
     let samples = sqlx::query(sqlx::AssertSqlSafe(sql))
         .execute(&mut **tx)
         .await?
         .rows_affected() as i64;
-    if first_pass {
+    if write == SampleWrite::FirstPass {
         crate::import::first_load::rebuild_deferred(tx, "violation_sample").await?;
     }
     Ok(Written {

@@ -289,6 +289,7 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
         .cfg
         .clone()
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
+        .with_finalize_part_queue(&res.finalize_part_queue_url)
         .with_alert_queue(Some(res.alert_queue_url.clone()));
     ctx.cache = Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix);
     let api = ApiState::new(

@@ -1,0 +1,228 @@
+//! `sync-finalize-part`: runs one part of a fanned-out finalize step per SQS message.
+//!
+//! A finalize step whose work grows with the data (the violation engine) splits it into
+//! parts when the run's data is larger than one part (`engine::plan`): the step's first
+//! invocation records the phase and its parts (`finalize_phase`, `finalize_part`) and queues
+//! one message per part on FinalizePartQueue, whose mapping runs several at once, as the
+//! import's chunks are run. Each part locks its row, does its work and records itself done in
+//! one transaction (a redelivered or concurrent delivery finds it done and changes nothing);
+//! the part that reports last queues the step again on the finalize queue, where it finishes
+//! and the run moves on. A part that fails is retried alone (its message reappears); on its
+//! last delivery it is recorded failed, so the step still finishes (and says which part failed),
+//! and the message goes on to the DLQ, whose alarm fires.
+
+use super::finalize::{self, Step};
+use super::{Context, SyncError};
+use crate::repo::parts as repo;
+use crate::violations::engine::{self, EngineError};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// The body of one finalize-part message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMessage {
+    pub run_id: i64,
+    pub step: Step,
+    pub part: i32,
+}
+
+/// What happened to one part message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PartOutcome {
+    /// The part ran; `last`: it was the last of its phase to report (the finish is queued).
+    Done { last: bool },
+    /// The part had run already (SQS delivered the message again): nothing changed.
+    AlreadyDone,
+    /// The part had been given up on (recorded failed): a late delivery changes nothing.
+    GivenUp,
+}
+
+/// The longest one statement of a part may run: below the function's 120 s timeout, so a part
+/// that runs long fails as an error (retried, then recorded) rather than as a timeout.
+const STATEMENT_TIMEOUT: &str = "100s";
+
+/// Handles a finalize-part batch (batch size 1 in the template; any size works): failures are
+/// reported per message.
+pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let receives = receive_count(&message);
+        let parsed =
+            serde_json::from_str::<PartMessage>(message.body.as_deref().unwrap_or_default())
+                .map_err(|e| SyncError::Message(e.to_string()));
+        let result = match &parsed {
+            Ok(m) => run_part(ctx, m, receives).await,
+            Err(e) => Err(SyncError::Message(e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::error!(message_id = %id, error = %e, receives, "finalize part failed");
+            if let (Ok(m), true) = (
+                &parsed,
+                receives >= crate::config::FINALIZE_PART_MAX_RECEIVES,
+            ) {
+                give_up(ctx, m, &e, receives).await;
+            }
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Runs one part exactly once: its work and its record commit together.
+pub async fn run_part(
+    ctx: &Context,
+    m: &PartMessage,
+    receives: u32,
+) -> Result<PartOutcome, SyncError> {
+    let started = Instant::now();
+    let step = m.step.as_str();
+    let mut tx = ctx.pool.begin().await?;
+    let Some(locked) = repo::lock_part(&mut tx, m.run_id, step, m.part).await? else {
+        return Err(SyncError::Message(format!(
+            "run {} has no part {} of its {step} step",
+            m.run_id, m.part
+        )));
+    };
+    if locked.status != "pending" {
+        tx.commit().await?;
+        // The finish may never have been queued (a send that failed after the last part
+        // committed): it is queued again (deduplicated) while the run waits for it.
+        finish_if_waiting(ctx, m.run_id, m.step).await?;
+        return Ok(if locked.status == "done" {
+            PartOutcome::AlreadyDone
+        } else {
+            PartOutcome::GivenUp
+        });
+    }
+    sqlx::query_scalar!(
+        "select set_config('statement_timeout', $1, true)",
+        STATEMENT_TIMEOUT
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let report = match m.step {
+        Step::Engine => {
+            let spec: engine::PartSpec = serde_json::from_value(locked.spec)
+                .map_err(|e| SyncError::Message(format!("engine phase spec: {e}")))?;
+            let done = engine::compute_part(&mut tx, &spec, m.part)
+                .await
+                .map_err(|EngineError::Db(e)| SyncError::Db(e))?;
+            serde_json::to_value(done).unwrap_or_default()
+        }
+        other => {
+            return Err(SyncError::Message(format!(
+                "finalize step {} has no parts",
+                other.as_str()
+            )));
+        }
+    };
+    let elapsed = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let attempts = i32::try_from(receives).unwrap_or(i32::MAX);
+    let last = repo::complete(&mut tx, m.run_id, step, m.part, attempts, elapsed, &report).await?;
+    tx.commit().await?;
+    tracing::info!(
+        run_id = m.run_id,
+        step,
+        part = m.part,
+        elapsed_ms = elapsed,
+        last,
+        "finalize part done"
+    );
+    if last {
+        finalize::send_finish(ctx, m.run_id, m.step).await?;
+    }
+    Ok(PartOutcome::Done { last })
+}
+
+/// The last delivery of a part failed too: SQS moves the message to the DLQ (whose alarm
+/// fires). Record the part failed, so its step still finishes and says so.
+async fn give_up(ctx: &Context, m: &PartMessage, error: &SyncError, receives: u32) {
+    let reason = format!("failed after {receives} deliveries: {error}");
+    let result = async {
+        let mut tx = ctx.pool.begin().await?;
+        let attempts = i32::try_from(receives).unwrap_or(i32::MAX);
+        let last = repo::fail(
+            &mut tx,
+            m.run_id,
+            m.step.as_str(),
+            m.part,
+            attempts,
+            &reason,
+        )
+        .await?;
+        tx.commit().await?;
+        if last == Some(true) {
+            finalize::send_finish(ctx, m.run_id, m.step).await?;
+        }
+        Ok::<_, SyncError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(run_id = m.run_id, part = m.part, error = %e, "could not record the failed part");
+    }
+}
+
+/// Queues the step's finish if every part has reported and the run still waits for the step.
+async fn finish_if_waiting(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
+    let finished = repo::phase(&ctx.pool, run_id, step.as_str())
+        .await?
+        .is_some_and(|p| p.finished());
+    if finished && finalize::waits_for(ctx, run_id, step).await? {
+        finalize::send_finish(ctx, run_id, step).await?;
+    }
+    Ok(())
+}
+
+/// Queues one message per part (ten to a request).
+pub(crate) async fn send(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+    parts: &[i32],
+) -> Result<(), SyncError> {
+    let queue = ctx.cfg.finalize_part_queue_url()?;
+    for batch in parts.chunks(10) {
+        let mut request = ctx.sqs.send_message_batch().queue_url(queue);
+        for &part in batch {
+            let body = serde_json::to_string(&PartMessage { run_id, step, part })
+                .map_err(|e| SyncError::Message(e.to_string()))?;
+            let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(format!("p{part}"))
+                .message_body(body)
+                .build()
+                .map_err(|e| SyncError::sqs("send parts", e))?;
+            request = request.entries(entry);
+        }
+        let sent = request.send().await.map_err(|e| {
+            SyncError::sqs("send parts", aws_sdk_sqs::error::DisplayErrorContext(e))
+        })?;
+        if let Some(f) = sent.failed().first() {
+            return Err(SyncError::sqs(
+                "send parts",
+                format!(
+                    "{} of {} not sent: {}",
+                    sent.failed().len(),
+                    batch.len(),
+                    f.message().unwrap_or(f.code())
+                ),
+            ));
+        }
+    }
+    tracing::info!(
+        run_id,
+        step = step.as_str(),
+        parts = parts.len(),
+        "finalize parts queued"
+    );
+    Ok(())
+}
