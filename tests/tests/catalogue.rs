@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use stormwater::sync::manifest::{self, ESMR_PACKAGE};
 use stormwater::sync::stage::{self, StageRequest, StageSummary};
-use support::{Harness, harness, shared_data};
+use support::{Harness, harness};
 
 /// One yearly eSMR CSV in the catalogue.
 #[derive(Clone)]
@@ -35,6 +35,8 @@ struct Catalogue {
     downloads: Arc<Mutex<HashMap<String, u32>>>,
     /// `package_show` calls.
     listed: Arc<Mutex<u32>>,
+    /// `package_show` answers a portal's maintenance page instead.
+    broken: Arc<Mutex<bool>>,
 }
 
 impl Catalogue {
@@ -89,6 +91,9 @@ async fn package_show(
     Query(q): Query<HashMap<String, String>>,
 ) -> axum::Json<Value> {
     *c.listed.lock().unwrap() += 1;
+    if *c.broken.lock().unwrap() {
+        return axum::Json(json!("<html>maintenance</html>"));
+    }
     if q.get("id").map(String::as_str) != Some(ESMR_PACKAGE) {
         return axum::Json(not_found());
     }
@@ -162,15 +167,7 @@ async fn download(State(c): State<Catalogue>, Path((_, file)): Path<(String, Str
 /// An eSMR yearly CSV as the publisher writes it (BOM, every field quoted, `NA` for missing):
 /// `rows` results of one effluent location, sampled in `year`.
 fn esmr_year(year: u16, rows: usize) -> Vec<u8> {
-    let header =
-        std::fs::read_to_string(shared_data("real/stormwater-watch/esmr_columns_header.txt"))
-            .expect("eSMR header");
-    let columns: Vec<String> = header
-        .trim_start_matches('\u{feff}')
-        .trim()
-        .split(',')
-        .map(|c| c.trim_matches('"').to_owned())
-        .collect();
+    let columns = support::esmr_columns();
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .from_writer(b"\xEF\xBB\xBF".to_vec());
@@ -234,23 +231,29 @@ fn esmr_files(summary: &StageSummary) -> BTreeMap<String, (String, i64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_esmr_year_in_the_catalogue_is_synced_and_an_unchanged_one_is_not_downloaded() {
+/// A catalogue on loopback (empty), and its base URL.
+async fn serve() -> (Catalogue, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let catalogue = Catalogue {
         base: base.clone(),
         ..Default::default()
     };
-    catalogue.add(2021, 3, "2022-01-15T08:00:00");
-    catalogue.add(2022, 4, "2023-01-15T08:00:00");
-    catalogue.add(2025, 5, "2026-11-05T08:00:00");
     let app = Router::new()
         .route("/api/3/action/package_show", get(package_show))
         .route("/api/3/action/resource_show", get(resource_show))
         .route("/dataset/esmr/resource/{id}/download/{file}", get(download))
         .with_state(catalogue.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (catalogue, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_esmr_year_in_the_catalogue_is_synced_and_an_unchanged_one_is_not_downloaded() {
+    let (catalogue, base) = serve().await;
+    catalogue.add(2021, 3, "2022-01-15T08:00:00");
+    catalogue.add(2022, 4, "2023-01-15T08:00:00");
+    catalogue.add(2025, 5, "2026-11-05T08:00:00");
 
     let mut h = harness("catalogue", None).await;
     h.ctx.cfg.ckan_api_url = format!("{base}/api/3/action");
@@ -355,44 +358,21 @@ async fn every_esmr_year_in_the_catalogue_is_synced_and_an_unchanged_one_is_not_
     h.drain().await;
     assert!(esmr_files(&forced).values().all(|(s, _)| s != "skipped"));
     assert_eq!(catalogue.downloads(2021), 2);
+    // The catalogue is listed once per run (and once by the manifest call above).
+    assert_eq!(*catalogue.listed.lock().unwrap(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catalogue_that_cannot_be_listed_fails_visibly_and_withdraws_no_year() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let catalogue = Catalogue {
-        base: base.clone(),
-        ..Default::default()
-    };
+    let (catalogue, base) = serve().await;
     catalogue.add(2024, 4, "2025-01-15T08:00:00");
-    let broken = Arc::new(Mutex::new(false));
-    let app = Router::new()
-        .route(
-            "/api/3/action/package_show",
-            get({
-                let broken = broken.clone();
-                move |state: State<Catalogue>, query: Query<HashMap<String, String>>| async move {
-                    if *broken.lock().unwrap() {
-                        // A portal under maintenance answers an HTML page.
-                        axum::Json(json!("<html>maintenance</html>"))
-                    } else {
-                        package_show(state, query).await
-                    }
-                }
-            }),
-        )
-        .route("/api/3/action/resource_show", get(resource_show))
-        .route("/dataset/esmr/resource/{id}/download/{file}", get(download))
-        .with_state(catalogue.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let mut h = harness("catalogue-down", None).await;
     h.ctx.cfg.ckan_api_url = format!("{base}/api/3/action");
     scheduled(&h).await;
     assert_eq!(stored(&h).await, json!({"2024": 4}));
 
-    *broken.lock().unwrap() = true;
+    *catalogue.broken.lock().unwrap() = true;
     let run = scheduled(&h).await;
     let unlisted = run
         .files

@@ -80,6 +80,21 @@ async fn closed_run_waiting_for_the_engine(h: &Harness) -> i64 {
     run
 }
 
+/// The run's finalize is done and its state published.
+async fn assert_published(h: &Harness, run: i64) {
+    let closed = h
+        .json(&format!(
+            "select jsonb_build_object('step', finalize_step, 'published', published_at is not null)
+               from sync_run where id = {run}"
+        ))
+        .await;
+    assert_eq!(
+        closed,
+        serde_json::json!({"step": "done", "published": true}),
+        "run {run}"
+    );
+}
+
 async fn parts_of(h: &Harness, run: i64) -> Value {
     h.json(&format!(
         "select jsonb_agg(jsonb_build_object('part', part, 'status', status, 'attempts', attempts)
@@ -190,16 +205,7 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
     assert_eq!(engine_run["status"], "succeeded", "{engine_run}");
     assert_eq!(engine_run["changed"], 0, "{engine_run}");
     assert_eq!(written(&h).await, fanned);
-    let closed = h
-        .json(&format!(
-            "select jsonb_build_object('step', finalize_step, 'published', published_at is not null)
-               from sync_run where id = {recompute}"
-        ))
-        .await;
-    assert_eq!(
-        closed,
-        serde_json::json!({"step": "done", "published": true})
-    );
+    assert_published(&h, recompute).await;
 
     // A part that fails every delivery: retried alone, then recorded failed and dead-lettered;
     // the finish says which part failed, keeps the watermark and the run still moves on.
@@ -261,16 +267,7 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
         .await
         .expect("DLQ");
     assert_eq!(dead, 1, "the failed part's message is in the DLQ");
-    let closed = h
-        .json(&format!(
-            "select jsonb_build_object('step', finalize_step, 'published', published_at is not null)
-               from sync_run where id = {failing}"
-        ))
-        .await;
-    assert_eq!(
-        closed,
-        serde_json::json!({"step": "done", "published": true})
-    );
+    assert_published(&h, failing).await;
     assert_eq!(
         written(&h).await,
         fanned,

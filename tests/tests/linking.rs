@@ -27,15 +27,7 @@ struct Place<'a> {
 
 /// An eSMR file in the published layout with one flow result per place.
 fn esmr_file(dir: &Path, name: &str, places: &[Place]) -> PathBuf {
-    let header =
-        std::fs::read_to_string(shared_data("real/stormwater-watch/esmr_columns_header.txt"))
-            .expect("eSMR header");
-    let columns: Vec<String> = header
-        .trim_start_matches('\u{feff}')
-        .trim()
-        .split(',')
-        .map(|c| c.trim_matches('"').to_owned())
-        .collect();
+    let columns = support::esmr_columns();
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .from_writer(Vec::new());

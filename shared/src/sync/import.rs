@@ -9,7 +9,7 @@
 //! worker killed mid-chunk leaves nothing half-written. Failed messages are reported as SQS
 //! partial batch failures.
 
-use super::{ChunkMessage, Context, SyncError};
+use super::{ChunkMessage, Context, SyncError, receive_count};
 use crate::import::chunk::ChunkSource;
 use crate::import::load::{self, LoadCounts};
 use crate::import::registry;
@@ -43,14 +43,6 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
         }
     }
     response
-}
-
-fn receive_count(message: &SqsMessage) -> u32 {
-    message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
 }
 
 /// The last delivery of a poison chunk failed too: SQS moves the message to the DLQ. Record

@@ -57,6 +57,15 @@ pub struct FinalizeMessage {
 
 pub use crate::import::chunk::CHUNK_PREFIX;
 
+/// How many times SQS has delivered `message` (its `ApproximateReceiveCount`; 1 when absent).
+pub(crate) fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Errors of the sync stages. `Retryable` ones are worth another delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

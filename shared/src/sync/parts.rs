@@ -12,10 +12,10 @@
 //! and the message goes on to the DLQ, whose alarm fires.
 
 use super::finalize::{self, Step};
-use super::{Context, SyncError};
+use super::{Context, SyncError, receive_count};
 use crate::repo::parts as repo;
 use crate::violations::engine::{self, EngineError};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -68,14 +68,6 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
         }
     }
     response
-}
-
-fn receive_count(message: &SqsMessage) -> u32 {
-    message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
 }
 
 /// Runs one part exactly once: its work and its record commit together.

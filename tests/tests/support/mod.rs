@@ -100,6 +100,19 @@ pub fn transformed(template: &str) -> Wiring {
     Wiring::from_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap()
 }
 
+/// The columns of a published eSMR CSV, in order (the real 2025 header).
+pub fn esmr_columns() -> Vec<String> {
+    let header =
+        std::fs::read_to_string(shared_data("real/stormwater-watch/esmr_columns_header.txt"))
+            .expect("eSMR header");
+    header
+        .trim_start_matches('\u{feff}')
+        .trim()
+        .split(',')
+        .map(|c| c.trim_matches('"').to_owned())
+        .collect()
+}
+
 /// A fixture of this crate.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
