@@ -118,7 +118,7 @@ pub async fn run(
         let full = bench::measure(ctx, &res, bench::sources(&manifest, dir)).await?;
         println!("  {:.1} s", full.seconds);
         let ms = |key: &str| full.finalize_ms[key].as_f64().map(|v| v / 1000.0);
-        let steps = STEPS
+        let steps: Vec<(&str, Option<f64>)> = STEPS
             .iter()
             .map(|(key, _)| {
                 let s = match *key {
@@ -140,6 +140,11 @@ pub async fn run(
             .bind(full.run_id)
             .fetch_one(&ctx.pool)
             .await?;
+        for (key, s) in &steps {
+            if let Some(s) = s {
+                println!("    {key}: {s:.1} s");
+            }
+        }
         let mut longest = vec![("stage (one invocation)".to_owned(), full.stage_seconds)];
         longest.extend(longest_chunk.map(|s| ("import chunk".to_owned(), s)));
         longest.extend(longest_part.map(|s| ("finalize part".to_owned(), s)));

@@ -81,16 +81,51 @@ pub struct Merge {
     pub before: &'static [&'static str],
     /// Extra target columns computed from the staged row `s` (e.g. resolved foreign keys).
     pub derived: &'static [(&'static str, &'static str)],
-    /// For datasets published as several files: the predicate (over target row `t` and
-    /// `sync_file` row `f`) that limits withdrawal to the rows the file covers.
-    pub scope_filter: Option<&'static str>,
+    /// For datasets published as several files: which rows a file's scope covers (withdrawal
+    /// stays within them).
+    pub scope: Option<ScopeRule>,
+}
+
+/// Which rows of a dataset published as several files one file covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// The scope is a year (`2025`): the rows whose date `column` falls in it. Read as a range
+    /// of the column (`$2 <= t.column < $3`), so that a year's withdrawal reads that year's rows
+    /// through the column's index, not the whole table once per year file.
+    Year { column: &'static str },
+}
+
+impl ScopeRule {
+    /// The predicate over target row `t`, with the bounds as parameters `$2` and `$3`.
+    pub fn predicate(self) -> String {
+        match self {
+            ScopeRule::Year { column } => format!("t.{column} >= $2 and t.{column} < $3"),
+        }
+    }
+
+    /// The bounds of `scope` (`None`: the scope is not one this rule reads).
+    pub fn bounds(self, scope: &str) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        match self {
+            ScopeRule::Year { .. } => {
+                let year: i32 = scope
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|y| (1000..=9998).contains(y))?;
+                Some((
+                    chrono::NaiveDate::from_ymd_opt(year, 1, 1)?,
+                    chrono::NaiveDate::from_ymd_opt(year + 1, 1, 1)?,
+                ))
+            }
+        }
+    }
 }
 
 /// No dataset-specific steps.
 pub const PLAIN: Merge = Merge {
     before: &[],
     derived: &[],
-    scope_filter: None,
+    scope: None,
 };
 
 /// eSMR: each chunk upserts the dimension rows it mentions (regions, facilities, locations,
@@ -144,7 +179,9 @@ pub const ESMR_MERGE: Merge = Merge {
         "parameter_id",
         "(select p.id from esmr_parameter p where p.name = s.parameter)",
     )],
-    scope_filter: Some("to_char(t.sampling_date, 'YYYY') = f.scope"),
+    scope: Some(ScopeRule::Year {
+        column: "sampling_date",
+    }),
 };
 
 /// Every dataset the pipeline knows.
@@ -355,6 +392,23 @@ pub fn row_hash<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> [u8; 1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_year_scope_is_the_range_of_its_year_and_any_other_scope_none() {
+        let rule = ScopeRule::Year {
+            column: "sampling_date",
+        };
+        let d = |y, m, day| chrono::NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(rule.bounds("2025"), Some((d(2025, 1, 1), d(2026, 1, 1))));
+        assert_eq!(rule.bounds(" 2006 "), Some((d(2006, 1, 1), d(2007, 1, 1))));
+        for other in ["region-1", "", "25", "2025-01", "99999"] {
+            assert_eq!(rule.bounds(other), None, "{other:?}");
+        }
+        assert_eq!(
+            rule.predicate(),
+            "t.sampling_date >= $2 and t.sampling_date < $3"
+        );
+    }
     use crate::import::datasets::{SMARTS_INDUSTRIAL_FACILITIES, col};
 
     const RAW_2025: &str = "PERMIT_TYPE\tAPP_ID\tWDID\tSTATUS\tNOI_PROCESSED_DATE\tNOT_EFFECTIVE_DATE\tREGION_BOARD\tCOUNTY\tOPERATOR_NAME\tFACILITY_NAME\tFACILITY_ADDRESS\tFACILITY_ADDRESS_2\tFACILITY_CITY\tFACILITY_STATE\tFACILITY_ZIP\tFACILITY_LATITUDE\tFACILITY_LONGITUDE\tFACILITY_COUNTY\tFACILITY_CONTACT_FIRST_NAME\tFACILITY_CONTACT_LAST_NAME\tFACILITY_TITLE\tFACILITY_PHONE\tFACILITY_EMAIL\tFACILITY_TOTAL_SIZE\tFACILITY_TOTAL_SIZE_UNIT\tFACILITY_AREA_ACTIVITY\tFACILITY_AREA_ACTIVITY_UNIT\tPERCENT_OF_SITE_IMPERVIOUSNESS\tPRIMARY_SIC\tSECONDARY_SIC\tTERTIARY_SIC\tRECEIVING_WATER_NAME\tINDIRECTLY\tDIRECTLY\tCERTIFIER_BY\tCERTIFIER_TITLE\tCERTIFICATION_DATE\tQUESTION_TMDL_ANSWER";

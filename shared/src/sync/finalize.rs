@@ -365,11 +365,7 @@ pub async fn finalize_run(ctx: &Context, run_id: i64) -> Result<FinalizeOutcome,
         ("indexes", indexes_ms),
         ("files", ms_since(started).saturating_sub(indexes_ms)),
     ];
-    let loaded: Vec<&str> = finals
-        .iter()
-        .filter(|f| matches!(f.status.as_str(), "succeeded" | "partial"))
-        .filter_map(|f| crate::import::registry::dataset(&f.dataset).map(|d| d.table))
-        .collect();
+    let loaded = loaded_tables(&finals);
     timed(&mut timings, "analyze", analyze(&ctx.pool, &loaded)).await;
     note_step(
         ctx,
@@ -583,6 +579,17 @@ async fn note_step(
 /// Links facilities for what the run changed (before the engine, which then computes events
 /// for the linked facilities), and adds the counts to the run's notes. A failure does not undo
 /// the finalized run: it is recorded, and the next run catches up.
+/// The tables the run's imported files loaded, each once (eSMR's yearly files all load one
+/// table: ANALYZE would sample it once per file).
+fn loaded_tables(finals: &[FileFinal]) -> Vec<&'static str> {
+    let tables: std::collections::BTreeSet<&'static str> = finals
+        .iter()
+        .filter(|f| matches!(f.status.as_str(), "succeeded" | "partial"))
+        .filter_map(|f| registry::dataset(&f.dataset).map(|d| d.table))
+        .collect();
+    tables.into_iter().collect()
+}
+
 /// Refreshes the planner's statistics of `tables` (bulk loads outrun autovacuum: a plan made
 /// before it has looked at a freshly loaded table can scan it once per row of another). A
 /// failure is logged; the statistics then follow with autovacuum.
@@ -721,10 +728,19 @@ async fn finalize_file(
         sqlx::query_scalar!("select scope from sync_file where id = $1", file_id)
             .fetch_one(&mut **tx)
             .await?;
-    let note = if let (Some(scope), None) = (&scope, dataset.merge.scope_filter) {
+    // The rows the file covers: a scoped file of a dataset published in parts, its part.
+    let bounds = match (&scope, dataset.merge.scope) {
+        (Some(scope), Some(rule)) => Some(rule.bounds(scope).ok_or(scope)),
+        _ => None,
+    };
+    let note = if let (Some(scope), None) = (&scope, dataset.merge.scope) {
         // A dataset published whole has no rule for which rows a part covers.
         Some(format!(
             "withdrawal skipped: the file is declared as part {scope:?} of a dataset published whole; a partial extract adds and updates rows, it never withdraws"
+        ))
+    } else if let Some(Err(scope)) = &bounds {
+        Some(format!(
+            "withdrawal skipped: the file is declared as part {scope:?} of {dataset_name}, which is published by year"
         ))
     } else if let Some(failed) = failed {
         Some(format!("withdrawal skipped: {failed}"))
@@ -745,7 +761,8 @@ async fn finalize_file(
             })
     };
     let (withdrawn, kept) = if note.is_none() && first_load.is_none() {
-        withdraw(tx, dataset, file_id, quarantined > 0).await?
+        let bounds = bounds.and_then(Result::ok);
+        withdraw(tx, dataset, file_id, bounds, quarantined > 0).await?
     } else {
         (0, 0)
     };
@@ -784,12 +801,15 @@ async fn withdraw(
     tx: &mut Transaction<'_, Postgres>,
     dataset: &registry::Dataset,
     file_id: i64,
+    bounds: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
     any_quarantined: bool,
 ) -> Result<(u64, u64), SyncError> {
-    let scope = match dataset.merge.scope_filter {
-        Some(filter) => format!("(f.scope is null or {filter})"),
-        None => "true".to_owned(),
+    // An unscoped file covers the whole dataset; a scoped one its part (the bounds, $2 and $3).
+    let scope = match (dataset.merge.scope, bounds) {
+        (Some(rule), Some(_)) => rule.predicate(),
+        _ => "$2::date is null and $3::date is null".to_owned(),
     };
+    let (from, to) = bounds.unzip();
     let unseen = format!(
         "sync_file f
          where f.id = $1 and t.withdrawn_run_id is null and {scope}
@@ -815,6 +835,8 @@ async fn withdraw(
             dataset.table
         )))
         .bind(file_id)
+        .bind(from)
+        .bind(to)
         .fetch_one(&mut **tx)
         .await?
     } else {
@@ -828,6 +850,8 @@ async fn withdraw(
         if any_quarantined { unread.as_str() } else { "" }
     )))
     .bind(file_id)
+    .bind(from)
+    .bind(to)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -840,4 +864,27 @@ async fn withdraw(
         0
     };
     Ok((n, kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dataset: &str, status: &str) -> FileFinal {
+        FileFinal {
+            file_id: 1,
+            dataset: dataset.into(),
+            status: status.into(),
+            withdrawn: 0,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn each_loaded_table_is_analyzed_once() {
+        let mut finals: Vec<FileFinal> = (2006..=2026).map(|_| file("esmr", "succeeded")).collect();
+        finals.push(file("smarts_violations", "partial"));
+        finals.push(file("smarts_inspections", "failed"));
+        assert_eq!(loaded_tables(&finals), ["esmr_sample", "smarts_violation"]);
+    }
 }
