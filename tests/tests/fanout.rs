@@ -273,4 +273,45 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
         fanned,
         "nothing was written twice or lost"
     );
+
+    // A facility that lost every link (its records moved away) is in no part: the finish
+    // retracts what it still shows, as a pass in one transaction does.
+    sqlx::raw_sql("drop trigger fail_part on violation_event; drop function fail_part();")
+        .execute(h.pool())
+        .await
+        .expect("trigger dropped");
+    let orphan = h
+        .scalar_i64("select min(facility_id) from violation_event where retracted_at is null")
+        .await;
+    sqlx::query(
+        "update facility_link set status = 'proposed' where facility_id = $1 and status = 'linked'",
+    )
+    .bind(orphan)
+    .execute(h.pool())
+    .await
+    .expect("unlinked");
+    let unlinked = closed_run_waiting_for_the_engine(&h).await;
+    finalize::run_step(&h.ctx, unlinked, Step::Engine)
+        .await
+        .expect("fan-out");
+    h.drain().await;
+    assert_published(&h, unlinked).await;
+    assert_eq!(last_engine_run(&h).await["status"], "succeeded");
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from violation_event where facility_id = {orphan} and retracted_at is null"
+        ))
+        .await,
+        0,
+        "the unlinked facility's events are retracted"
+    );
+    let after = written(&h).await;
+    assert_ne!(after, fanned);
+    let single = engine::compute(h.pool(), &opts).await.expect("one pass");
+    assert_eq!(
+        single.events_new + single.events_updated + single.events_retracted + single.samples,
+        0,
+        "{single:?}"
+    );
+    assert_eq!(written(&h).await, after);
 }

@@ -61,6 +61,8 @@ struct Point {
     longest: Vec<(String, f64)>,
     parts: i64,
     database_bytes: i64,
+    /// Seconds of the engine parts' phases, summed over the parts (`finalize_part.report`).
+    part_phases: Vec<(String, f64)>,
 }
 
 impl Point {
@@ -155,6 +157,15 @@ pub async fn run(
                 }
             }
         }
+        let part_phases: Vec<(String, f64)> = sqlx::query_as(
+            "select t.key, sum(t.value::bigint) / 1000.0::float8
+               from finalize_part p, jsonb_each_text(p.report->'timings') t
+              where p.run_id = $1 and p.status = 'done'
+              group by t.key order by t.key",
+        )
+        .bind(full.run_id)
+        .fetch_all(&ctx.pool)
+        .await?;
         ctx.pool.close().await;
         // The next scale needs the disk (the real record's database is ~40 GB).
         bench::drop_database(&base_url, &db).await?;
@@ -168,6 +179,7 @@ pub async fn run(
             longest,
             parts,
             database_bytes,
+            part_phases,
         });
     }
     std::fs::write(report, render(&points)?)?;
@@ -281,6 +293,18 @@ fn render(points: &[Point]) -> anyhow::Result<String> {
         }
     }
 
+    writeln!(
+        md,
+        "\n## The engine's parts: seconds of each phase, summed over the parts\n"
+    )?;
+    for p in points {
+        let cells: Vec<String> = p
+            .part_phases
+            .iter()
+            .map(|(k, s)| format!("{k} {s:.1} s ({:.2} s/M)", p.per_million(*s)))
+            .collect();
+        writeln!(md, "- scale {}: {}", p.scale, cells.join(", "))?;
+    }
     writeln!(md, "\n## Longest single invocation (target ≤ 120 s)\n")?;
     for p in points {
         let mut longest = p.longest.clone();

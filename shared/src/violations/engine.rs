@@ -201,8 +201,10 @@ enum Scope {
     All,
     /// The pairs in `eng_pairs` (an incremental pass, or a part of one).
     Pairs,
-    /// Every pair of the facilities of one part of a full pass (`facility_id % parts = part`).
-    Facilities { parts: i32, part: i32 },
+    /// Every pair of the facilities of one part of a full pass: the linked facilities with
+    /// `facility_id % parts = part`, listed in `eng_fac` (read through each table's index on
+    /// the facility; the finish retracts what facilities without any link still show).
+    Facilities,
 }
 
 impl Scope {
@@ -214,8 +216,8 @@ impl Scope {
             Scope::Pairs => format!(
                 "({alias}.facility_id, {alias}.pollutant_key) in (select facility_id, pollutant_key from eng_pairs)"
             ),
-            Scope::Facilities { parts, part } => {
-                format!("{alias}.facility_id % {parts} = {part}")
+            Scope::Facilities => {
+                format!("{alias}.facility_id in (select facility_id from eng_fac)")
             }
         }
     }
@@ -688,10 +690,7 @@ pub async fn compute_part(
         .execute(&mut **tx)
         .await?;
     let scope = if spec.full {
-        Scope::Facilities {
-            parts: spec.parts,
-            part,
-        }
+        Scope::Facilities
     } else {
         // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
         sqlx::query(
@@ -794,10 +793,16 @@ async fn part_rows(
         .await?;
     }
     // Runtime SQL: temporary tables of this transaction.
-    sqlx::query("create index on eng_rows (source_table, id)")
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("analyze eng_rows").execute(&mut **tx).await?;
+    for sql in [
+        "create index on eng_rows (source_table, id)",
+        "analyze eng_rows",
+        "create temp table eng_fac on commit drop as
+         select distinct facility_id from eng_keys",
+        "alter table eng_fac add primary key (facility_id)",
+        "analyze eng_fac",
+    ] {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
     if !incremental {
         return Ok(0);
     }
@@ -834,9 +839,16 @@ pub async fn finish_parts(
         crate::import::first_load::rebuild_deferred(&mut tx, "violation_sample").await?;
         laps.mark("indexes_ms");
     }
+    let orphans = if spec.full {
+        retract_unlinked(&mut tx).await?
+    } else {
+        0
+    };
+    laps.mark("unlinked_ms");
     let duplicates = refresh_duplicates(&mut tx).await?;
     laps.mark("duplicates_ms");
     let mut sum = PartReport {
+        events_retracted: orphans,
         pairs: if spec.full { 0 } else { spec.pairs },
         ..PartReport::default()
     };
@@ -927,6 +939,36 @@ pub async fn finish_parts(
     record_run(&mut tx, &report, error.as_deref()).await?;
     tx.commit().await?;
     Ok(report)
+}
+
+/// What the parts of a full pass leave of facilities that no part computed (no linked record:
+/// merged away, or every record moved to another facility): their events are retracted and
+/// their samples, NAL statistics, Levels and exclusions removed, as a pass in one transaction
+/// does for every pair it finds no result for. Returns the events retracted.
+async fn retract_unlinked(tx: &mut Transaction<'_, Postgres>) -> Result<i64, sqlx::Error> {
+    const UNLINKED: &str = "not exists (select 1 from facility_link l
+                                        where l.facility_id = x.facility_id and l.status = 'linked')";
+    let retracted = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update violation_event x set retracted_at = now(), computed_at = now()
+          where x.retracted_at is null and {UNLINKED}"
+    )))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    for table in [
+        "nal_annual",
+        "nal_level",
+        "violation_exclusion",
+        "violation_sample",
+    ] {
+        // Runtime SQL: the table comes from this list, the condition is shared.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "delete from {table} x where {UNLINKED}"
+        )))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(i64::try_from(retracted).unwrap_or(i64::MAX))
 }
 
 /// The exclusion notes of several parts as one: results summed per source and reason, and
@@ -1092,7 +1134,7 @@ async fn load_measurements(
         Scope::Pairs => {
             "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
         }
-        Scope::All | Scope::Facilities { .. } => "",
+        Scope::All | Scope::Facilities => "",
     };
     let mut total = 0;
     for s in SOURCES {
