@@ -315,3 +315,78 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
     );
     assert_eq!(written(&h).await, after);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_whose_deliveries_all_died_are_recorded_failed_by_the_next_run_and_their_step_finishes()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = support::generate(dir.path(), 32, "0.002");
+    let mut h = harness("fanout-overdue", None).await;
+    h.ctx.cfg.engine_rows_per_part = 5_000;
+    h.sync(manifest.sources(dir.path())).await;
+
+    // A recompute is fanned out, and every delivery of its parts dies without a word (a
+    // timeout or a crash on the last one): their messages are gone, their rows still pending.
+    let stuck = closed_run_waiting_for_the_engine(&h).await;
+    let outcome = finalize::run_step(&h.ctx, stuck, Step::Engine)
+        .await
+        .expect("fan-out");
+    assert!(
+        matches!(outcome, FinalizeOutcome::FannedOut { .. }),
+        "{outcome:?}"
+    );
+    h.ctx
+        .sqs
+        .purge_queue()
+        .queue_url(&h.res.finalize_part_queue_url)
+        .send()
+        .await
+        .expect("purge");
+    h.drain().await;
+    let waiting = "select finalize_step from sync_run where id = ";
+    assert_eq!(
+        h.json(&format!("select to_jsonb(({waiting}{stuck}))"))
+            .await,
+        "engine"
+    );
+
+    // Within the deadline the next run leaves the parts alone; past it, they are recorded
+    // failed and the step finishes, saying why.
+    h.sync(Vec::new()).await;
+    assert_eq!(
+        h.json(&format!("select to_jsonb(({waiting}{stuck}))"))
+            .await,
+        "engine"
+    );
+    sqlx::query(
+        "update finalize_phase set started_at = now() - interval '41 minutes' where run_id = $1",
+    )
+    .bind(stuck)
+    .execute(h.pool())
+    .await
+    .expect("aged");
+    h.sync(Vec::new()).await;
+    assert_published(&h, stuck).await;
+    let parts = parts_of(&h, stuck).await;
+    assert!(
+        parts
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "failed"),
+        "{parts}"
+    );
+    let run = h
+        .json(&format!(
+            "select jsonb_build_object('status', status, 'error', error) from violation_engine_run
+              where sync_run_id = {stuck}"
+        ))
+        .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not reported within 40 minutes")),
+        "{run}"
+    );
+}

@@ -232,3 +232,55 @@ pub async fn reports(
     .fetch_all(db)
     .await
 }
+
+/// How long a phase may wait for its parts: every delivery of a part (FinalizePartQueue's
+/// visibility timeout of 720 s, `FINALIZE_PART_MAX_RECEIVES` times) has ended by then.
+pub const PART_DEADLINE_MINUTES: i32 = 40;
+
+/// Phases still waiting for parts `PART_DEADLINE_MINUTES` after they were fanned out: their
+/// last deliveries timed out or crashed (dead-lettered, but never recorded). Their pending
+/// parts are recorded failed and the phases finished; returns (run, step) of each, whose finish
+/// the caller queues.
+pub async fn fail_overdue(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let overdue = sqlx::query!(
+        r#"with overdue as (
+             select run_id, step from finalize_phase
+              where finished_at is null
+                and started_at < now() - make_interval(mins => $1)
+              for update),
+           failed as (
+             update finalize_part p
+                set status = 'failed', finished_at = now(),
+                    error = format('not reported within %s minutes: its last delivery timed out or crashed (see FinalizePartDLQ)', $1::int)
+               from overdue o
+              where p.run_id = o.run_id and p.step = o.step and p.status = 'pending'
+             returning p.run_id, p.step)
+           update finalize_phase f
+              set parts_failed = parts_failed + c.n, finished_at = now()
+             from (select run_id, step, count(*)::int as n from failed group by 1, 2) c
+            where f.run_id = c.run_id and f.step = c.step
+        returning f.run_id, f.step"#,
+        PART_DEADLINE_MINUTES
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(overdue.into_iter().map(|r| (r.run_id, r.step)).collect())
+}
+
+/// Finished phases whose run still waits for their step `minutes` after the last part
+/// reported: the finish that part queued was lost (a send that failed after its commit).
+pub async fn unfinished_steps(
+    db: impl PgExecutor<'_>,
+    minutes: i32,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select f.run_id, f.step from finalize_phase f join sync_run r on r.id = f.run_id
+          where f.finished_at < now() - make_interval(mins => $1) and r.finalize_step = f.step",
+        minutes
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.run_id, r.step)).collect())
+}

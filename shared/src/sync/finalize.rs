@@ -53,18 +53,19 @@ impl Step {
         }
     }
 
+    /// The step of this name (`as_str`).
+    pub fn named(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The step a closed run waits for, from its `sync_run.finalize_step` (`None`: done; a run
     /// closed before the steps existed was published in one invocation).
     fn pending(run_id: i64, stored: Option<&str>) -> Result<Option<Step>, SyncError> {
         match stored.unwrap_or("done") {
             "done" => Ok(None),
-            name => Step::ALL
-                .into_iter()
-                .find(|s| s.as_str() == name)
-                .map(Some)
-                .ok_or_else(|| {
-                    SyncError::Message(format!("run {run_id}: unknown finalize step {name:?}"))
-                }),
+            name => Step::named(name).map(Some).ok_or_else(|| {
+                SyncError::Message(format!("run {run_id}: unknown finalize step {name:?}"))
+            }),
         }
     }
 

@@ -76,9 +76,30 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
     let mut tx = ctx.pool.begin().await?;
     let closed =
         repo::sync::close_stale_runs(&mut tx, run_id, ctx.cfg.guards.run_deadline_minutes).await?;
+    let overdue = repo::parts::fail_overdue(&mut tx).await?;
     tx.commit().await?;
     if !closed.is_empty() {
         tracing::warn!(run_id, ?closed, "closed runs past their deadline");
+    }
+    // A finalize step whose parts never all reported finishes now, saying which failed; one
+    // whose finish was lost is queued again (deduplicated). A send that fails is logged: the
+    // next run tries again.
+    for (run, step) in &overdue {
+        tracing::warn!(
+            run_id = run,
+            step,
+            "finalize parts past their deadline recorded failed"
+        );
+    }
+    let lost = repo::parts::unfinished_steps(&ctx.pool, 5).await?;
+    for (run, step) in overdue.into_iter().chain(lost) {
+        let Some(step) = super::finalize::Step::named(&step) else {
+            tracing::error!(run_id = run, step, "unknown finalize step");
+            continue;
+        };
+        if let Err(e) = super::finalize::send_finish(ctx, run, step).await {
+            tracing::error!(run_id = run, error = %e, "finish of a fanned-out step not queued");
+        }
     }
     // Every file is recorded first (in the request's order), then staged a few at a time:
     // reading one file is one core's work, and the largest alone takes half the run. A source
