@@ -667,20 +667,30 @@ fn met(ok: bool) -> &'static str {
     if ok { "yes" } else { "**no**" }
 }
 
+/// The files of a generated set in `dir` with their manifest entries, and their rows and bytes
+/// in all.
+pub(crate) fn data_files<'a>(
+    manifest: &'a Manifest,
+    dir: &Path,
+) -> (Vec<(PathBuf, &'a ManifestFile)>, u64, u64) {
+    let files: Vec<(PathBuf, &ManifestFile)> = manifest
+        .files
+        .iter()
+        .map(|f| (dir.join(&f.file), f))
+        .collect();
+    let rows = files.iter().map(|(_, f)| f.rows).sum();
+    let bytes = files
+        .iter()
+        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    (files, rows, bytes)
+}
+
 pub async fn run(base: Config, data: &Path, next: &Path, report: &Path) -> anyhow::Result<()> {
     let base_url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
     let manifest = read_manifest(data)?;
     let next_manifest = read_manifest(next)?;
-    let files: Vec<(PathBuf, &ManifestFile)> = manifest
-        .files
-        .iter()
-        .map(|f| (data.join(&f.file), f))
-        .collect();
-    let total_rows: u64 = files.iter().map(|(_, f)| f.rows).sum();
-    let total_bytes: u64 = files
-        .iter()
-        .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let (files, total_rows, total_bytes) = data_files(&manifest, data);
     let to_rewrite: u64 = next_manifest
         .files
         .iter()

@@ -94,16 +94,7 @@ pub async fn run(
         let scale = manifest
             .scale
             .with_context(|| format!("{}: MANIFEST.json has no scale", dir.display()))?;
-        let files: Vec<_> = manifest
-            .files
-            .iter()
-            .map(|f| (dir.join(&f.file), f))
-            .collect();
-        let rows: u64 = files.iter().map(|(_, f)| f.rows).sum();
-        let bytes: u64 = files
-            .iter()
-            .map(|(p, _)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .sum();
+        let (files, rows, bytes) = bench::data_files(&manifest, dir);
         println!(
             "scale {scale}: {} files, {rows} rows, {:.0} MiB",
             files.len(),
