@@ -553,7 +553,7 @@ impl Measured {
 }
 
 /// The finalize steps in the order they run (`sync::finalize`, `api::publish`).
-const FINALIZE_STEPS: [(&str, &str); 10] = [
+pub(crate) const FINALIZE_STEPS: [(&str, &str); 12] = [
     (
         "indexes",
         "indexes of first loads, built after the last chunk",
@@ -562,7 +562,18 @@ const FINALIZE_STEPS: [(&str, &str); 10] = [
     ("analyze", "planner statistics of the loaded tables"),
     ("linking", "facility linking"),
     ("analyze_links", "planner statistics of the links"),
-    ("engine", "violation engine"),
+    (
+        "engine",
+        "violation engine: begin and plan (the whole pass, when one part)",
+    ),
+    (
+        "engine_parts",
+        "violation engine: its parts, fan-out to the last report (wall)",
+    ),
+    (
+        "engine_finish",
+        "violation engine: finish (deferred indexes, duplicates, the run's record)",
+    ),
     ("summaries", "facility summaries"),
     ("dashboards", "stored dashboards"),
     ("generation", "new cache generation"),

@@ -14,9 +14,9 @@ use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The steps of a full refresh, as measured: the key in `sync_run.notes.finalizeMs` (or a
-/// stage of the run) and what it is.
-const STEPS: [(&str, &str); 14] = [
+/// The steps of a full refresh before finalize (the stage of the run they are read from), then
+/// finalize's (`bench::FINALIZE_STEPS`, from `sync_run.notes.finalizeMs`).
+const STAGES: [(&str, &str); 2] = [
     (
         "stage",
         "stage: read, check and chunk every file (one invocation)",
@@ -25,28 +25,11 @@ const STEPS: [(&str, &str); 14] = [
         "import",
         "import: every chunk merged (wall, from the stage's end)",
     ),
-    ("indexes", "indexes of first loads"),
-    ("files", "files: withdrawals, derived links"),
-    ("analyze", "planner statistics of the loaded tables"),
-    ("linking", "facility linking"),
-    ("analyze_links", "planner statistics of the links"),
-    (
-        "engine",
-        "engine: begin and plan (or the whole pass, when one part)",
-    ),
-    (
-        "engine_parts",
-        "engine: its parts, fan-out to the last report (wall)",
-    ),
-    (
-        "engine_finish",
-        "engine: finish (deferred indexes, duplicates, the run's record)",
-    ),
-    ("summaries", "facility summaries"),
-    ("dashboards", "stored dashboards"),
-    ("generation", "new cache generation"),
-    ("preload", "cache preload"),
 ];
+
+fn steps() -> impl Iterator<Item = (&'static str, &'static str)> {
+    STAGES.into_iter().chain(bench::FINALIZE_STEPS)
+}
 
 /// One scale, measured.
 struct Point {
@@ -55,7 +38,7 @@ struct Point {
     bytes: u64,
     raw_seconds: f64,
     full: Measured,
-    /// Seconds per step key of [`STEPS`] (absent: the step did not run).
+    /// Seconds per step key of [`steps`] (absent: the step did not run).
     steps: Vec<(&'static str, Option<f64>)>,
     /// (kind, seconds) of the longest invocation of each kind.
     longest: Vec<(String, f64)>,
@@ -111,15 +94,14 @@ pub async fn run(
         let full = bench::measure(ctx, &res, bench::sources(&manifest, dir)).await?;
         println!("  {:.1} s", full.seconds);
         let ms = |key: &str| full.finalize_ms[key].as_f64().map(|v| v / 1000.0);
-        let steps: Vec<(&str, Option<f64>)> = STEPS
-            .iter()
+        let steps: Vec<(&str, Option<f64>)> = steps()
             .map(|(key, _)| {
-                let s = match *key {
+                let s = match key {
                     "stage" => Some(full.stage_seconds),
                     "import" => Some(full.import_seconds - full.stage_seconds),
                     k => ms(k),
                 };
-                (*key, s)
+                (key, s)
             })
             .collect();
         let (longest_chunk, longest_part, parts, database_bytes): (Option<f64>, Option<f64>, i64, i64) =
@@ -239,7 +221,7 @@ fn render(points: &[Point]) -> anyhow::Result<String> {
         "**full refresh, stage → published**",
         points.iter().map(|p| Some(p.full.seconds)).collect(),
     )?;
-    for (key, name) in STEPS {
+    for (key, name) in steps() {
         row(&mut md, name, points.iter().map(|p| p.step(key)).collect())?;
     }
     let ratio_cells: Vec<String> = points
@@ -265,11 +247,7 @@ fn render(points: &[Point]) -> anyhow::Result<String> {
             Some(q.full.seconds),
             Some(one.full.seconds),
         )];
-        growth.extend(
-            STEPS
-                .iter()
-                .map(|(k, name)| ((*name).to_owned(), q.step(k), one.step(k))),
-        );
+        growth.extend(steps().map(|(k, name)| (name.to_owned(), q.step(k), one.step(k))));
         for (name, a, b) in growth {
             if let (Some(a), Some(b)) = (a, b)
                 && a > 0.0

@@ -13,7 +13,9 @@
 //! tests (`file://relative/path` is relative to the working directory).
 
 use super::SyncError;
+use regex::Regex;
 use serde::Deserialize;
+use std::sync::LazyLock;
 
 pub use crate::config::CKAN_API;
 pub use crate::import::Source;
@@ -180,11 +182,17 @@ impl CkanResource {
         if !csv {
             return None;
         }
+        static FILE_YEAR: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)_year-(\d{4})(?:\D|$)").expect("static pattern"));
+        static YEAR: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"\b(\d{4})\b").expect("static pattern"));
         let file = self.url.rsplit('/').next().unwrap_or_default();
-        let year = regex_year(r"(?i)_year-(\d{4})(?:\D|$)", file).or_else(|| {
+        let from_file = FILE_YEAR
+            .captures(file)
+            .and_then(|c| c[1].parse::<u16>().ok());
+        let year = from_file.or_else(|| {
             let name = self.name.as_deref().unwrap_or_default();
-            let years: Vec<u16> = regex::Regex::new(r"\b(\d{4})\b")
-                .expect("static pattern")
+            let years: Vec<u16> = YEAR
                 .captures_iter(name)
                 .filter_map(|c| c[1].parse().ok())
                 .collect();
@@ -214,13 +222,6 @@ impl CkanResource {
             hash.unwrap_or("-")
         ))
     }
-}
-
-fn regex_year(pattern: &str, text: &str) -> Option<u16> {
-    regex::Regex::new(pattern)
-        .expect("static pattern")
-        .captures(text)
-        .and_then(|c| c[1].parse().ok())
 }
 
 /// The URL of the CKAN action `name`. `ckan_api` is the action API's base

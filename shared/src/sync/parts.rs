@@ -50,8 +50,7 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
         let id = message.message_id.clone().unwrap_or_default();
         let receives = receive_count(&message);
         let parsed =
-            serde_json::from_str::<PartMessage>(message.body.as_deref().unwrap_or_default())
-                .map_err(|e| SyncError::Message(e.to_string()));
+            serde_json::from_str::<PartMessage>(message.body.as_deref().unwrap_or_default());
         let result = match &parsed {
             Ok(m) => run_part(ctx, m, receives).await,
             Err(e) => Err(SyncError::Message(e.to_string())),

@@ -258,10 +258,7 @@ async fn compute_in(
     laps: &mut Laps,
 ) -> Result<PartReport, EngineError> {
     let scope = if b.full { Scope::All } else { Scope::Pairs };
-    let first_pass = b.full
-        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
-            .fetch_one(&mut **tx)
-            .await?;
+    let first_pass = b.full && no_samples_yet(tx).await?;
     let samples = if first_pass {
         SampleWrite::FirstPass
     } else {
@@ -271,6 +268,14 @@ async fn compute_in(
         compute_scope(tx, scope, false, opts.nd_policy, b.run_id, samples, laps).await?;
     report.pairs = pairs;
     Ok(report)
+}
+
+/// Whether `violation_sample` is empty: a full pass into it is the first pass, which writes
+/// without the conflict check and builds the table's indexes afterwards.
+async fn no_samples_yet(tx: &mut Transaction<'_, Postgres>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
+        .fetch_one(&mut **tx)
+        .await
 }
 
 /// Starts a pass: takes the engine's lock, decides full or incremental against the stored
@@ -608,10 +613,7 @@ pub async fn plan(
         .execute(&mut *tx)
         .await?;
     }
-    let first_pass = b.full
-        && sqlx::query_scalar!(r#"select not exists (select 1 from violation_sample) as "v!""#)
-            .fetch_one(&mut *tx)
-            .await?;
+    let first_pass = b.full && no_samples_yet(&mut tx).await?;
     if first_pass {
         crate::import::first_load::defer_indexes(&mut tx, "violation_sample").await?;
     }
