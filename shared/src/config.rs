@@ -44,6 +44,7 @@ pub struct Config {
     import_queue_url: Option<String>,
     finalize_queue_url: Option<String>,
     finalize_part_queue_url: Option<String>,
+    stage_file_queue_url: Option<String>,
     /// `ENGINE_ROWS_PER_PART`: source rows one part of a fanned-out engine pass reads (the
     /// number of parts follows from the rows to compute; see [`crate::sync::parts`]).
     pub engine_rows_per_part: u64,
@@ -205,6 +206,7 @@ impl Config {
             import_queue_url: var("IMPORT_QUEUE_URL"),
             finalize_queue_url: var("FINALIZE_QUEUE_URL"),
             finalize_part_queue_url: var("FINALIZE_PART_QUEUE_URL"),
+            stage_file_queue_url: var("STAGE_FILE_QUEUE_URL"),
             engine_rows_per_part: parsed("ENGINE_ROWS_PER_PART", 1_000_000u64)?.max(1),
             chunk_rows,
             guards: guards()?,
@@ -287,6 +289,19 @@ impl Config {
         self
     }
 
+    /// `STAGE_FILE_QUEUE_URL`: a standard queue; one message per source file of a run.
+    pub fn stage_file_queue_url(&self) -> Result<&str, ConfigError> {
+        self.stage_file_queue_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("STAGE_FILE_QUEUE_URL"))
+    }
+
+    /// Replaces the stage-file queue (tests create their own).
+    pub fn with_stage_file_queue(mut self, url: &str) -> Self {
+        self.stage_file_queue_url = Some(url.to_owned());
+        self
+    }
+
     /// Replaces the AWS resource names (tests create their own bucket and queues).
     pub fn with_aws_resources(
         mut self,
@@ -318,6 +333,11 @@ pub const IMPORT_MAX_RECEIVES: u32 = 5;
 /// FinalizePartQueue's `maxReceiveCount` in template.yaml (a test checks they agree). The
 /// part's last delivery records it failed, so its step still finishes.
 pub const FINALIZE_PART_MAX_RECEIVES: u32 = 3;
+
+/// How many times a stage-file message may be received before it goes to the DLQ: the
+/// StageFileQueue's `maxReceiveCount` in template.yaml (a test checks they agree). The last
+/// delivery records the file failed, so its run still finishes.
+pub const STAGE_FILE_MAX_RECEIVES: u32 = 3;
 
 /// The publisher's CKAN action API (`CKAN_API_URL` overrides it, e.g. for a local test server;
 /// a URL of one of its actions, `…/action/resource_show`, is read as its base).

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use stormwater::sync::manifest::{self, ESMR_PACKAGE};
-use stormwater::sync::stage::{self, StageRequest, StageSummary};
+use stormwater::sync::stage::{StageRequest, StageSummary};
 use support::{Harness, harness};
 
 /// One yearly eSMR CSV in the catalogue.
@@ -198,16 +198,13 @@ fn esmr_year(year: u16, rows: usize) -> Vec<u8> {
 }
 
 async fn scheduled(h: &Harness) -> StageSummary {
-    let summary = stage::run(
-        &h.ctx,
-        StageRequest {
+    let summary = h
+        .stage_request(StageRequest {
             trigger: "schedule".into(),
             sources: None,
             force: false,
-        },
-    )
-    .await
-    .expect("stage runs");
+        })
+        .await;
     h.drain().await;
     summary
 }
@@ -345,16 +342,13 @@ async fn every_esmr_year_in_the_catalogue_is_synced_and_an_unchanged_one_is_not_
     );
 
     // A forced run downloads every year again, whatever the catalogue says.
-    let forced = stage::run(
-        &h.ctx,
-        StageRequest {
+    let forced = h
+        .stage_request(StageRequest {
             trigger: "manual".into(),
             sources: None,
             force: true,
-        },
-    )
-    .await
-    .expect("stage runs");
+        })
+        .await;
     h.drain().await;
     assert!(esmr_files(&forced).values().all(|(s, _)| s != "skipped"));
     assert_eq!(catalogue.downloads(2021), 2);

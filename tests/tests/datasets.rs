@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use stormwater::sync::manifest::Source;
-use stormwater::sync::stage::{self, StageRequest};
+use stormwater::sync::stage::StageRequest;
 use support::harness;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,16 +134,13 @@ async fn every_dataset_lands_with_exact_counts_links_and_dimensions() {
             .await,
         );
     }
-    let again = stage::run(
-        &h.ctx,
-        StageRequest {
+    let again = h
+        .stage_request(StageRequest {
             trigger: "test".into(),
             sources: Some(sources),
             force: true,
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     h.drain().await;
     let totals = h
         .json(&format!(

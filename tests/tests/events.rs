@@ -139,6 +139,8 @@ fn expected_failures(function: &str, name: &str) -> Vec<&'static str> {
         // Chunk 0 is a redelivery (acknowledged, nothing changes); the file has no chunk 1.
         ("sync-import", "bad-unknown-chunk") => vec!["c81f5a3e-0b7d-4a29-9e64-5d3f2b1a0c98"],
         ("sync-finalize", "bad-unknown-run") => vec!["e4a9d2c7-61b0-4f3e-a5d8-7c2b9e0f1a36"],
+        // Run 999999 has no file 999999.
+        ("sync-stage-file", "bad-unknown-file") => vec!["9a7d3c21-4e8b-4f05-b6a2-0c5e9d8f1b63"],
         // Run 999999 has no parts.
         ("sync-finalize-part", "bad-unknown-part") => vec!["b52e0c8a-91f7-4d3e-8a6b-3f1d7c9e2a40"],
         _ => panic!("events/{function}/{name}.json: say in expected_failures which messages fail"),
@@ -335,9 +337,7 @@ fn from_checkout(mut req: StageRequest) -> StageRequest {
 /// Runs a stage event and the queues it fills, as `./dev up` does.
 async fn sync_event(h: &Harness, text: &str) -> stage::StageSummary {
     let req: StageRequest = serde_json::from_str(text).unwrap();
-    let summary = stage::run(&h.ctx, from_checkout(req))
-        .await
-        .expect("stage runs");
+    let summary = h.stage_request(from_checkout(req)).await;
     h.drain().await;
     summary
 }
@@ -667,6 +667,17 @@ async fn every_function_has_sample_events_and_each_runs_through_its_handler() {
                         before,
                         "{what}"
                     );
+                }
+                "sync-stage-file" => {
+                    let files = "select jsonb_agg(to_jsonb(f) order by id) from sync_file f";
+                    let chunks = "select count(*) from import_chunk";
+                    let (before, chunks_before) = (h.json(files).await, h.scalar_i64(chunks).await);
+                    let event: SqsEvent = serde_json::from_str(text).unwrap();
+                    let resp = stormwater::sync::stage_file::handle(&h.ctx, event).await;
+                    assert_failures(&resp, function, name, &what);
+                    // Run 1's files were staged by the sync: a redelivery stages nothing again.
+                    assert_eq!(h.json(files).await, before, "{what}");
+                    assert_eq!(h.scalar_i64(chunks).await, chunks_before, "{what}");
                 }
                 "sync-finalize-part" => {
                     let counted =

@@ -165,6 +165,7 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
     let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
     let contexts: BTreeMap<String, Context> = [
         "sync-stage",
+        "sync-stage-file",
         "sync-import",
         "sync-finalize",
         "sync-finalize-part",
@@ -178,6 +179,10 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
     })
     .collect();
     let stage_fn = wiring.function_of_binary("sync-stage").unwrap().to_owned();
+    let file_fn = wiring
+        .function_of_binary("sync-stage-file")
+        .unwrap()
+        .to_owned();
     let dir = tempfile::tempdir().unwrap();
     let real = std::fs::read_to_string(shared_data(
         "real/NAS-Stormwater-Tool/Industrial_Application_Specific_Data_2019-03-12.csv",
@@ -200,10 +205,12 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
             scope: None,
         },
     ];
+    // sync-stage queues the files, sync-stage-file stages each (played under its own role by
+    // `drain`, with every mapping); the files' outcomes are read once the queues are empty.
     let run = |sources: Vec<Source>| {
-        let ctx = &contexts[&stage_fn];
+        let (ctx, h, contexts) = (&contexts[&stage_fn], &h, &contexts);
         async move {
-            stage::run(
+            let planned = stage::run(
                 ctx,
                 StageRequest {
                     trigger: "test".into(),
@@ -212,19 +219,21 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
                 },
             )
             .await
-            .unwrap()
+            .unwrap();
+            drain(h, contexts).await;
+            stage::file_outcomes(h.pool(), planned.run_id)
+                .await
+                .unwrap()
         }
     };
     // A first sync, the usual weekly run with nothing changed (the stager finalizes it), and
     // a file that fails whole (the stager deletes the chunks it had staged).
     run(sources.clone()).await;
-    drain(&h, &contexts).await;
     let unchanged = run(sources.clone()).await;
     assert!(
-        unchanged.files.iter().all(|f| f.status == "skipped"),
+        unchanged.iter().all(|f| f.status == "skipped"),
         "{unchanged:?}"
     );
-    drain(&h, &contexts).await;
     let damaged: Vec<String> = lines
         .iter()
         .enumerate()
@@ -238,17 +247,28 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
         .collect();
     std::fs::write(&good, damaged.join("\n") + "\n").unwrap();
     let failed = run(sources[..1].to_vec()).await;
-    assert_eq!(failed.files[0].status, "failed", "{failed:?}");
-    drain(&h, &contexts).await;
+    assert_eq!(failed[0].status, "failed", "{failed:?}");
 
     let calls = calls.lock().unwrap().clone();
     let finalize_arn = runner::queue_arn(&h.res.finalize_queue_url);
     let part_arn = runner::queue_arn(&h.res.finalize_part_queue_url);
+    let file_arn = runner::queue_arn(&h.res.stage_file_queue_url);
     for (function, action, resource) in [
-        (stage_fn.as_str(), "s3:PutObject", None),
-        (stage_fn.as_str(), "s3:DeleteObject", None),
         (
             stage_fn.as_str(),
+            "sqs:SendMessage",
+            Some(file_arn.as_str()),
+        ),
+        (
+            file_fn.as_str(),
+            "sqs:ReceiveMessage",
+            Some(file_arn.as_str()),
+        ),
+        (file_fn.as_str(), "s3:PutObject", None),
+        (file_fn.as_str(), "s3:DeleteObject", None),
+        // The last file of the unchanged run finalizes it.
+        (
+            file_fn.as_str(),
             "sqs:SendMessage",
             Some(finalize_arn.as_str()),
         ),
@@ -345,17 +365,17 @@ async fn every_aws_call_is_allowed_by_its_functions_policy() {
     .collect();
     assert_eq!(refused(&wiring, &h.res, &beyond).len(), beyond.len());
 
-    // The check names what a policy lacks: the template before this change did not let the
-    // stager send the finalize request of a run with nothing to import.
+    // The check names what a policy lacks: without it, the last file of a run with nothing to
+    // import could not send the run's finalize request.
     let template = std::fs::read_to_string(root().join("template.yaml")).unwrap();
     let statement = "            - Sid: SignalFinalize\n              Effect: Allow\n              Action:\n                - sqs:SendMessage\n              Resource: !GetAtt FinalizeQueue.Arn\n";
-    let stage_at = template.find("  SyncStageFunction:").unwrap();
+    let stage_at = template.find("  SyncStageFileFunction:").unwrap();
     let at = stage_at + template[stage_at..].find(statement).unwrap();
     let without = format!("{}{}", &template[..at], &template[at + statement.len()..]);
     assert_eq!(
         refused(&transformed(&without), &h.res, &calls),
         vec![format!(
-            "SyncStageFunction may not sqs:SendMessage on {finalize_arn}"
+            "SyncStageFileFunction may not sqs:SendMessage on {finalize_arn}"
         )]
     );
     // Likewise for the fan-out: without its statement sync-finalize may not queue the parts.

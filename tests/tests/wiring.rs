@@ -105,6 +105,12 @@ async fn the_local_queues_and_mappings_are_the_templates() {
             stormwater::config::FINALIZE_PART_MAX_RECEIVES,
             "a finalize part is recorded failed at the delivery SQS dead-letters it",
         ),
+        (
+            "StageFileQueue",
+            "StageFileDLQ",
+            stormwater::config::STAGE_FILE_MAX_RECEIVES,
+            "a file is recorded failed at the delivery SQS dead-letters it",
+        ),
     ] {
         assert_eq!(
             w.queues[queue].redrive,

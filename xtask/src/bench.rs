@@ -168,8 +168,9 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one sync end to end with `WORKERS` import pollers, one finalize poller and the finalize
-/// part mapping's local concurrency of part pollers; returns (seconds, run id).
+/// Runs one sync end to end with the stage-file mapping's local concurrency of stage-file
+/// pollers, `WORKERS` import pollers, one finalize poller and the finalize part mapping's local
+/// concurrency of part pollers; returns (seconds, run id).
 pub(crate) async fn sync(
     ctx: &'static Context,
     res: &runner::Resources,
@@ -186,13 +187,15 @@ pub(crate) async fn sync(
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("the template maps no queue to {target:?}"))
     };
-    let (import, finalize, part) = (
+    let (stage_file, import, finalize, part) = (
+        of(runner::Target::StageFile)?,
         of(runner::Target::Import)?,
         of(runner::Target::Finalize)?,
         of(runner::Target::FinalizePart)?,
     );
     let mut pollers = Vec::new();
-    let each = std::iter::repeat_n(import, WORKERS)
+    let each = std::iter::repeat_n(stage_file.clone(), stage_file.concurrency)
+        .chain(std::iter::repeat_n(import, WORKERS))
         .chain(std::iter::once(finalize))
         .chain(std::iter::repeat_n(part.clone(), part.concurrency));
     for mapping in each {
@@ -310,6 +313,7 @@ pub(crate) async fn deployed(
         .clone()
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
         .with_finalize_part_queue(&res.finalize_part_queue_url)
+        .with_stage_file_queue(&res.stage_file_queue_url)
         .with_alert_queue(None);
     Ok((Box::leak(Box::new(ctx)), res, benchmarks))
 }
@@ -328,6 +332,7 @@ fn one_process(mut cfg: Config) -> Config {
 /// way does the same.
 async fn purge(ctx: &Context, res: &runner::Resources) -> anyhow::Result<()> {
     for q in [
+        &res.stage_file_queue_url,
         &res.import_queue_url,
         &res.finalize_queue_url,
         &res.finalize_part_queue_url,
@@ -385,7 +390,8 @@ async fn chunk_sizes(
             .cfg
             .clone()
             .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
-            .with_finalize_part_queue(&res.finalize_part_queue_url);
+            .with_finalize_part_queue(&res.finalize_part_queue_url)
+            .with_stage_file_queue(&res.stage_file_queue_url);
         let slice = std::env::temp_dir().join(format!("bench-slice-{size}.csv"));
         {
             use std::io::{BufRead, Write};
@@ -409,6 +415,12 @@ async fn chunk_sizes(
             },
         )
         .await?;
+        // The one file is staged by one stage-file invocation; its chunks wait on the queue.
+        let staging: Vec<runner::Mapping> = runner::mappings(&res, 1)?
+            .into_iter()
+            .filter(|m| m.target == runner::Target::StageFile)
+            .collect();
+        runner::drain(&ctx, &staging, Duration::from_secs(600)).await?;
         let mut rss = 0;
         let mut split = (0.0, 0.0, 0.0, 0.0);
         let mut rows_per_s = Vec::new();
@@ -587,9 +599,12 @@ pub(crate) async fn measure(
 ) -> anyhow::Result<Measured> {
     let (seconds, run_id) = sync(ctx, res, sources).await?;
     let (stage_s, import_s, notes): (Option<f64>, Option<f64>, Option<String>) = sqlx::query_as(
-        "select extract(epoch from stage_finished_at - started_at)::float8,
+        // Staging ends when the last file's stage-file invocation does (each file is staged
+        // by one of its own).
+        "select extract(epoch from greatest(stage_finished_at,
+                    (select max(staged_at) from sync_file where run_id = r.id)) - started_at)::float8,
                 extract(epoch from finalize_requested_at - started_at)::float8, notes
-           from sync_run where id = $1",
+           from sync_run r where id = $1",
     )
     .bind(run_id)
     .fetch_one(&ctx.pool)

@@ -90,14 +90,16 @@ async fn main() -> anyhow::Result<()> {
             let (_, r) = local_stack(cfg).await?;
             println!(
                 "bucket {}\nimport queue {}\nimport DLQ {}\nfinalize queue {}\nfinalize DLQ {}\n\
-                 finalize part queue {}\nfinalize part DLQ {}",
+                 finalize part queue {}\nfinalize part DLQ {}\nstage file queue {}\nstage file DLQ {}",
                 r.bucket,
                 r.import_queue_url,
                 r.import_dlq_url,
                 r.finalize_queue_url,
                 r.finalize_dlq_url,
                 r.finalize_part_queue_url,
-                r.finalize_part_dlq_url
+                r.finalize_part_dlq_url,
+                r.stage_file_queue_url,
+                r.stage_file_dlq_url
             );
         }
         Some("sqs-runner") => {
@@ -118,9 +120,14 @@ async fn main() -> anyhow::Result<()> {
             let event: stage::StageRequest = serde_json::from_str(&std::fs::read_to_string(path)?)
                 .with_context(|| format!("reading {path}"))?;
             let (ctx, r) = local_stack(for_pollers(cfg)?).await?;
-            let summary = stage::run(&ctx, event).await?;
+            let planned = stage::run(&ctx, event).await?;
             let handled =
                 runner::drain(&ctx, &runner::mappings(&r, 1)?, Duration::from_secs(1800)).await?;
+            // What each file's stage-file invocation did (the plan only queued them).
+            let summary = stage::StageSummary {
+                run_id: planned.run_id,
+                files: stage::file_outcomes(&ctx.pool, planned.run_id).await?,
+            };
             println!("{}", serde_json::to_string_pretty(&summary)?);
             println!("{handled} messages handled");
         }

@@ -1,7 +1,7 @@
 //! Sync bookkeeping: runs, files, chunks.
 
 use crate::import::Source;
-use sqlx::{PgExecutor, Postgres, Transaction};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 
 /// Starts a run; returns its id.
 pub async fn create_run(db: impl PgExecutor<'_>, trigger: &str) -> Result<i64, sqlx::Error> {
@@ -428,5 +428,139 @@ pub async fn engine_changed_nothing(pool: &sqlx::PgPool, run_id: i64) -> Result<
         run_id
     )
     .fetch_one(pool)
+    .await
+}
+
+/// The advisory-lock class of a file being staged (with the file id as the object).
+const STAGE_LOCK_CLASS: i32 = 0x5354_4746; // "STGF"
+
+/// The lock key of a file: ids beyond `i32::MAX` wrap (two files whose ids differ by a
+/// multiple of it share a lock, which only serializes them).
+fn stage_lock_key(file_id: i64) -> i32 {
+    i32::try_from(file_id.rem_euclid(i64::from(i32::MAX))).unwrap_or_default()
+}
+
+/// Takes the session lock that says a delivery is staging `file_id`; `false` when another
+/// session holds it. Released by [`unlock_file`] or when the session ends.
+pub async fn try_lock_file(conn: &mut PgConnection, file_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select pg_try_advisory_lock($1, $2) as "held!""#,
+        STAGE_LOCK_CLASS,
+        stage_lock_key(file_id)
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Releases the lock of [`try_lock_file`].
+pub async fn unlock_file(conn: &mut PgConnection, file_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select pg_advisory_unlock($1, $2) as "released!""#,
+        STAGE_LOCK_CLASS,
+        stage_lock_key(file_id)
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
+/// The status of a file (`None`: no such file).
+pub async fn file_status(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!("select status from sync_file where id = $1", file_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Records when the staging of a file ended and how long its invocation took.
+pub async fn record_staged(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+    stage_ms: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update sync_file set staged_at = now(), stage_ms = $2 where id = $1",
+        file_id,
+        stage_ms
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A chunk recorded for import and not yet imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChunk {
+    pub chunk_index: i32,
+    pub s3_key: String,
+    pub first_line: i64,
+}
+
+/// The chunks of a file still pending, in order.
+pub async fn pending_chunks(
+    db: impl PgExecutor<'_>,
+    file_id: i64,
+) -> Result<Vec<PendingChunk>, sqlx::Error> {
+    sqlx::query_as!(
+        PendingChunk,
+        "select chunk_index, s3_key, first_line from import_chunk
+          where file_id = $1 and status = 'pending' order by chunk_index",
+        file_id
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Records a file that could not be staged as failed, if it is still staging (its chunks,
+/// never queued, are forgotten). Returns whether it was.
+pub async fn fail_staging_file(
+    pool: &sqlx::PgPool,
+    file_id: i64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let failed = sqlx::query!(
+        "update sync_file set status = 'failed', error = $2, finished_at = now()
+          where id = $1 and status = 'staging'",
+        file_id,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if failed {
+        discard_chunks(&mut *tx, file_id).await?;
+    }
+    tx.commit().await?;
+    Ok(failed)
+}
+
+/// One file of a run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFile {
+    pub id: i64,
+    pub dataset: String,
+    pub source_url: String,
+    pub status: String,
+    pub rows_read: i64,
+    pub chunk_count: Option<i32>,
+    pub error: Option<String>,
+}
+
+/// The files of a run, in the order they were recorded.
+pub async fn files_of_run(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+) -> Result<Vec<RunFile>, sqlx::Error> {
+    sqlx::query_as!(
+        RunFile,
+        "select id, dataset, source_url, status, rows_read, chunk_count, error
+           from sync_file where run_id = $1 order by id",
+        run_id
+    )
+    .fetch_all(db)
     .await
 }

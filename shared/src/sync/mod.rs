@@ -1,5 +1,5 @@
-//! The sync pipeline: `stage` streams each source file into S3 chunks and queues one message
-//! per chunk; `import` loads a chunk with COPY and set-based SQL in one transaction; when the
+//! The sync pipeline: `stage` starts a run and queues one message per source file;
+//! `stage_file` streams one file into S3 chunks and queues one message per chunk; `import` loads a chunk with COPY and set-based SQL in one transaction; when the
 //! last chunk of a run is done, exactly one `finalize` runs the post-import steps, each step its
 //! own invocation (`finalize::Step`).
 //! `runner` plays Lambda's SQS event source mapping for local runs and tests.
@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod parts;
 pub mod runner;
 pub mod stage;
+pub mod stage_file;
 pub mod wiring;
 
 use crate::cache::Cache;

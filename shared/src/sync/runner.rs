@@ -33,6 +33,8 @@ pub struct Resources {
     pub alert_dlq_url: String,
     pub finalize_part_queue_url: String,
     pub finalize_part_dlq_url: String,
+    pub stage_file_queue_url: String,
+    pub stage_file_dlq_url: String,
     /// Every queue of the template: logical id → URL.
     pub queue_urls: BTreeMap<String, String>,
     /// The template's wiring these resources were built from.
@@ -171,6 +173,8 @@ pub async fn ensure_resources(
         alert_dlq_url: url("AlertDLQ")?,
         finalize_part_queue_url: url("FinalizePartQueue")?,
         finalize_part_dlq_url: url("FinalizePartDLQ")?,
+        stage_file_queue_url: url("StageFileQueue")?,
+        stage_file_dlq_url: url("StageFileDLQ")?,
         queue_urls,
         wiring,
     })
@@ -179,6 +183,8 @@ pub async fn ensure_resources(
 /// Which handler a queue feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// `sync-stage-file`: one source file of a run per message.
+    StageFile,
     Import,
     Finalize,
     /// `sync-finalize-part`: one part of a fanned-out finalize step per message.
@@ -267,6 +273,7 @@ pub async fn poll_once(ctx: &Context, mapping: &Mapping) -> Result<usize, SyncEr
     let event: SqsEvent = serde_json::from_value(json!({ "Records": records }))
         .map_err(|e| SyncError::Message(e.to_string()))?;
     let response: SqsBatchResponse = match mapping.target {
+        Target::StageFile => super::stage_file::handle(ctx, event).await,
         Target::Import => super::import::handle(ctx, event).await,
         Target::Finalize => super::finalize::handle(ctx, event).await,
         Target::FinalizePart => super::parts::handle(ctx, event).await,
@@ -436,6 +443,7 @@ pub fn mappings(resources: &Resources, wait_seconds: i32) -> Result<Vec<Mapping>
         .map(|m| {
             let binary = w.functions.get(&m.function).map(|f| f.binary.as_str());
             let target = match binary {
+                Some("sync-stage-file") => Target::StageFile,
                 Some("sync-import") => Target::Import,
                 Some("sync-finalize") => Target::Finalize,
                 Some("sync-finalize-part") => Target::FinalizePart,
@@ -549,6 +557,8 @@ mod tests {
             alert_dlq_url: url("AlertDLQ"),
             finalize_part_queue_url: url("FinalizePartQueue"),
             finalize_part_dlq_url: url("FinalizePartDLQ"),
+            stage_file_queue_url: url("StageFileQueue"),
+            stage_file_dlq_url: url("StageFileDLQ"),
             queue_urls,
             wiring: wiring.clone(),
         };

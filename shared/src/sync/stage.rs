@@ -1,5 +1,7 @@
-//! `sync-stage`: streams each source file into the S3 staging bucket in chunks of
-//! `CHUNK_ROWS` records and queues one import message per chunk.
+//! `sync-stage` starts a run: it lists the sources (the manifest), records each as a file of
+//! the run and queues one StageFileQueue message per file. `sync-stage-file`
+//! ([`super::stage_file`]) then streams that file into the S3 staging bucket in chunks of
+//! `CHUNK_ROWS` records ([`stage_source`]) and queues one import message per chunk.
 //!
 //! The file is read as a stream (never whole in memory). The layout is detected (BOM,
 //! comma or tab) and the header is checked against the registry before anything is written:
@@ -16,7 +18,7 @@ use crate::import::registry::{self, Dataset};
 use crate::import::text;
 use crate::repo;
 use crate::repo::sync::GoodFile;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -64,10 +66,10 @@ pub struct StageSummary {
     pub files: Vec<FileOutcome>,
 }
 
-/// Runs one stage invocation: creates a sync run and stages every source.
+/// Runs one stage invocation: creates a sync run and queues the staging of every source.
 #[tracing::instrument(skip_all, fields(trigger = %req.trigger))]
 pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncError> {
-    let (sources, listing) = match req.sources.clone() {
+    let (sources, listing) = match req.sources {
         Some(sources) => (sources, Ok(())),
         None => manifest::default_sources(&ctx.http, &ctx.cfg.ckan_api_url).await,
     };
@@ -101,12 +103,15 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
             tracing::error!(run_id = run, error = %e, "finish of a fanned-out step not queued");
         }
     }
-    // Every file is recorded first (in the request's order), then staged a few at a time:
-    // reading one file is one core's work, and the largest alone takes half the run. A source
-    // that fails fails its file only: the other sources of the request still run.
-    let mut ids = Vec::with_capacity(sources.len());
-    for source in &sources {
-        ids.push(repo::sync::create_file(&ctx.pool, run_id, source).await?);
+    // Every file is recorded first (in the request's order), then queued for staging, one
+    // message per file: each is read by an invocation of its own (`stage_file`), several at
+    // once. A source that fails fails its file only: the other sources of the request still run.
+    let mut files = Vec::with_capacity(sources.len());
+    for source in sources {
+        files.push((
+            repo::sync::create_file(&ctx.pool, run_id, &source).await?,
+            source,
+        ));
     }
     // The eSMR years could not be listed: the run says so with a failed file of its own (and,
     // staging nothing of eSMR, withdraws nothing of it).
@@ -131,27 +136,57 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
             reason: Some(reason),
         });
     }
-    // (Owned sources: a future that borrows its argument is not `Send` for every lifetime the
-    // Lambda runtime asks for.)
-    let force = req.force;
-    let mut files: Vec<FileOutcome> =
-        futures_util::stream::iter(sources.clone().into_iter().zip(ids))
-            .map(|(source, file_id)| async move {
-                stage_source(ctx, run_id, file_id, &source, force).await
-            })
-            .buffered(FILES_AT_ONCE)
-            .try_collect()
-            .await?;
-    files.extend(unlisted);
+    let queued = super::stage_file::queue_files(ctx, run_id, &files, req.force).await?;
+    let mut outcomes: Vec<FileOutcome> = files
+        .into_iter()
+        .map(|(file_id, source)| {
+            let sent = queued.contains(&file_id);
+            FileOutcome {
+                file_id,
+                dataset: source.dataset,
+                url: source.url,
+                status: if sent { "staging" } else { "failed" }.into(),
+                rows: 0,
+                chunks: 0,
+                reason: (!sent).then(|| "not queued for staging".to_owned()),
+            }
+        })
+        .collect();
+    outcomes.extend(unlisted);
+    // Every file is recorded and queued: the run finalizes once none is staging or importing
+    // (now, if none was queued).
     repo::sync::finish_run_staging(&ctx.pool, run_id).await?;
     super::finalize::request_if_ready(ctx, run_id).await?;
-    Ok(StageSummary { run_id, files })
+    Ok(StageSummary {
+        run_id,
+        files: outcomes,
+    })
 }
 
-/// How many files one stage invocation reads at once.
-const FILES_AT_ONCE: usize = 2;
+/// The outcome of every file of a run as recorded (in the order the files were recorded):
+/// what the stage-file invocations did, once they have run.
+pub async fn file_outcomes(
+    db: impl sqlx::PgExecutor<'_>,
+    run_id: i64,
+) -> Result<Vec<FileOutcome>, SyncError> {
+    Ok(repo::sync::files_of_run(db, run_id)
+        .await?
+        .into_iter()
+        .map(|f| FileOutcome {
+            file_id: f.id,
+            dataset: f.dataset,
+            url: f.source_url,
+            status: f.status,
+            rows: f.rows_read,
+            chunks: f.chunk_count.unwrap_or(0),
+            reason: f.error,
+        })
+        .collect())
+}
 
-async fn stage_source(
+/// Stages one file of a run (`stage_file`'s work): its outcome; a failure of the source
+/// (unreadable, unfit, unchanged) closes the file with its status and reason.
+pub(crate) async fn stage_source(
     ctx: &Context,
     run_id: i64,
     file_id: i64,

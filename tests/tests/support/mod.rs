@@ -303,6 +303,7 @@ pub async fn harness(name: &str, chunk_rows: Option<usize>) -> Harness {
         .clone()
         .with_aws_resources(&res.bucket, &res.import_queue_url, &res.finalize_queue_url)
         .with_finalize_part_queue(&res.finalize_part_queue_url)
+        .with_stage_file_queue(&res.stage_file_queue_url)
         .with_alert_queue(Some(res.alert_queue_url.clone()));
     ctx.cache = Cache::with_namespace(ctx.cfg.redis_url.as_deref(), &prefix);
     let api = ApiState::new(
@@ -355,17 +356,40 @@ impl Harness {
         summary
     }
 
+    /// Runs sync-stage on `sources` and plays the stage-file mapping until every file is staged
+    /// (the chunks wait on the import queue); returns each file's outcome.
     pub async fn stage(&self, sources: Vec<Source>) -> StageSummary {
-        stage::run(
-            &self.ctx,
-            StageRequest {
-                trigger: "test".into(),
-                sources: Some(sources),
-                force: false,
-            },
-        )
+        self.stage_request(StageRequest {
+            trigger: "test".into(),
+            sources: Some(sources),
+            force: false,
+        })
         .await
-        .expect("stage runs")
+    }
+
+    /// [`Harness::stage`] for a whole request (the default manifest when it names no sources).
+    pub async fn stage_request(&self, request: StageRequest) -> StageSummary {
+        let planned = stage::run(&self.ctx, request).await.expect("stage runs");
+        self.drain_target(runner::Target::StageFile).await;
+        let files = stage::file_outcomes(self.pool(), planned.run_id)
+            .await
+            .expect("file outcomes");
+        StageSummary {
+            run_id: planned.run_id,
+            files,
+        }
+    }
+
+    /// Plays the mappings of one target (their queues only) until they are empty.
+    pub async fn drain_target(&self, target: runner::Target) -> usize {
+        let mappings: Vec<runner::Mapping> = runner::mappings(&self.res, 0)
+            .expect("mappings")
+            .into_iter()
+            .filter(|m| m.target == target)
+            .collect();
+        runner::drain(&self.ctx, &mappings, Duration::from_secs(300))
+            .await
+            .expect("queue drains")
     }
 
     pub async fn drain(&self) -> usize {
