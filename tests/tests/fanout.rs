@@ -159,20 +159,68 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
 
     // And the other way: a fanned-out recompute of what one pass wrote changes nothing, though
     // part 0 is delivered twice at once and part 1 again after it ran.
+    // A full pass is mapped first: each source row is read once, by the map part of its id
+    // range; the parts wait for the whole map (one sent early fails, and is retried).
     let recompute = closed_run_waiting_for_the_engine(&h).await;
     let outcome = finalize::run_step(&h.ctx, recompute, Step::Engine)
         .await
         .expect("fan-out");
+    let FinalizeOutcome::FannedOut { parts: mapped, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let map_parts = h
+        .scalar_i64(&format!(
+            "select parts::bigint from finalize_phase where run_id = {recompute} and step = 'engine_map'"
+        ))
+        .await;
+    assert_eq!(mapped as i64, map_parts);
+    assert!(
+        map_parts >= 3,
+        "one map part per id range of each source table"
+    );
+    let part = |part, map| PartMessage {
+        run_id: recompute,
+        step: Step::Engine,
+        part,
+        map,
+    };
+    let early = parts::run_part(&h.ctx, &part(0, false), 1).await;
+    assert!(
+        early.is_err_and(|e| e.to_string().contains("map phase has not finished")),
+        "a part sent before its map ran fails"
+    );
+    let map_zero = part(0, true);
+    let (a, b) = tokio::join!(
+        parts::run_part(&h.ctx, &map_zero, 1),
+        parts::run_part(&h.ctx, &map_zero, 1)
+    );
+    let mut both = [a.expect("delivery"), b.expect("delivery")];
+    both.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        both,
+        [PartOutcome::AlreadyDone, PartOutcome::Done { last: false }],
+        "a map part delivered twice at once maps once"
+    );
+    h.drain_target(stormwater::sync::runner::Target::FinalizePart)
+        .await;
+    assert_eq!(
+        h.scalar_i64(&format!(
+            "select count(*) from engine_measure m join violation_engine_run r on r.id = m.engine_run_id
+              where r.sync_run_id = {recompute}"
+        ))
+        .await,
+        single.results,
+        "the map converted each result the one pass read, once"
+    );
+    // The map done, the step sends its parts.
+    let outcome = finalize::run_step(&h.ctx, recompute, Step::Engine)
+        .await
+        .expect("the parts after the map");
     let FinalizeOutcome::FannedOut { parts: n, .. } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(n as i64, parts);
-    let part = |part| PartMessage {
-        run_id: recompute,
-        step: Step::Engine,
-        part,
-    };
-    let zero = part(0);
+    let zero = part(0, false);
     let (a, b) = tokio::join!(
         parts::run_part(&h.ctx, &zero, 1),
         parts::run_part(&h.ctx, &zero, 1)
@@ -185,7 +233,7 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
     );
     h.drain().await;
     assert_eq!(
-        parts::run_part(&h.ctx, &part(1), 2)
+        parts::run_part(&h.ctx, &part(1, false), 2)
             .await
             .expect("late delivery"),
         PartOutcome::AlreadyDone
@@ -193,7 +241,7 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
     let phase = h
         .json(&format!(
             "select to_jsonb(p) - 'spec' - 'started_at' - 'finished_at' from finalize_phase p
-              where run_id = {recompute}"
+              where run_id = {recompute} and step = 'engine'"
         ))
         .await;
     assert_eq!(
@@ -274,12 +322,91 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
         "nothing was written twice or lost"
     );
 
+    // A map part that fails every delivery: the parts never run on an incomplete map (they
+    // would retract the events of the rows it lost): they are recorded failed unrun, the pass
+    // ends failed, nothing changes, the scratch partitions go and the run moves on.
+    let map_failing = closed_run_waiting_for_the_engine(&h).await;
+    sqlx::raw_sql(
+        "create function fail_map() returns trigger language plpgsql as $$
+         begin
+           if new.source_table = 'smarts_industrial_monitoring'
+              and new.source_row_id < (select min(id) + 1000 from smarts_industrial_monitoring)
+           then raise exception 'map part cannot write'; end if;
+           return new;
+         end $$;
+         create trigger fail_map before insert on engine_measure
+           for each row execute function fail_map();",
+    )
+    .execute(h.pool())
+    .await
+    .expect("trigger");
+    finalize::run_step(&h.ctx, map_failing, Step::Engine)
+        .await
+        .expect("fan-out");
+    h.drain().await;
+    let map_outcome = h
+        .json(&format!(
+            "select jsonb_agg(jsonb_build_object('part', part, 'status', status, 'attempts', attempts)
+                              order by part)
+               from finalize_part where run_id = {map_failing} and step = 'engine_map'"
+        ))
+        .await;
+    let failed: Vec<&Value> = map_outcome
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{map_outcome}");
+    assert_eq!(
+        failed[0]["attempts"],
+        stormwater::config::FINALIZE_PART_MAX_RECEIVES,
+        "{map_outcome}"
+    );
+    let unrun = h
+        .json(&format!(
+            "select jsonb_build_array(count(*) filter (where status = 'failed' and attempts = 0
+                                                         and error like 'not run: 1 of the % map parts failed'),
+                                      count(*))
+               from finalize_part where run_id = {map_failing} and step = 'engine'"
+        ))
+        .await;
+    assert_eq!(
+        unrun[0], unrun[1],
+        "every part recorded failed unrun: {unrun}"
+    );
+    assert_eq!(last_engine_run(&h).await["status"], "failed");
+    assert_eq!(
+        h.scalar_i64("select count(*) from violation_engine_state")
+            .await,
+        0,
+        "a pass whose map failed does not move the watermark"
+    );
+    assert_eq!(
+        stormwater::sync::runner::backlog(&h.ctx.sqs, &h.res.finalize_part_dlq_url)
+            .await
+            .expect("DLQ"),
+        2,
+        "the failed map part's message is in the DLQ too"
+    );
+    assert_eq!(
+        h.scalar_i64("select count(*) from pg_class where relname like 'engine\\_measure\\_r%'")
+            .await,
+        0,
+        "the pass's scratch partitions are dropped"
+    );
+    assert_published(&h, map_failing).await;
+    assert_eq!(written(&h).await, fanned, "nothing changed");
+
     // A facility that lost every link (its records moved away) is in no part: the finish
     // retracts what it still shows, as a pass in one transaction does.
-    sqlx::raw_sql("drop trigger fail_part on violation_event; drop function fail_part();")
-        .execute(h.pool())
-        .await
-        .expect("trigger dropped");
+    sqlx::raw_sql(
+        "drop trigger fail_part on violation_event; drop function fail_part();
+         drop trigger fail_map on engine_measure; drop function fail_map();",
+    )
+    .execute(h.pool())
+    .await
+    .expect("trigger dropped");
     let orphan = h
         .scalar_i64("select min(facility_id) from violation_event where retracted_at is null")
         .await;

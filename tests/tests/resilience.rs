@@ -186,6 +186,44 @@ async fn a_worker_killed_mid_chunk_leaves_nothing_half_written() {
     );
 }
 
+/// The importer of a file's last chunk commits, then dies before it hands the run to finalize
+/// (a Lambda timeout or crash between the two): the chunk's next delivery finds it imported
+/// and makes the hand-off, so the run is finalized, not left for the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_lost_after_the_last_chunk_commits_is_made_by_its_redelivery() {
+    let h = harness("handoff", None).await;
+    let file = first_records(50);
+    h.stage(facilities(file_url(file.path()))).await;
+    let body = h.receive_chunk_message().await;
+    let chunk: ChunkMessage = serde_json::from_str(&body).unwrap();
+    // The import commits; what it queued for finalize is lost with the invocation.
+    stormwater::sync::import::import_chunk(&h.ctx, &chunk)
+        .await
+        .expect("import");
+    sqlx::query("update sync_run set finalize_requested_at = null")
+        .execute(h.pool())
+        .await
+        .unwrap();
+    h.ctx
+        .sqs
+        .purge_queue()
+        .queue_url(&h.res.finalize_queue_url)
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(
+        h.json("select to_jsonb(status) from sync_file").await,
+        "imported"
+    );
+    // The message comes back (it was never deleted): the chunk is done, the hand-off is made.
+    h.drain().await;
+    assert_eq!(
+        h.json("select jsonb_build_array(r.status, f.status, r.published_at is not null) from sync_run r join sync_file f on f.run_id = r.id")
+            .await,
+        serde_json::json!(["succeeded", "succeeded", true])
+    );
+}
+
 #[derive(Clone)]
 struct Portal {
     body: Arc<Mutex<(Vec<u8>, String)>>,

@@ -565,7 +565,7 @@ impl Measured {
 }
 
 /// The finalize steps in the order they run (`sync::finalize`, `api::publish`).
-pub(crate) const FINALIZE_STEPS: [(&str, &str); 12] = [
+pub(crate) const FINALIZE_STEPS: [(&str, &str); 13] = [
     (
         "indexes",
         "indexes of first loads, built after the last chunk",
@@ -577,6 +577,10 @@ pub(crate) const FINALIZE_STEPS: [(&str, &str); 12] = [
     (
         "engine",
         "violation engine: begin and plan (the whole pass, when one part)",
+    ),
+    (
+        "engine_map",
+        "violation engine: map parts (each source row read once), fan-out to the last report (wall)",
     ),
     (
         "engine_parts",

@@ -284,3 +284,52 @@ pub async fn unfinished_steps(
     .await?;
     Ok(rows.into_iter().map(|r| (r.run_id, r.step)).collect())
 }
+
+/// Records every part of a phase still pending failed with `reason`, unrun, and finishes the
+/// phase (the parts of a step whose map failed).
+pub async fn fail_pending(
+    pool: &sqlx::PgPool,
+    run_id: i64,
+    step: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let failed = sqlx::query!(
+        "update finalize_part set status = 'failed', finished_at = now(), error = $3
+          where run_id = $1 and step = $2 and status = 'pending'",
+        run_id,
+        step,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!(
+        "update finalize_phase set parts_failed = parts_failed + $3, finished_at = now()
+          where run_id = $1 and step = $2",
+        run_id,
+        step,
+        i32::try_from(failed).unwrap_or(i32::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Restarts the clock of a phase none of whose parts has reported (its parts are sent only
+/// now, after the step's map phase): its wall time and its deadline count from here.
+pub async fn restart_unstarted(
+    db: impl PgExecutor<'_>,
+    run_id: i64,
+    step: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update finalize_phase set started_at = now()
+          where run_id = $1 and step = $2 and parts_done + parts_failed = 0",
+        run_id,
+        step
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -96,13 +96,20 @@ async fn send_step(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncErr
     send(ctx, run_id, step, dedup).await
 }
 
-/// Queues the message that finishes a fanned-out `step` (sent by its last part).
-pub(crate) async fn send_finish(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
+/// Queues the message that goes on with a fanned-out `step` once its `phase` (the step's own
+/// name, or its map phase) has finished (sent by the phase's last part). Each phase has its
+/// own deduplication id: a map phase's finish and the step's may come within the same 5 minutes.
+pub(crate) async fn send_finish(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+    phase: &str,
+) -> Result<(), SyncError> {
     send(
         ctx,
         run_id,
         step,
-        format!("finalize-{run_id}-{}-finish", step.as_str()),
+        format!("finalize-{run_id}-{phase}-finish"),
     )
     .await
 }
@@ -449,9 +456,13 @@ async fn engine_step(
         .await;
         return match planned {
             Ok(engine::Planned::Computed(_)) => Ok(Progress::Done),
-            Ok(engine::Planned::FannedOut { parts, .. }) => {
-                let all: Vec<i32> = (0..parts).collect();
-                super::parts::send(ctx, run_id, Step::Engine, &all).await?;
+            Ok(engine::Planned::FannedOut {
+                parts, map_parts, ..
+            }) => {
+                // A mapped pass sends its map parts; its parts are sent once they have run.
+                let map = map_parts > 0;
+                let all: Vec<i32> = (0..if map { map_parts } else { parts }).collect();
+                super::parts::send(ctx, run_id, Step::Engine, map, &all).await?;
                 Ok(Progress::Waiting(all.len()))
             }
             Err(e) => {
@@ -463,11 +474,36 @@ async fn engine_step(
             }
         };
     };
+    let map_name = engine::map_phase(name);
+    if let Some(map) = crate::repo::parts::phase(&ctx.pool, run_id, &map_name).await? {
+        if !map.finished() {
+            // The fan-out delivered again (its sends may have failed): the map parts not done
+            // yet are queued again; a part that runs twice finds itself done.
+            let pending = crate::repo::parts::pending(&ctx.pool, run_id, &map_name).await?;
+            super::parts::send(ctx, run_id, Step::Engine, true, &pending).await?;
+            return Ok(Progress::Waiting(pending.len()));
+        }
+        if let Some(ms) = map.wall_ms {
+            timings.push(("engine_map", u64::try_from(ms).unwrap_or(0)));
+        }
+        if map.parts_failed > 0 && !phase.finished() {
+            // What the parts would compute from an incomplete map would be wrong (the rows of
+            // the failed ranges missing, their events retracted): the parts are recorded
+            // failed unrun, and the pass ends failed below (no watermark moves).
+            let reason = format!(
+                "not run: {} of the {} map parts failed",
+                map.parts_failed, map.parts
+            );
+            crate::repo::parts::fail_pending(&ctx.pool, run_id, name, &reason).await?;
+            return Box::pin(engine_step(ctx, run_id, timings)).await;
+        }
+    }
     if !phase.finished() {
-        // The fan-out delivered again (its sends may have failed): the parts not done yet are
-        // queued again; a part that runs twice finds itself done.
+        // The parts start (after the map), or the fan-out delivered again (its sends may have
+        // failed): the parts not done yet are queued; a part that runs twice finds itself done.
+        crate::repo::parts::restart_unstarted(&ctx.pool, run_id, name).await?;
         let pending = crate::repo::parts::pending(&ctx.pool, run_id, name).await?;
-        super::parts::send(ctx, run_id, Step::Engine, &pending).await?;
+        super::parts::send(ctx, run_id, Step::Engine, false, &pending).await?;
         return Ok(Progress::Waiting(pending.len()));
     }
     let spec: engine::PartSpec = serde_json::from_value(phase.spec)

@@ -113,6 +113,10 @@ pub async fn import_chunk(ctx: &Context, chunk: &ChunkMessage) -> Result<ChunkOu
     if status == "done" {
         tx.commit().await?;
         tracing::info!("chunk already imported; message acknowledged without changes");
+        // The delivery that imported it may have died between its commit and the hand-off
+        // to finalize (a timeout, a crash, a killed worker): the hand-off is made again
+        // (finalize is claimed once per run, whoever asks).
+        super::finalize::request_if_ready(ctx, chunk.run_id).await?;
         return Ok(ChunkOutcome::AlreadyDone);
     }
     if status == "failed" {

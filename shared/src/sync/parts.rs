@@ -25,6 +25,25 @@ pub struct PartMessage {
     pub run_id: i64,
     pub step: Step,
     pub part: i32,
+    /// A part of the step's map phase (a full engine pass reads its sources in map parts
+    /// first); absent: a part of the step itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub map: bool,
+}
+
+impl PartMessage {
+    /// The phase the part belongs to (`finalize_phase.step`).
+    pub fn phase(&self) -> String {
+        phase_name(self.step, self.map)
+    }
+}
+
+fn phase_name(step: Step, map: bool) -> String {
+    if map {
+        engine::map_phase(step.as_str())
+    } else {
+        step.as_str().to_owned()
+    }
 }
 
 /// What happened to one part message.
@@ -76,7 +95,8 @@ pub async fn run_part(
     receives: u32,
 ) -> Result<PartOutcome, SyncError> {
     let started = Instant::now();
-    let step = m.step.as_str();
+    let phase = m.phase();
+    let step = phase.as_str();
     let mut tx = ctx.pool.begin().await?;
     let Some(locked) = repo::lock_part(&mut tx, m.run_id, step, m.part).await? else {
         return Err(SyncError::Message(format!(
@@ -88,7 +108,7 @@ pub async fn run_part(
         tx.commit().await?;
         // The finish may never have been queued (a send that failed after the last part
         // committed): it is queued again (deduplicated) while the run waits for it.
-        finish_if_waiting(ctx, m.run_id, m.step).await?;
+        finish_if_waiting(ctx, m.run_id, m.step, step).await?;
         return Ok(if locked.status == "done" {
             PartOutcome::AlreadyDone
         } else {
@@ -102,9 +122,29 @@ pub async fn run_part(
     .fetch_one(&mut *tx)
     .await?;
     let report = match m.step {
+        Step::Engine if m.map => {
+            let spec: engine::PartSpec = serde_json::from_value(locked.spec)
+                .map_err(|e| SyncError::Message(format!("engine phase spec: {e}")))?;
+            let done = engine::map_part(&mut tx, &spec, m.part)
+                .await
+                .map_err(|EngineError::Db(e)| SyncError::Db(e))?;
+            serde_json::to_value(done).unwrap_or_default()
+        }
         Step::Engine => {
             let spec: engine::PartSpec = serde_json::from_value(locked.spec)
                 .map_err(|e| SyncError::Message(format!("engine phase spec: {e}")))?;
+            if !spec.map.is_empty() {
+                // A part reads what the map wrote: before the map has run whole (a message
+                // sent early, or by hand) it would find its facilities without measurements
+                // and retract their events. It fails instead, and is retried.
+                let map = repo::phase(&mut *tx, m.run_id, &engine::map_phase(step)).await?;
+                if !map.is_some_and(|p| p.finished() && p.parts_failed == 0) {
+                    return Err(SyncError::Message(format!(
+                        "part {} of run {}'s {step} step: its map phase has not finished",
+                        m.part, m.run_id
+                    )));
+                }
+            }
             let done = engine::compute_part(&mut tx, &spec, m.part)
                 .await
                 .map_err(|EngineError::Db(e)| SyncError::Db(e))?;
@@ -130,7 +170,7 @@ pub async fn run_part(
         "finalize part done"
     );
     if last {
-        finalize::send_finish(ctx, m.run_id, m.step).await?;
+        finalize::send_finish(ctx, m.run_id, m.step, step).await?;
     }
     Ok(PartOutcome::Done { last })
 }
@@ -142,18 +182,11 @@ async fn give_up(ctx: &Context, m: &PartMessage, error: &SyncError, receives: u3
     let result = async {
         let mut tx = ctx.pool.begin().await?;
         let attempts = i32::try_from(receives).unwrap_or(i32::MAX);
-        let last = repo::fail(
-            &mut tx,
-            m.run_id,
-            m.step.as_str(),
-            m.part,
-            attempts,
-            &reason,
-        )
-        .await?;
+        let phase = m.phase();
+        let last = repo::fail(&mut tx, m.run_id, &phase, m.part, attempts, &reason).await?;
         tx.commit().await?;
         if last == Some(true) {
-            finalize::send_finish(ctx, m.run_id, m.step).await?;
+            finalize::send_finish(ctx, m.run_id, m.step, &phase).await?;
         }
         Ok::<_, SyncError>(())
     }
@@ -163,30 +196,41 @@ async fn give_up(ctx: &Context, m: &PartMessage, error: &SyncError, receives: u3
     }
 }
 
-/// Queues the step's finish if every part has reported and the run still waits for the step.
-async fn finish_if_waiting(ctx: &Context, run_id: i64, step: Step) -> Result<(), SyncError> {
-    let finished = repo::phase(&ctx.pool, run_id, step.as_str())
+/// Queues the phase's finish if every part has reported and the run still waits for the step.
+async fn finish_if_waiting(
+    ctx: &Context,
+    run_id: i64,
+    step: Step,
+    phase: &str,
+) -> Result<(), SyncError> {
+    let finished = repo::phase(&ctx.pool, run_id, phase)
         .await?
         .is_some_and(|p| p.finished());
     if finished && finalize::waits_for(ctx, run_id, step).await? {
-        finalize::send_finish(ctx, run_id, step).await?;
+        finalize::send_finish(ctx, run_id, step, phase).await?;
     }
     Ok(())
 }
 
-/// Queues one message per part (ten to a request).
+/// Queues one message per part of the step (of its map phase, with `map`), ten to a request.
 pub(crate) async fn send(
     ctx: &Context,
     run_id: i64,
     step: Step,
+    map: bool,
     parts: &[i32],
 ) -> Result<(), SyncError> {
     let queue = ctx.cfg.finalize_part_queue_url()?;
     for batch in parts.chunks(10) {
         let mut request = ctx.sqs.send_message_batch().queue_url(queue);
         for &part in batch {
-            let body = serde_json::to_string(&PartMessage { run_id, step, part })
-                .map_err(|e| SyncError::Message(e.to_string()))?;
+            let body = serde_json::to_string(&PartMessage {
+                run_id,
+                step,
+                part,
+                map,
+            })
+            .map_err(|e| SyncError::Message(e.to_string()))?;
             let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                 .id(format!("p{part}"))
                 .message_body(body)
@@ -211,7 +255,7 @@ pub(crate) async fn send(
     }
     tracing::info!(
         run_id,
-        step = step.as_str(),
+        phase = phase_name(step, map),
         parts = parts.len(),
         "finalize parts queued"
     );

@@ -371,20 +371,32 @@ pub async fn drain(
         .collect();
     // Whether each poller's last poll found nothing.
     let idle: Vec<AtomicBool> = pollers.iter().map(|_| AtomicBool::new(false)).collect();
-    let (handled_ref, done_ref, idle_ref) = (&handled, &done, &idle);
+    // Quiet checks in a row (all idle, nothing waiting or in flight): the queue counts are
+    // approximate (the emulator's, like SQS's, miss a message at the moment its visibility
+    // timeout ends), so the queues count as drained only once every poller has polled again
+    // and found nothing.
+    let quiet = AtomicUsize::new(0);
+    let quiet_enough = 2 * pollers.len();
+    let (handled_ref, done_ref, idle_ref, quiet_ref) = (&handled, &done, &idle, &quiet);
     try_join_all(pollers.iter().enumerate().map(|(i, m)| async move {
         while !done_ref.load(Ordering::SeqCst) {
             let got = poll_once(ctx, m).await?;
             handled_ref.fetch_add(got, Ordering::SeqCst);
             idle_ref[i].store(got == 0, Ordering::SeqCst);
-            if got == 0 {
+            if got > 0 {
+                quiet_ref.store(0, Ordering::SeqCst);
+            } else {
                 // A handler queues what follows before its own message is deleted: with every
                 // poller idle and nothing waiting or in flight, nothing more will come.
                 if idle_ref.iter().all(|b| b.load(Ordering::SeqCst))
                     && total_backlog(ctx, mappings).await? == 0
                 {
-                    done_ref.store(true, Ordering::SeqCst);
-                    break;
+                    if quiet_ref.fetch_add(1, Ordering::SeqCst) + 1 >= quiet_enough {
+                        done_ref.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                } else {
+                    quiet_ref.store(0, Ordering::SeqCst);
                 }
                 if m.wait_seconds == 0 {
                     tokio::time::sleep(IDLE_PAUSE).await;

@@ -94,12 +94,13 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
         );
     }
     let lost = repo::parts::unfinished_steps(&ctx.pool, 5).await?;
-    for (run, step) in overdue.into_iter().chain(lost) {
-        let Some(step) = super::finalize::Step::named(&step) else {
-            tracing::error!(run_id = run, step, "unknown finalize step");
+    for (run, phase) in overdue.into_iter().chain(lost) {
+        let step = crate::violations::engine::step_of_phase(&phase);
+        let Some(step) = super::finalize::Step::named(step) else {
+            tracing::error!(run_id = run, phase, "unknown finalize step");
             continue;
         };
-        if let Err(e) = super::finalize::send_finish(ctx, run, step).await {
+        if let Err(e) = super::finalize::send_finish(ctx, run, step, &phase).await {
             tracing::error!(run_id = run, error = %e, "finish of a fanned-out step not queued");
         }
     }

@@ -264,8 +264,16 @@ async fn compute_in(
     } else {
         SampleWrite::Upsert
     };
-    let mut report =
-        compute_scope(tx, scope, false, opts.nd_policy, b.run_id, samples, laps).await?;
+    let mut report = compute_scope(
+        tx,
+        scope,
+        Load::Sources,
+        opts.nd_policy,
+        b.run_id,
+        samples,
+        laps,
+    )
+    .await?;
     report.pairs = pairs;
     Ok(report)
 }
@@ -371,18 +379,18 @@ async fn begin(
     })
 }
 
-/// Computes the results of `scope` (its pairs in `eng_pairs` for [`Scope::Pairs`]; with
-/// `part_rows`, only the source rows listed in `eng_rows`) and rewrites what they decide.
+/// Computes the results of `scope` (its pairs in `eng_pairs` for [`Scope::Pairs`]), read as
+/// `load` says, and rewrites what they decide.
 async fn compute_scope(
     tx: &mut Transaction<'_, Postgres>,
     scope: Scope,
-    part_rows: bool,
+    load: Load,
     policy: NdPolicy,
     engine_run_id: i64,
     samples: SampleWrite,
     laps: &mut Laps,
 ) -> Result<PartReport, EngineError> {
-    let results = load_measurements(tx, scope, part_rows).await?;
+    let results = load_measurements(tx, scope, load).await?;
     laps.mark("load_ms");
     tracing::info!(engine_run_id, results, "results loaded");
     evaluate(tx, policy).await?;
@@ -529,6 +537,10 @@ pub struct PartReport {
 pub struct PartSpec {
     pub engine_run_id: i64,
     pub parts: i32,
+    /// A full pass is mapped first: each map part converts the rows of one id range of one
+    /// source table into `engine_measure`, by part (empty: the parts read the sources).
+    #[serde(default)]
+    pub map: Vec<MapRange>,
     pub full: bool,
     /// The pass writes `violation_sample` into an empty table whose indexes it deferred.
     pub first_pass: bool,
@@ -548,7 +560,43 @@ pub struct PartSpec {
 #[derive(Debug)]
 pub enum Planned {
     Computed(Report),
-    FannedOut { engine_run_id: i64, parts: i32 },
+    /// `map_parts` > 0: the map phase runs first, then the `parts`.
+    FannedOut {
+        engine_run_id: i64,
+        parts: i32,
+        map_parts: i32,
+    },
+}
+
+/// One map part of a full pass: the rows of a source table whose ids are in `lo..=hi`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MapRange {
+    pub table: String,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// The phase a step's map parts are recorded under (`finalize_phase.step`).
+pub fn map_phase(step: &str) -> String {
+    format!("{step}{MAP_SUFFIX}")
+}
+
+/// The step of a phase name ([`map_phase`] or the step's own).
+pub fn step_of_phase(phase: &str) -> &str {
+    phase.strip_suffix(MAP_SUFFIX).unwrap_or(phase)
+}
+
+const MAP_SUFFIX: &str = "_map";
+
+/// Where a pass's measurements come from.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    /// The source tables, whole (or through the pairs of an incremental pass).
+    Sources,
+    /// The rows a part found through the facility-key indexes (`eng_rows`).
+    PartRows,
+    /// What the map parts converted for this part (`engine_measure`).
+    Mapped { engine_run_id: i64, part: i32 },
 }
 
 /// The most parts one pass is split into.
@@ -617,10 +665,22 @@ pub async fn plan(
     if first_pass {
         crate::import::first_load::defer_indexes(&mut tx, "violation_sample").await?;
     }
+    // A full pass reads every source row: each is read once, by the map part of its id range
+    // (a part reading its facilities' rows through an index would read most of the table's
+    // pages, as every other part would: the facilities' rows are spread over the whole table).
+    let map = if b.full {
+        let map = map_ranges(&mut tx, rows_per_part).await?;
+        create_measure_partitions(&mut tx, b.run_id, parts).await?;
+        map
+    } else {
+        Vec::new()
+    };
     laps.mark("plan_ms");
+    let map_parts = i32::try_from(map.len()).unwrap_or(i32::MAX);
     let spec = PartSpec {
         engine_run_id: b.run_id,
         parts,
+        map,
         full: b.full,
         first_pass,
         nd_policy: opts.nd_policy,
@@ -639,11 +699,150 @@ pub async fn plan(
         }),
     };
     let spec_json = serde_json::to_value(&spec).unwrap_or_default();
+    if map_parts > 0 {
+        crate::repo::parts::create_phase(
+            &mut tx,
+            sync_run_id,
+            &map_phase(step),
+            map_parts,
+            &spec_json,
+        )
+        .await?;
+    }
     crate::repo::parts::create_phase(&mut tx, sync_run_id, step, parts, &spec_json).await?;
     tx.commit().await?;
     Ok(Planned::FannedOut {
         engine_run_id: b.run_id,
         parts,
+        map_parts,
+    })
+}
+
+/// The id ranges of the source tables, `rows_per_part` ids each (ids are dense: rows are never
+/// deleted, a withdrawn row keeps its id).
+async fn map_ranges(
+    tx: &mut Transaction<'_, Postgres>,
+    rows_per_part: u64,
+) -> Result<Vec<MapRange>, sqlx::Error> {
+    let width = i64::try_from(rows_per_part.max(1)).unwrap_or(i64::MAX);
+    let mut ranges = Vec::new();
+    for s in SOURCES {
+        // Runtime SQL: the table is one of SOURCES (min and max through its primary key).
+        let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select min(id), max(id) from {}",
+            s.table
+        )))
+        .fetch_one(&mut **tx)
+        .await?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            continue;
+        };
+        let mut from = lo;
+        while from <= hi {
+            let to = from.saturating_add(width - 1).min(hi);
+            ranges.push(MapRange {
+                table: s.table.to_owned(),
+                lo: from,
+                hi: to,
+            });
+            from = to.saturating_add(1);
+        }
+    }
+    Ok(ranges)
+}
+
+/// The partition of `engine_measure` a pass's map parts write, one sub-partition per part.
+fn measure_table(engine_run_id: i64) -> String {
+    format!("engine_measure_r{engine_run_id}")
+}
+
+async fn create_measure_partitions(
+    tx: &mut Transaction<'_, Postgres>,
+    engine_run_id: i64,
+    parts: i32,
+) -> Result<(), sqlx::Error> {
+    let table = measure_table(engine_run_id);
+    // Runtime SQL: partition names are built from the run id and the part number (integers).
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create table {table} partition of engine_measure for values in ({engine_run_id})
+         partition by list (part)"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    for part in 0..parts {
+        // Runtime SQL: as above.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "create unlogged table {table}_p{part} partition of {table} for values in ({part})"
+        )))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Drops what a pass's map parts wrote (nothing to drop: nothing happens).
+pub async fn drop_measures(
+    db: impl sqlx::PgExecutor<'_>,
+    engine_run_id: i64,
+) -> Result<(), sqlx::Error> {
+    // Runtime SQL: the partition name is built from the run id.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop table if exists {}",
+        measure_table(engine_run_id)
+    )))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// One map part of a full pass: converts the rows of its id range into measurements, each
+/// written to the `engine_measure` partition of the part its facility belongs to.
+pub async fn map_part(
+    tx: &mut Transaction<'_, Postgres>,
+    spec: &PartSpec,
+    part: i32,
+) -> Result<PartReport, EngineError> {
+    let mut laps = Laps::new();
+    sqlx::query!("select pg_advisory_xact_lock_shared(7243001)")
+        .execute(&mut **tx)
+        .await?;
+    let usize_part = usize::try_from(part).unwrap_or(usize::MAX);
+    let Some(range) = spec.map.get(usize_part) else {
+        return Err(EngineError::Db(sqlx::Error::Protocol(format!(
+            "engine run {} has no map part {part}",
+            spec.engine_run_id
+        ))));
+    };
+    let Some(source) = SOURCES.iter().find(|s| s.table == range.table) else {
+        return Err(EngineError::Db(sqlx::Error::Protocol(format!(
+            "map part {part}: unknown source table {}",
+            range.table
+        ))));
+    };
+    let sql = measure_insert(
+        source,
+        &format!("engine_measure (engine_run_id, part, {MEASURE_COLUMNS})"),
+        &format!("{}, l.facility_id % {}, ", spec.engine_run_id, spec.parts),
+        "",
+        "",
+        &format!("and t.id between {} and {}", range.lo, range.hi),
+    );
+    // Runtime SQL: built per source table; the range and the ids are integers.
+    let results = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    laps.mark("map_ms");
+    Ok(PartReport {
+        pairs: 0,
+        results: i64::try_from(results).unwrap_or(i64::MAX),
+        events_new: 0,
+        events_updated: 0,
+        events_escalated: 0,
+        events_retracted: 0,
+        samples: 0,
+        excluded: json!({}),
+        timings: Value::Object(laps.timings.clone()),
     })
 }
 
@@ -707,8 +906,17 @@ pub async fn compute_part(
         .await?;
         Scope::Pairs
     };
-    let pairs = part_rows(tx, spec.parts, part, !spec.full).await?;
+    let mapped = !spec.map.is_empty();
+    let pairs = part_rows(tx, spec.parts, part, !spec.full, !mapped).await?;
     laps.mark("rows_ms");
+    let load = if mapped {
+        Load::Mapped {
+            engine_run_id: spec.engine_run_id,
+            part,
+        }
+    } else {
+        Load::PartRows
+    };
     let samples = if spec.first_pass {
         SampleWrite::Insert
     } else {
@@ -717,7 +925,7 @@ pub async fn compute_part(
     let mut report = compute_scope(
         tx,
         scope,
-        true,
+        load,
         spec.nd_policy,
         spec.engine_run_id,
         samples,
@@ -738,14 +946,16 @@ pub async fn compute_part(
     Ok(report)
 }
 
-/// `eng_rows`: the source rows of the part's facilities (of its pairs' facilities, when
-/// `incremental`), found through each table's index on its facility key rather than a scan
-/// of the whole table per part. Returns the part's pairs (incremental) or 0.
+/// `eng_fac`: the part's facilities (of its pairs, when `incremental`); with `rows`, `eng_rows`:
+/// their source rows, found through each table's index on its facility key rather than a scan
+/// of the whole table per part (a mapped part reads `engine_measure` instead). Returns the
+/// part's pairs (incremental) or 0.
 async fn part_rows(
     tx: &mut Transaction<'_, Postgres>,
     parts: i32,
     part: i32,
     incremental: bool,
+    rows: bool,
 ) -> Result<i64, sqlx::Error> {
     let only_pairs = if incremental {
         "and l.facility_id in (select facility_id from eng_pairs)"
@@ -769,17 +979,28 @@ async fn part_rows(
           where k.source = 'esmr'"
             .to_owned(),
     ];
+    // A mapped part reads its measurements from `engine_measure`: its keys only.
+    let statements = if rows {
+        &statements[..]
+    } else {
+        &statements[..1]
+    };
     for sql in statements {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .execute(&mut **tx)
             .await?;
     }
+    let smarts: &[(&str, &str)] = if rows {
+        &[
+            ("smarts_industrial", "smarts_industrial_monitoring"),
+            ("smarts_construction", "smarts_construction_monitoring"),
+        ]
+    } else {
+        &[]
+    };
     // SMARTS rows are keyed `app_id|wdid` (app_id is never null; wdid may be): read through
     // the (wdid, app_id, …) index, the rows without a WDID by its null entries.
-    for (source, table) in [
-        ("smarts_industrial", "smarts_industrial_monitoring"),
-        ("smarts_construction", "smarts_construction_monitoring"),
-    ] {
+    for (source, table) in smarts {
         // Runtime SQL: built per SMARTS table, on temporary tables of this transaction.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into eng_rows
@@ -794,15 +1015,21 @@ async fn part_rows(
         .execute(&mut **tx)
         .await?;
     }
+    let index_rows: &[&str] = if rows {
+        &[
+            "create index on eng_rows (source_table, id)",
+            "analyze eng_rows",
+        ]
+    } else {
+        &[]
+    };
     // Runtime SQL: temporary tables of this transaction.
-    for sql in [
-        "create index on eng_rows (source_table, id)",
-        "analyze eng_rows",
+    for sql in index_rows.iter().copied().chain([
         "create temp table eng_fac on commit drop as
          select distinct facility_id from eng_keys",
         "alter table eng_fac add primary key (facility_id)",
         "analyze eng_fac",
-    ] {
+    ]) {
         sqlx::query(sql).execute(&mut **tx).await?;
     }
     if !incremental {
@@ -903,6 +1130,7 @@ pub async fn finish_parts(
     )
     .execute(&mut *tx)
     .await?;
+    drop_measures(&mut *tx, spec.engine_run_id).await?;
     let mut notes = spec.notes.clone();
     notes["excluded"] = merge_exclusions(&excluded);
     notes["finishTimings"] = Value::Object(laps.timings);
@@ -1034,7 +1262,7 @@ pub async fn abandon(
     )
     .execute(pool)
     .await?;
-    Ok(())
+    drop_measures(pool, engine_run_id).await
 }
 
 /// Everything outside the source rows that changes results: a change forces a full run.
@@ -1112,37 +1340,25 @@ async fn load_pairs(
     Ok((pairs, relinked))
 }
 
-/// `eng_m`: every current result of `scope` (of the rows in `eng_rows` with `part_rows`),
-/// converted to the benchmark unit, with `exclusion` saying why a result cannot be compared.
-async fn load_measurements(
-    tx: &mut Transaction<'_, Postgres>,
-    scope: Scope,
-    part_rows: bool,
-) -> Result<i64, sqlx::Error> {
-    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
-    sqlx::query(
-        "create temp table eng_m (
-             source text, source_table text, source_row_id bigint, row_key bigint, row_ord integer,
-             row_hash bytea,
-             facility_id bigint, pollutant_key text, fraction text, sample_date date,
-             reporting_year integer, eff_date date, sample_key text, qualifier text, qclass text,
-             value numeric, limit_value numeric, raw_value numeric, raw_unit text, unit text,
-             exclusion text
-         ) on commit drop",
-    )
-    .execute(&mut **tx)
-    .await?;
-    let pair_join = match scope {
-        Scope::Pairs => {
-            "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
-        }
-        Scope::All | Scope::Facilities => "",
-    };
-    let mut total = 0;
-    for s in SOURCES {
-        let sql = format!(
-            "insert into eng_m
-             select '{source}', '{table}', t.id, t.row_key, t.row_ord, t.row_hash, l.facility_id,
+/// The columns of a measurement (`eng_m`, `engine_measure`), in order.
+const MEASURE_COLUMNS: &str = "source, source_table, source_row_id, row_key, row_ord, row_hash, \
+     facility_id, pollutant_key, fraction, sample_date, reporting_year, eff_date, sample_key, \
+     qualifier, qclass, value, limit_value, raw_value, raw_unit, unit, exclusion";
+
+/// The statement that converts the rows of source table `s` into measurements and inserts them
+/// into `target` (a table and its column list), each row's values after `prefix`; `rows_join`,
+/// `pair_join` and `range` narrow the rows read.
+fn measure_insert(
+    s: &Source,
+    target: &str,
+    prefix: &str,
+    rows_join: &str,
+    pair_join: &str,
+    range: &str,
+) -> String {
+    format!(
+        "insert into {target}
+             select {prefix}'{source}', '{table}', t.id, t.row_key, t.row_ord, t.row_hash, l.facility_id,
                     p.pollutant_key, p.fraction, {date}, y.reporting_year,
                     coalesce({date}, make_date(y.reporting_year, 7, 1)),
                     {sample_key}, {qualifier}, q.qclass,
@@ -1181,24 +1397,84 @@ async fn load_measurements(
                  select coalesce(extract(year from {date})::integer
                                      - (extract(month from {date}) < 7)::integer,
                                  {year}) as reporting_year) y
-             where t.withdrawn_run_id is null",
-            source = s.source,
-            table = s.table,
-            date = s.date,
-            year = s.year,
-            sample_key = s.sample_key,
-            qualifier = s.qualifier,
-            limit = s.limit,
-            exclusion = s.exclusion,
-            key = s.facility_key,
-            rows_join = if part_rows {
-                format!(
-                    "join eng_rows r on r.source_table = '{}' and r.id = t.id",
-                    s.table
-                )
-            } else {
-                String::new()
-            },
+             where t.withdrawn_run_id is null {range}",
+        source = s.source,
+        table = s.table,
+        date = s.date,
+        year = s.year,
+        sample_key = s.sample_key,
+        qualifier = s.qualifier,
+        limit = s.limit,
+        exclusion = s.exclusion,
+        key = s.facility_key,
+    )
+}
+
+/// `eng_m`: every current result of `scope` (read as `load` says), converted to the benchmark
+/// unit, with `exclusion` saying why a result cannot be compared.
+async fn load_measurements(
+    tx: &mut Transaction<'_, Postgres>,
+    scope: Scope,
+    load: Load,
+) -> Result<i64, sqlx::Error> {
+    // Runtime SQL: eng_m is a temporary table of this transaction, which the build-time check cannot see.
+    sqlx::query(
+        "create temp table eng_m (
+             source text, source_table text, source_row_id bigint, row_key bigint, row_ord integer,
+             row_hash bytea,
+             facility_id bigint, pollutant_key text, fraction text, sample_date date,
+             reporting_year integer, eff_date date, sample_key text, qualifier text, qclass text,
+             value numeric, limit_value numeric, raw_value numeric, raw_unit text, unit text,
+             exclusion text
+         ) on commit drop",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let mut total = 0;
+    if let Load::Mapped {
+        engine_run_id,
+        part,
+    } = load
+    {
+        // Runtime SQL: eng_m is a temporary table of this transaction; the partition is found
+        // by its run and part (pruned to one).
+        total = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into eng_m ({MEASURE_COLUMNS}) select {MEASURE_COLUMNS} from engine_measure
+              where engine_run_id = $1 and part = $2"
+        )))
+        .bind(engine_run_id)
+        .bind(part)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected() as i64;
+    }
+    let pair_join = match scope {
+        Scope::Pairs => {
+            "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+        }
+        Scope::All | Scope::Facilities => "",
+    };
+    let sources = if matches!(load, Load::Mapped { .. }) {
+        &[][..]
+    } else {
+        SOURCES
+    };
+    for s in sources {
+        let rows_join = if matches!(load, Load::PartRows) {
+            format!(
+                "join eng_rows r on r.source_table = '{}' and r.id = t.id",
+                s.table
+            )
+        } else {
+            String::new()
+        };
+        let sql = measure_insert(
+            s,
+            &format!("eng_m ({MEASURE_COLUMNS})"),
+            "",
+            &rows_join,
+            pair_join,
+            "",
         );
         // Runtime SQL: built per source table, on temporary tables of this transaction.
         total += sqlx::query(sqlx::AssertSqlSafe(sql))
