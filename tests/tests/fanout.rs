@@ -326,6 +326,16 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
     // would retract the events of the rows it lost): they are recorded failed unrun, the pass
     // ends failed, nothing changes, the scratch partitions go and the run moves on.
     let map_failing = closed_run_waiting_for_the_engine(&h).await;
+    // And a pass that never ended left its partition behind: the next mapped pass drops it.
+    sqlx::raw_sql(
+        "create table engine_measure_r999999 partition of engine_measure for values in (999999)
+           partition by list (part);
+         create unlogged table engine_measure_r999999_p0 partition of engine_measure_r999999
+           for values in (0);",
+    )
+    .execute(h.pool())
+    .await
+    .expect("a leftover partition");
     sqlx::raw_sql(
         "create function fail_map() returns trigger language plpgsql as $$
          begin
@@ -393,7 +403,7 @@ async fn a_fanned_out_engine_pass_leaves_the_tables_one_pass_leaves_and_each_par
         h.scalar_i64("select count(*) from pg_class where relname like 'engine\\_measure\\_r%'")
             .await,
         0,
-        "the pass's scratch partitions are dropped"
+        "the pass's scratch partitions are dropped, and the one a pass left"
     );
     assert_published(&h, map_failing).await;
     assert_eq!(written(&h).await, fanned, "nothing changed");

@@ -761,6 +761,24 @@ async fn create_measure_partitions(
     engine_run_id: i64,
     parts: i32,
 ) -> Result<(), sqlx::Error> {
+    // A pass that never ended (its run closed at its deadline, its finish lost) left its
+    // partition: the next mapped pass drops it.
+    let stale = sqlx::query_scalar!(
+        r#"select c.relname::text as "relname!" from pg_inherits i
+             join pg_class c on c.oid = i.inhrelid
+            where i.inhparent = 'engine_measure'::regclass
+              and not exists (select 1 from violation_engine_run r
+                               where r.status = 'running'
+                                 and c.relname = 'engine_measure_r' || r.id::text)"#
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for table in stale {
+        // Runtime SQL: the name of an existing partition of engine_measure, from the catalog.
+        sqlx::query(sqlx::AssertSqlSafe(format!("drop table if exists {table}")))
+            .execute(&mut **tx)
+            .await?;
+    }
     let table = measure_table(engine_run_id);
     // Runtime SQL: partition names are built from the run id and the part number (integers).
     sqlx::query(sqlx::AssertSqlSafe(format!(
