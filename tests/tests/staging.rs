@@ -8,8 +8,9 @@ mod support;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::json;
+use stormwater::sync::FileMessage;
 use stormwater::sync::runner::Target;
-use stormwater::sync::stage_file::{self, Delivery, FileMessage};
+use stormwater::sync::stage_file::{self, Delivery};
 use support::{Harness, facilities, file_url, first_records, harness};
 
 /// The stage-file messages waiting on the queue, taken off it (the test delivers them).

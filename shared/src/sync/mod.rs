@@ -46,6 +46,17 @@ pub struct ChunkMessage {
     pub first_line: i64,
 }
 
+/// The body of one stage-file message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMessage {
+    pub run_id: i64,
+    pub file_id: i64,
+    pub source: manifest::Source,
+    /// Import even when the file is unchanged since its last good import.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// The body of one finalize-queue message: which step of which run's finalize to run (a
 /// message without a step, as the last chunk's importer and the stager send it, starts with
 /// the files).

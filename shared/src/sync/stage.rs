@@ -137,7 +137,7 @@ pub async fn run(ctx: &Context, req: StageRequest) -> Result<StageSummary, SyncE
             reason: Some(reason),
         });
     }
-    let queued = super::stage_file::queue_files(ctx, run_id, &files, req.force).await?;
+    let queued = queue_files(ctx, run_id, &files, req.force).await?;
     let mut outcomes: Vec<FileOutcome> = files
         .into_iter()
         .map(|(file_id, source)| {
@@ -183,6 +183,64 @@ pub async fn file_outcomes(
             reason: f.error,
         })
         .collect())
+}
+
+/// Queues one stage-file message per file; on a send that fails, the file is recorded failed
+/// with the reason (its run goes on without it). Returns the files whose message was sent.
+pub async fn queue_files(
+    ctx: &Context,
+    run_id: i64,
+    files: &[(i64, Source)],
+    force: bool,
+) -> Result<Vec<i64>, SyncError> {
+    let queue_url = ctx.cfg.stage_file_queue_url()?.to_owned();
+    let mut queued = Vec::with_capacity(files.len());
+    for (file_id, source) in files {
+        let message = super::FileMessage {
+            run_id,
+            file_id: *file_id,
+            source: source.clone(),
+            force,
+        };
+        let body =
+            serde_json::to_string(&message).map_err(|e| SyncError::Message(e.to_string()))?;
+        let sent = ctx
+            .sqs
+            .send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => queued.push(*file_id),
+            Err(e) => {
+                let reason = format!(
+                    "not queued for staging: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                );
+                tracing::error!(run_id, file_id, %reason, "stage-file message not sent");
+                repo::sync::close_file(&ctx.pool, *file_id, "failed", &reason).await?;
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// Sends one chunk's import message.
+pub(crate) async fn send_chunk(
+    ctx: &Context,
+    queue_url: &str,
+    message: &ChunkMessage,
+) -> Result<(), SyncError> {
+    let body = serde_json::to_string(message).map_err(|e| SyncError::Message(e.to_string()))?;
+    ctx.sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(())
 }
 
 /// Stages one file of a run (`stage_file`'s work): its outcome; a failure of the source
@@ -1014,23 +1072,9 @@ impl<'a> Chunker<'a> {
     /// first chunk not queued.
     async fn queue_all(&self) -> Result<(), (i32, SyncError)> {
         for message in &self.messages {
-            let sent = async {
-                let body = serde_json::to_string(message)
-                    .map_err(|e| SyncError::Message(e.to_string()))?;
-                self.ctx
-                    .sqs
-                    .send_message()
-                    .queue_url(&self.queue_url)
-                    .message_body(body)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e))
-                    })?;
-                Ok::<_, SyncError>(())
-            }
-            .await;
-            sent.map_err(|e| (message.chunk_index, e))?;
+            send_chunk(self.ctx, &self.queue_url, message)
+                .await
+                .map_err(|e| (message.chunk_index, e))?;
         }
         Ok(())
     }

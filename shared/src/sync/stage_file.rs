@@ -1,7 +1,7 @@
 //! `sync-stage-file`: stages one source file per SQS message.
 //!
 //! The scheduled `sync-stage` records a run's files and queues one message per file on
-//! StageFileQueue; this handler reads, checks and chunks that one file (`stage::stage_source`)
+//! StageFileQueue (`stage::queue_files`); this handler reads, checks and chunks that one file (`stage::stage_source`)
 //! and queues its chunks for import, so that no invocation reads more than one file and the
 //! files of a run are read in parallel, as far as the mapping's `MaximumConcurrency` allows.
 //!
@@ -14,24 +14,12 @@
 //! the queue; on the last (`STAGE_FILE_MAX_RECEIVES`) the file is recorded failed, so its run
 //! still finishes, and the message goes on to the DLQ, whose alarm fires.
 
-use super::manifest::Source;
 use super::stage::{self, FileOutcome};
-use super::{ChunkMessage, Context, SyncError, receive_count};
+use super::{ChunkMessage, Context, FileMessage, SyncError, receive_count};
 use crate::repo;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Instant;
-
-/// The body of one stage-file message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileMessage {
-    pub run_id: i64,
-    pub file_id: i64,
-    pub source: Source,
-    /// Import even when the file is unchanged since its last good import.
-    #[serde(default)]
-    pub force: bool,
-}
 
 /// What one delivery did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,17 +118,7 @@ async fn requeue_pending(ctx: &Context, m: &FileMessage) -> Result<usize, SyncEr
             chunk_index: chunk.chunk_index,
             first_line: chunk.first_line,
         };
-        let body =
-            serde_json::to_string(&message).map_err(|e| SyncError::Message(e.to_string()))?;
-        ctx.sqs
-            .send_message()
-            .queue_url(queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
+        stage::send_chunk(ctx, queue_url, &message).await?;
     }
     tracing::warn!(
         file_id = m.file_id,
@@ -164,45 +142,4 @@ async fn give_up(ctx: &Context, m: &FileMessage, e: &SyncError, receives: u32) {
     if let Err(e) = recorded {
         tracing::error!(file_id = m.file_id, error = %e, "failed file not recorded");
     }
-}
-
-/// Queues one stage-file message per file; on a send that fails, the file is recorded failed
-/// with the reason (its run goes on without it). Returns the files whose message was sent.
-pub async fn queue_files(
-    ctx: &Context,
-    run_id: i64,
-    files: &[(i64, Source)],
-    force: bool,
-) -> Result<Vec<i64>, SyncError> {
-    let queue_url = ctx.cfg.stage_file_queue_url()?.to_owned();
-    let mut queued = Vec::with_capacity(files.len());
-    for (file_id, source) in files {
-        let message = FileMessage {
-            run_id,
-            file_id: *file_id,
-            source: source.clone(),
-            force,
-        };
-        let body =
-            serde_json::to_string(&message).map_err(|e| SyncError::Message(e.to_string()))?;
-        let sent = ctx
-            .sqs
-            .send_message()
-            .queue_url(&queue_url)
-            .message_body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => queued.push(*file_id),
-            Err(e) => {
-                let reason = format!(
-                    "not queued for staging: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                );
-                tracing::error!(run_id, file_id, %reason, "stage-file message not sent");
-                repo::sync::close_file(&ctx.pool, *file_id, "failed", &reason).await?;
-            }
-        }
-    }
-    Ok(queued)
 }

@@ -813,6 +813,15 @@ pub async fn drop_measures(
     Ok(())
 }
 
+/// Parts (map parts too) run side by side; a pass in one transaction (the stand-alone
+/// function) waits for them, and they for it.
+async fn share_pass_lock(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    sqlx::query!("select pg_advisory_xact_lock_shared(7243001)")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// One map part of a full pass: converts the rows of its id range into measurements, each
 /// written to the `engine_measure` partition of the part its facility belongs to.
 pub async fn map_part(
@@ -821,9 +830,7 @@ pub async fn map_part(
     part: i32,
 ) -> Result<PartReport, EngineError> {
     let mut laps = Laps::new();
-    sqlx::query!("select pg_advisory_xact_lock_shared(7243001)")
-        .execute(&mut **tx)
-        .await?;
+    share_pass_lock(tx).await?;
     let usize_part = usize::try_from(part).unwrap_or(usize::MAX);
     let Some(range) = spec.map.get(usize_part) else {
         return Err(EngineError::Db(sqlx::Error::Protocol(format!(
@@ -895,19 +902,16 @@ async fn rows_to_compute(
 
 /// Runs part `part` of a fanned-out pass in the caller's transaction (which also records the
 /// part done, so a redelivered part changes nothing twice): the results of the part's
-/// facilities, read through their links' indexes, evaluated and written as a pass in one
-/// transaction writes them for those facilities.
+/// facilities (read from the map's partition for a full pass, through their links' indexes for
+/// an incremental one), evaluated and written as a pass in one transaction writes them for
+/// those facilities.
 pub async fn compute_part(
     tx: &mut Transaction<'_, Postgres>,
     spec: &PartSpec,
     part: i32,
 ) -> Result<PartReport, EngineError> {
     let mut laps = Laps::new();
-    // Parts run side by side; a pass in one transaction (the stand-alone function) waits for
-    // them, and they for it.
-    sqlx::query!("select pg_advisory_xact_lock_shared(7243001)")
-        .execute(&mut **tx)
-        .await?;
+    share_pass_lock(tx).await?;
     let scope = if spec.full {
         Scope::Facilities
     } else {
