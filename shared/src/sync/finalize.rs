@@ -442,7 +442,7 @@ async fn engine_step(
     use crate::violations::engine;
     let name = Step::Engine.as_str();
     let phase = crate::repo::parts::phase(&ctx.pool, run_id, name).await?;
-    let Some(phase) = phase else {
+    let Some(mut phase) = phase else {
         // The engine still runs when the run changed nothing: it catches up on what an earlier
         // run left.
         let mut opts = engine::Options::new("finalize", ctx.cfg.nd_policy);
@@ -495,7 +495,9 @@ async fn engine_step(
                 map.parts_failed, map.parts
             );
             crate::repo::parts::fail_pending(&ctx.pool, run_id, name, &reason).await?;
-            return Box::pin(engine_step(ctx, run_id, timings)).await;
+            phase = crate::repo::parts::phase(&ctx.pool, run_id, name)
+                .await?
+                .ok_or_else(|| SyncError::Message(format!("run {run_id}: no {name} phase")))?;
         }
     }
     if !phase.finished() {

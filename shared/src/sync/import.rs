@@ -9,12 +9,12 @@
 //! worker killed mid-chunk leaves nothing half-written. Failed messages are reported as SQS
 //! partial batch failures.
 
-use super::{ChunkMessage, Context, SyncError, receive_count};
+use super::{ChunkMessage, Context, SyncError};
 use crate::import::chunk::ChunkSource;
 use crate::import::load::{self, LoadCounts};
 use crate::import::registry;
 use crate::repo::sync;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -30,30 +30,26 @@ pub enum ChunkOutcome {
 
 /// Handles one SQS batch: each message is one chunk; failures are reported per message.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for message in event.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        if let Err(e) = handle_message(ctx, &message).await {
-            let receives = receive_count(&message);
-            tracing::error!(message_id = %id, error = %e, receives, retryable = e.is_retryable(), "chunk import failed");
-            if receives >= crate::config::IMPORT_MAX_RECEIVES {
-                give_up(ctx, &message, &e, receives).await;
-            }
-            response.add_failure(id);
-        }
+    super::each_message::<ChunkMessage>(ctx, event).await
+}
+
+impl super::Delivered for ChunkMessage {
+    const WHAT: &'static str = "chunk import";
+    const MAX_RECEIVES: u32 = crate::config::IMPORT_MAX_RECEIVES;
+
+    async fn run(&self, ctx: &Context, _receives: u32) -> Result<(), SyncError> {
+        import_chunk(ctx, self).await.map(drop)
     }
-    response
+
+    async fn give_up(&self, ctx: &Context, error: &SyncError, receives: u32) {
+        give_up(ctx, self, error, receives).await;
+    }
 }
 
 /// The last delivery of a poison chunk failed too: SQS moves the message to the DLQ. Record
 /// the chunk as failed, so its file completes as `partial` with the reason (and withdraws
 /// nothing), and the run can still finalize.
-async fn give_up(ctx: &Context, message: &SqsMessage, error: &SyncError, receives: u32) {
-    let Ok(chunk) =
-        serde_json::from_str::<ChunkMessage>(message.body.as_deref().unwrap_or_default())
-    else {
-        return;
-    };
+async fn give_up(ctx: &Context, chunk: &ChunkMessage, error: &SyncError, receives: u32) {
     let reason = format!(
         "chunk {} failed after {receives} deliveries: {error}",
         chunk.chunk_index
@@ -82,13 +78,6 @@ async fn give_up(ctx: &Context, message: &SqsMessage, error: &SyncError, receive
     if let Err(e) = result {
         tracing::error!(error = %e, "could not record the failed chunk");
     }
-}
-
-async fn handle_message(ctx: &Context, message: &SqsMessage) -> Result<ChunkOutcome, SyncError> {
-    let body = message.body.as_deref().unwrap_or_default();
-    let chunk: ChunkMessage =
-        serde_json::from_str(body).map_err(|e| SyncError::Message(e.to_string()))?;
-    import_chunk(ctx, &chunk).await
 }
 
 /// Imports one chunk (idempotent).

@@ -69,8 +69,77 @@ pub struct FinalizeMessage {
 
 pub use crate::import::chunk::CHUNK_PREFIX;
 
+/// Sends `message` as JSON to a standard queue (`op` names the call in an error).
+pub(crate) async fn send_json(
+    ctx: &Context,
+    queue_url: &str,
+    op: &'static str,
+    message: &impl Serialize,
+) -> Result<(), SyncError> {
+    let body = serde_json::to_string(message).map_err(|e| SyncError::Message(e.to_string()))?;
+    ctx.sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| SyncError::sqs(op, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// A queue message that a mapping with `ReportBatchItemFailures` delivers to a handler of
+/// [`each_message`].
+pub(crate) trait Delivered: serde::de::DeserializeOwned + Send + Sync {
+    /// What the handler does, for its log lines.
+    const WHAT: &'static str;
+    /// The queue's `maxReceiveCount`: the last delivery before SQS dead-letters the message.
+    const MAX_RECEIVES: u32;
+    /// Does the work (`receives`: this delivery's count).
+    fn run(
+        &self,
+        ctx: &Context,
+        receives: u32,
+    ) -> impl std::future::Future<Output = Result<(), SyncError>> + Send;
+    /// The last delivery failed: records the work the message stood for as failed.
+    fn give_up(
+        &self,
+        ctx: &Context,
+        error: &SyncError,
+        receives: u32,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Handles an SQS batch message by message: each body is parsed as `M` and run; a message that
+/// fails is reported failed (it comes back), and on its last delivery it is first given up on
+/// ([`Delivered::give_up`]), so that what it stood for is recorded failed before SQS
+/// dead-letters it.
+pub(crate) async fn each_message<M: Delivered>(
+    ctx: &Context,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let receives = receive_count(&message);
+        let parsed = serde_json::from_str::<M>(message.body.as_deref().unwrap_or_default());
+        let result = match &parsed {
+            Ok(m) => m.run(ctx, receives).await,
+            Err(e) => Err(SyncError::Message(e.to_string())),
+        };
+        if let Err(e) = result {
+            tracing::error!(message_id = %id, error = %e, receives, retryable = e.is_retryable(),
+                            "{} failed", M::WHAT);
+            if let (Ok(m), true) = (&parsed, receives >= M::MAX_RECEIVES) {
+                m.give_up(ctx, &e, receives).await;
+            }
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
 /// How many times SQS has delivered `message` (its `ApproximateReceiveCount`; 1 when absent).
-pub(crate) fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+fn receive_count(message: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
     message
         .attributes
         .get("ApproximateReceiveCount")
@@ -95,6 +164,15 @@ pub enum SyncError {
     Config(#[from] ConfigError),
     #[error("chunk {key}: {message}")]
     Chunk { key: String, message: String },
+}
+
+impl From<crate::violations::engine::EngineError> for SyncError {
+    fn from(e: crate::violations::engine::EngineError) -> Self {
+        match e {
+            crate::violations::engine::EngineError::Db(e) => Self::Db(e),
+            crate::violations::engine::EngineError::Spec(m) => Self::Message(m),
+        }
+    }
 }
 
 impl From<crate::import::LoadError> for SyncError {

@@ -12,9 +12,9 @@
 //! and the message goes on to the DLQ, whose alarm fires.
 
 use super::finalize::{self, Step};
-use super::{Context, SyncError, receive_count};
+use super::{Context, SyncError};
 use crate::repo::parts as repo;
-use crate::violations::engine::{self, EngineError};
+use crate::violations::engine;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -64,28 +64,20 @@ const STATEMENT_TIMEOUT: &str = "100s";
 /// Handles a finalize-part batch (batch size 1 in the template; any size works): failures are
 /// reported per message.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for message in event.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let receives = receive_count(&message);
-        let parsed =
-            serde_json::from_str::<PartMessage>(message.body.as_deref().unwrap_or_default());
-        let result = match &parsed {
-            Ok(m) => run_part(ctx, m, receives).await,
-            Err(e) => Err(SyncError::Message(e.to_string())),
-        };
-        if let Err(e) = result {
-            tracing::error!(message_id = %id, error = %e, receives, "finalize part failed");
-            if let (Ok(m), true) = (
-                &parsed,
-                receives >= crate::config::FINALIZE_PART_MAX_RECEIVES,
-            ) {
-                give_up(ctx, m, &e, receives).await;
-            }
-            response.add_failure(id);
-        }
+    super::each_message::<PartMessage>(ctx, event).await
+}
+
+impl super::Delivered for PartMessage {
+    const WHAT: &'static str = "finalize part";
+    const MAX_RECEIVES: u32 = crate::config::FINALIZE_PART_MAX_RECEIVES;
+
+    async fn run(&self, ctx: &Context, receives: u32) -> Result<(), SyncError> {
+        run_part(ctx, self, receives).await.map(drop)
     }
-    response
+
+    async fn give_up(&self, ctx: &Context, error: &SyncError, receives: u32) {
+        give_up(ctx, self, error, receives).await;
+    }
 }
 
 /// Runs one part exactly once: its work and its record commit together.
@@ -125,9 +117,7 @@ pub async fn run_part(
         Step::Engine if m.map => {
             let spec: engine::PartSpec = serde_json::from_value(locked.spec)
                 .map_err(|e| SyncError::Message(format!("engine phase spec: {e}")))?;
-            let done = engine::map_part(&mut tx, &spec, m.part)
-                .await
-                .map_err(|EngineError::Db(e)| SyncError::Db(e))?;
+            let done = engine::map_part(&mut tx, &spec, m.part).await?;
             serde_json::to_value(done).unwrap_or_default()
         }
         Step::Engine => {
@@ -145,9 +135,7 @@ pub async fn run_part(
                     )));
                 }
             }
-            let done = engine::compute_part(&mut tx, &spec, m.part)
-                .await
-                .map_err(|EngineError::Db(e)| SyncError::Db(e))?;
+            let done = engine::compute_part(&mut tx, &spec, m.part).await?;
             serde_json::to_value(done).unwrap_or_default()
         }
         other => {

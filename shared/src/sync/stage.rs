@@ -202,45 +202,16 @@ pub async fn queue_files(
             source: source.clone(),
             force,
         };
-        let body =
-            serde_json::to_string(&message).map_err(|e| SyncError::Message(e.to_string()))?;
-        let sent = ctx
-            .sqs
-            .send_message()
-            .queue_url(&queue_url)
-            .message_body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => queued.push(*file_id),
+        match super::send_json(ctx, &queue_url, "send file", &message).await {
+            Ok(()) => queued.push(*file_id),
             Err(e) => {
-                let reason = format!(
-                    "not queued for staging: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                );
+                let reason = format!("not queued for staging: {e}");
                 tracing::error!(run_id, file_id, %reason, "stage-file message not sent");
                 repo::sync::close_file(&ctx.pool, *file_id, "failed", &reason).await?;
             }
         }
     }
     Ok(queued)
-}
-
-/// Sends one chunk's import message.
-pub(crate) async fn send_chunk(
-    ctx: &Context,
-    queue_url: &str,
-    message: &ChunkMessage,
-) -> Result<(), SyncError> {
-    let body = serde_json::to_string(message).map_err(|e| SyncError::Message(e.to_string()))?;
-    ctx.sqs
-        .send_message()
-        .queue_url(queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .map_err(|e| SyncError::sqs("send chunk", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-    Ok(())
 }
 
 /// Stages one file of a run (`stage_file`'s work): its outcome; a failure of the source
@@ -1072,7 +1043,7 @@ impl<'a> Chunker<'a> {
     /// first chunk not queued.
     async fn queue_all(&self) -> Result<(), (i32, SyncError)> {
         for message in &self.messages {
-            send_chunk(self.ctx, &self.queue_url, message)
+            super::send_json(self.ctx, &self.queue_url, "send chunk", message)
                 .await
                 .map_err(|e| (message.chunk_index, e))?;
         }

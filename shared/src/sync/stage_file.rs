@@ -15,7 +15,7 @@
 //! still finishes, and the message goes on to the DLQ, whose alarm fires.
 
 use super::stage::{self, FileOutcome};
-use super::{ChunkMessage, Context, FileMessage, SyncError, receive_count};
+use super::{ChunkMessage, Context, FileMessage, SyncError};
 use crate::repo;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
@@ -35,25 +35,20 @@ pub enum Delivery {
 /// Handles a stage-file batch (batch size 1 in the template; any size works): failures are
 /// reported per message.
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for message in event.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let receives = receive_count(&message);
-        let parsed =
-            serde_json::from_str::<FileMessage>(message.body.as_deref().unwrap_or_default());
-        let result = match &parsed {
-            Ok(m) => stage_one(ctx, m).await,
-            Err(e) => Err(SyncError::Message(e.to_string())),
-        };
-        if let Err(e) = result {
-            tracing::error!(message_id = %id, error = %e, receives, "stage file failed");
-            if let (Ok(m), true) = (&parsed, receives >= crate::config::STAGE_FILE_MAX_RECEIVES) {
-                give_up(ctx, m, &e, receives).await;
-            }
-            response.add_failure(id);
-        }
+    super::each_message::<FileMessage>(ctx, event).await
+}
+
+impl super::Delivered for FileMessage {
+    const WHAT: &'static str = "stage file";
+    const MAX_RECEIVES: u32 = crate::config::STAGE_FILE_MAX_RECEIVES;
+
+    async fn run(&self, ctx: &Context, _receives: u32) -> Result<(), SyncError> {
+        stage_one(ctx, self).await.map(drop)
     }
-    response
+
+    async fn give_up(&self, ctx: &Context, error: &SyncError, receives: u32) {
+        give_up(ctx, self, error, receives).await;
+    }
 }
 
 /// Stages the file of `m` unless it has been staged already or is being staged.
@@ -118,7 +113,7 @@ async fn requeue_pending(ctx: &Context, m: &FileMessage) -> Result<usize, SyncEr
             chunk_index: chunk.chunk_index,
             first_line: chunk.first_line,
         };
-        stage::send_chunk(ctx, queue_url, &message).await?;
+        super::send_json(ctx, queue_url, "send chunk", &message).await?;
     }
     tracing::warn!(
         file_id = m.file_id,

@@ -28,6 +28,9 @@ use std::time::Instant;
 pub enum EngineError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A fanned-out pass's recorded spec does not name what a part asks for.
+    #[error("{0}")]
+    Spec(String),
 }
 
 /// What to compute.
@@ -833,16 +836,16 @@ pub async fn map_part(
     share_pass_lock(tx).await?;
     let usize_part = usize::try_from(part).unwrap_or(usize::MAX);
     let Some(range) = spec.map.get(usize_part) else {
-        return Err(EngineError::Db(sqlx::Error::Protocol(format!(
+        return Err(EngineError::Spec(format!(
             "engine run {} has no map part {part}",
             spec.engine_run_id
-        ))));
+        )));
     };
     let Some(source) = SOURCES.iter().find(|s| s.table == range.table) else {
-        return Err(EngineError::Db(sqlx::Error::Protocol(format!(
+        return Err(EngineError::Spec(format!(
             "map part {part}: unknown source table {}",
             range.table
-        ))));
+        )));
     };
     let sql = measure_insert(
         source,
@@ -984,45 +987,58 @@ async fn part_rows(
     } else {
         ""
     };
-    // Runtime SQL: temporary tables of this transaction; the pair condition is built.
-    let statements = [
-        format!(
-            "create temp table eng_keys on commit drop as
-             select l.source, l.source_key, l.facility_id,
-                    split_part(l.source_key, '|', 1) as app_id,
-                    nullif(substr(l.source_key, strpos(l.source_key, '|') + 1), '') as wdid
-               from facility_link l
-              where l.status = 'linked' and l.facility_id % {parts} = {part} {only_pairs}"
-        ),
-        "create temp table eng_rows (source_table text, id bigint) on commit drop".to_owned(),
+    // Runtime SQL: a temporary table of this transaction; the pair condition is built.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create temp table eng_keys on commit drop as
+         select l.source, l.source_key, l.facility_id,
+                split_part(l.source_key, '|', 1) as app_id,
+                nullif(substr(l.source_key, strpos(l.source_key, '|') + 1), '') as wdid
+           from facility_link l
+          where l.status = 'linked' and l.facility_id % {parts} = {part} {only_pairs}"
+    )))
+    .execute(&mut **tx)
+    .await?;
+    // A mapped part reads its measurements from `engine_measure`: its keys only.
+    if rows {
+        keyed_rows(tx).await?;
+    }
+    // Runtime SQL: temporary tables of this transaction.
+    for sql in [
+        "create temp table eng_fac on commit drop as
+         select distinct facility_id from eng_keys",
+        "alter table eng_fac add primary key (facility_id)",
+        "analyze eng_fac",
+    ] {
+        sqlx::query(sql).execute(&mut **tx).await?;
+    }
+    if !incremental {
+        return Ok(0);
+    }
+    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
+    sqlx::query_scalar("select count(*) from eng_pairs")
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// `eng_rows`: the source rows of the facilities in `eng_keys`, found through each table's
+/// index on its facility key.
+async fn keyed_rows(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    // Runtime SQL: temporary tables of this transaction.
+    for sql in [
+        "create temp table eng_rows (source_table text, id bigint) on commit drop",
         // eSMR rows are keyed by the CIWQS place id (esmr_sample_facility_date_idx).
         "insert into eng_rows select 'esmr_sample', t.id
            from eng_keys k join esmr_sample t on t.facility_place_id = k.source_key
-          where k.source = 'esmr'"
-            .to_owned(),
-    ];
-    // A mapped part reads its measurements from `engine_measure`: its keys only.
-    let statements = if rows {
-        &statements[..]
-    } else {
-        &statements[..1]
-    };
-    for sql in statements {
-        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&mut **tx)
-            .await?;
+          where k.source = 'esmr'",
+    ] {
+        sqlx::query(sql).execute(&mut **tx).await?;
     }
-    let smarts: &[(&str, &str)] = if rows {
-        &[
-            ("smarts_industrial", "smarts_industrial_monitoring"),
-            ("smarts_construction", "smarts_construction_monitoring"),
-        ]
-    } else {
-        &[]
-    };
     // SMARTS rows are keyed `app_id|wdid` (app_id is never null; wdid may be): read through
     // the (wdid, app_id, …) index, the rows without a WDID by its null entries.
-    for (source, table) in smarts {
+    for (source, table) in [
+        ("smarts_industrial", "smarts_industrial_monitoring"),
+        ("smarts_construction", "smarts_construction_monitoring"),
+    ] {
         // Runtime SQL: built per SMARTS table, on temporary tables of this transaction.
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into eng_rows
@@ -1037,30 +1053,14 @@ async fn part_rows(
         .execute(&mut **tx)
         .await?;
     }
-    let index_rows: &[&str] = if rows {
-        &[
-            "create index on eng_rows (source_table, id)",
-            "analyze eng_rows",
-        ]
-    } else {
-        &[]
-    };
     // Runtime SQL: temporary tables of this transaction.
-    for sql in index_rows.iter().copied().chain([
-        "create temp table eng_fac on commit drop as
-         select distinct facility_id from eng_keys",
-        "alter table eng_fac add primary key (facility_id)",
-        "analyze eng_fac",
-    ]) {
+    for sql in [
+        "create index on eng_rows (source_table, id)",
+        "analyze eng_rows",
+    ] {
         sqlx::query(sql).execute(&mut **tx).await?;
     }
-    if !incremental {
-        return Ok(0);
-    }
-    // Runtime SQL: eng_pairs is a temporary table of this transaction, which the build-time check cannot see.
-    sqlx::query_scalar("select count(*) from eng_pairs")
-        .fetch_one(&mut **tx)
-        .await
+    Ok(())
 }
 
 /// Ends a fanned-out pass once every part has reported (`reports`, by part): builds the
@@ -1452,15 +1452,13 @@ async fn load_measurements(
     )
     .execute(&mut **tx)
     .await?;
-    let mut total = 0;
-    if let Load::Mapped {
-        engine_run_id,
-        part,
-    } = load
-    {
+    let total = match load {
         // Runtime SQL: eng_m is a temporary table of this transaction; the partition is found
         // by its run and part (pruned to one).
-        total = sqlx::query(sqlx::AssertSqlSafe(format!(
+        Load::Mapped {
+            engine_run_id,
+            part,
+        } => sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into eng_m ({MEASURE_COLUMNS}) select {MEASURE_COLUMNS} from engine_measure
               where engine_run_id = $1 and part = $2"
         )))
@@ -1468,42 +1466,35 @@ async fn load_measurements(
         .bind(part)
         .execute(&mut **tx)
         .await?
-        .rows_affected() as i64;
-    }
-    let pair_join = match scope {
-        Scope::Pairs => {
-            "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+        .rows_affected() as i64,
+        Load::Sources | Load::PartRows => {
+            let pair_join = match scope {
+                Scope::Pairs => {
+                    "join eng_pairs ep on ep.facility_id = l.facility_id and ep.pollutant_key = p.pollutant_key"
+                }
+                Scope::All | Scope::Facilities => "",
+            };
+            let mut total = 0;
+            for s in SOURCES {
+                let rows_join = if matches!(load, Load::PartRows) {
+                    format!(
+                        "join eng_rows r on r.source_table = '{}' and r.id = t.id",
+                        s.table
+                    )
+                } else {
+                    String::new()
+                };
+                let target = format!("eng_m ({MEASURE_COLUMNS})");
+                let sql = measure_insert(s, &target, "", &rows_join, pair_join, "");
+                // Runtime SQL: built per source table, on temporary tables of this transaction.
+                total += sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected() as i64;
+            }
+            total
         }
-        Scope::All | Scope::Facilities => "",
     };
-    let sources = if matches!(load, Load::Mapped { .. }) {
-        &[][..]
-    } else {
-        SOURCES
-    };
-    for s in sources {
-        let rows_join = if matches!(load, Load::PartRows) {
-            format!(
-                "join eng_rows r on r.source_table = '{}' and r.id = t.id",
-                s.table
-            )
-        } else {
-            String::new()
-        };
-        let sql = measure_insert(
-            s,
-            &format!("eng_m ({MEASURE_COLUMNS})"),
-            "",
-            &rows_join,
-            pair_join,
-            "",
-        );
-        // Runtime SQL: built per source table, on temporary tables of this transaction.
-        total += sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
-    }
     // A published row repeated verbatim (same key, same content) is one result. Only a key
     // the file repeats can be repeated verbatim: its later occurrences have row_ord > 0, so
     // only those keys are ranked (ranking every result sorted millions of rows).
